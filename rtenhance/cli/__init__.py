@@ -1,0 +1,68 @@
+"""Command line: the only place that prints or exits.
+
+Each subcommand lives in its own module with ``add_parser(subparsers)`` and ``run(args) -> int``.
+``rtenhance --input mic --output speakers`` (no subcommand) is the same as ``rtenhance run ...``.
+Library errors (``UsageError`` and the specific ``ValueError``s the library raises) print one line and
+exit 2; nothing prints a traceback for bad input.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+from types import ModuleType
+
+EXIT_USAGE = 2
+
+# subcommand name -> module implementing it
+COMMAND_MODULES = {
+    "enhance": "rtenhance.cli.enhance",
+    "profile": "rtenhance.cli.profile",
+    "demo": "rtenhance.cli.demo",
+}
+DEFAULT_COMMAND = "run"
+
+
+class UsageError(Exception):
+    """Bad input from the user: printed as one line, exit status 2."""
+
+
+def _command_modules() -> dict[str, ModuleType]:
+    return {name: importlib.import_module(path) for name, path in COMMAND_MODULES.items()}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="rtenhance", description="Real-time speech enhancement with GTCRN.")
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for module in _command_modules().values():
+        module.add_parser(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``rtenhance`` console script; returns the exit status."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    known = set(COMMAND_MODULES) | {"-h", "--help"}
+    if argv and argv[0] not in known and argv[0].startswith("-") and DEFAULT_COMMAND in COMMAND_MODULES:
+        if argv[0] not in ("-v", "--verbose"):
+            argv.insert(0, DEFAULT_COMMAND)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    if args.command is None:
+        parser.print_help()
+        return EXIT_USAGE
+    try:
+        return int(args.run(args) or 0)
+    except (UsageError, ValueError, OSError) as exc:
+        print(f"rtenhance {args.command}: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        return 130

@@ -1,0 +1,209 @@
+"""Configuration: frozen dataclasses split by lifetime, and a validating loader.
+
+What a checkpoint fixes (``StftConfig``, ``ModelConfig``) is kept apart from what a user tunes at run
+time (the daemon's sections, added by the runtime). Every section is a frozen dataclass; ``from_dict``
+builds one from plain data (YAML, JSON, a checkpoint) and rejects unknown keys and bad values with a
+message that names the key, the value and what is allowed.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+T = TypeVar("T")
+
+
+class ConfigError(ValueError):
+    """A configuration key or value is not allowed; the message names the key and the allowed values."""
+
+
+@dataclass(frozen=True)
+class StftConfig:
+    """Short-time Fourier transform shared by the model, the enhancer and training.
+
+    Attributes:
+        sample_rate: model sample rate in Hz.
+        n_fft: FFT size and window length in samples (512 = 32 ms at 16 kHz).
+        hop_samples: hop between frames in samples (256 = 16 ms at 16 kHz).
+    """
+
+    sample_rate: int = 16000
+    n_fft: int = 512
+    hop_samples: int = 256
+
+    def __post_init__(self) -> None:
+        _require(self.sample_rate > 0, "stft.sample_rate", self.sample_rate, "a positive integer (Hz)")
+        _require(self.n_fft > 0 and self.n_fft % 2 == 0, "stft.n_fft", self.n_fft, "a positive even integer")
+        _require(
+            self.n_fft == 2 * self.hop_samples,
+            "stft.hop_samples",
+            self.hop_samples,
+            f"n_fft / 2 = {self.n_fft // 2} (sqrt-Hann analysis/synthesis needs 50 % overlap)",
+        )
+
+    @property
+    def n_bins(self) -> int:
+        """Number of one-sided frequency bins: n_fft // 2 + 1 (257)."""
+        return self.n_fft // 2 + 1
+
+    @property
+    def hop_ms(self) -> float:
+        """Hop duration in milliseconds (16 ms)."""
+        return 1000.0 * self.hop_samples / self.sample_rate
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Shape of a GTCRN network: fixed by a checkpoint, never changed at run time.
+
+    Attributes:
+        stft: the STFT the model was trained with.
+        erb_low_bins: lowest STFT bins passed through unmerged (65).
+        erb_bands: ERB bands the remaining bins are merged into (64).
+        channels: channel width of the encoder, the DPGRNNs and the decoder (16).
+        dpgrnn_blocks: number of grouped dual-path RNN blocks (2).
+        gt_dilations: temporal dilations of the encoder's GTConv blocks; the decoder mirrors them.
+    """
+
+    stft: StftConfig = field(default_factory=StftConfig)
+    erb_low_bins: int = 65
+    erb_bands: int = 64
+    channels: int = 16
+    dpgrnn_blocks: int = 2
+    gt_dilations: tuple[int, ...] = (1, 2, 5)
+
+    def __post_init__(self) -> None:
+        n_bins = self.stft.n_bins
+        _require(0 < self.erb_low_bins < n_bins, "model.erb_low_bins", self.erb_low_bins, f"1..{n_bins - 1}")
+        _require(
+            2 <= self.erb_bands <= n_bins - self.erb_low_bins,
+            "model.erb_bands",
+            self.erb_bands,
+            f"2..{n_bins - self.erb_low_bins} (bins above erb_low_bins)",
+        )
+        _require(self.channels >= 4 and self.channels % 4 == 0, "model.channels", self.channels, "a multiple of 4")
+        _require(self.dpgrnn_blocks >= 0, "model.dpgrnn_blocks", self.dpgrnn_blocks, "an integer >= 0")
+        _require(
+            len(self.gt_dilations) > 0 and all(d >= 1 for d in self.gt_dilations),
+            "model.gt_dilations",
+            self.gt_dilations,
+            "a non-empty list of integers >= 1",
+        )
+
+    @property
+    def n_bands(self) -> int:
+        """Bands after ERB merging: erb_low_bins + erb_bands (129)."""
+        return self.erb_low_bins + self.erb_bands
+
+
+def _require(ok: bool, key: str, value: Any, allowed: str) -> None:
+    if not ok:
+        raise ConfigError(f"{key}: {value!r} is not allowed; expected {allowed}")
+
+
+def from_dict(cls: type[T], data: Any, prefix: str = "") -> T:
+    """Build the frozen dataclass ``cls`` from nested plain data, validating every key and type.
+
+    Args:
+        cls: a dataclass type whose fields are ints, floats, bools, strings, tuples, optionals or dataclasses.
+        data: a mapping (or None for all defaults).
+        prefix: dotted path of ``data`` inside the whole configuration, used in error messages.
+
+    Raises:
+        ConfigError: an unknown key, or a value of the wrong type or range.
+    """
+    if data is None:
+        data = {}
+    where = prefix.rstrip(".") or "config"
+    if not isinstance(data, dict):
+        raise ConfigError(f"{where}: expected a mapping of keys, got {type(data).__name__}")
+    hints = typing.get_type_hints(cls)
+    names = [f.name for f in dataclasses.fields(cls)]  # type: ignore[arg-type]
+    unknown = sorted(set(data) - set(names))
+    if unknown:
+        raise ConfigError(f"{prefix}{unknown[0]}: unknown key; allowed keys: {', '.join(names)}")
+    kwargs = {name: _coerce(hints[name], data[name], f"{prefix}{name}") for name in names if name in data}
+    return cls(**kwargs)
+
+
+def _coerce(hint: Any, value: Any, key: str) -> Any:
+    origin = typing.get_origin(hint)
+    args = typing.get_args(hint)
+    if dataclasses.is_dataclass(hint):
+        return from_dict(hint, value, key + ".")
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        inner = [a for a in args if a is not type(None)]
+        return _coerce(inner[0], value, key)
+    if origin is typing.Literal:
+        if value not in args:
+            raise ConfigError(f"{key}: {value!r} is not allowed; allowed values: {', '.join(map(repr, args))}")
+        return value
+    if origin is tuple:
+        if not isinstance(value, (list, tuple)):
+            raise ConfigError(f"{key}: {value!r} is not allowed; expected a list")
+        item = args[0] if args else Any
+        return tuple(_coerce(item, v, f"{key}[{i}]") for i, v in enumerate(value))
+    if hint is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(f"{key}: {value!r} is not allowed; expected true or false")
+        return value
+    if hint is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"{key}: {value!r} is not allowed; expected an integer")
+        return value
+    if hint is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ConfigError(f"{key}: {value!r} is not allowed; expected a number")
+        return float(value)
+    if hint is str:
+        if not isinstance(value, str):
+            raise ConfigError(f"{key}: {value!r} is not allowed; expected a string")
+        return value
+    return value
+
+
+def to_dict(obj: Any) -> dict[str, Any]:
+    """Plain nested data (lists instead of tuples) for YAML, JSON and checkpoints; inverse of ``from_dict``."""
+
+    def plain(v: Any) -> Any:
+        if isinstance(v, (list, tuple)):
+            return [plain(x) for x in v]
+        if isinstance(v, dict):
+            return {k: plain(x) for k, x in v.items()}
+        return v
+
+    return plain(dataclasses.asdict(obj))
+
+
+def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
+    """Apply ``key.sub=value`` overrides (values parsed as YAML scalars) to nested plain data.
+
+    Raises:
+        ConfigError: an override that is not of the form ``key=value``.
+    """
+    import yaml
+
+    out = _deep_copy(data)
+    for item in overrides:
+        key, sep, raw = item.partition("=")
+        if not sep or not key:
+            raise ConfigError(f"--set {item!r}: expected key=value, for example stats.interval_s=1")
+        node = out
+        parts = key.split(".")
+        for part in parts[:-1]:
+            child = node.setdefault(part, {})
+            if not isinstance(child, dict):
+                raise ConfigError(f"{key}: {part!r} is a value, not a section")
+            node = child
+        node[parts[-1]] = yaml.safe_load(raw) if raw else ""
+    return out
+
+
+def _deep_copy(data: dict[str, Any]) -> dict[str, Any]:
+    return {k: _deep_copy(v) if isinstance(v, dict) else v for k, v in data.items()}

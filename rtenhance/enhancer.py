@@ -1,0 +1,135 @@
+"""The frame pipeline, spelled out once: samples -> STFT frame -> model step -> iSTFT -> samples.
+
+``Enhancer`` is the streaming form (any chunk size in, what is ready out); ``enhance_offline`` is the
+whole-signal form used for files and training checks. Both run at the model's sample rate.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from rtenhance.backends import FrameStepper
+from rtenhance.config import StftConfig
+from rtenhance.dsp.stft import StreamingIstft, StreamingStft, istft, stft
+from rtenhance.model.gtcrn import GTCRN
+
+
+class Enhancer:
+    """Streaming enhancement of one mono stream at the model rate.
+
+    The output stream equals ``enhance_offline(model, x, causal=True)`` delayed by ``latency_samples``
+    (n_fft - hop = 256 samples, 16 ms); in real time, collecting a hop adds another hop, so the
+    algorithmic latency is ``algorithmic_latency_samples`` = n_fft (512 samples, 32 ms).
+    """
+
+    def __init__(self, stepper: FrameStepper, cfg: StftConfig) -> None:
+        self.cfg = cfg
+        self.stepper = stepper
+        self.hop_samples = cfg.hop_samples
+        self._analysis = StreamingStft(cfg)
+        self._synthesis = StreamingIstft(cfg)
+        self._pending = np.zeros(cfg.hop_samples, dtype=np.float32)
+        self._pending_count = 0
+        self._samples_in = 0
+        self._samples_out = 0
+
+    @property
+    def latency_samples(self) -> int:
+        """Delay of the output stream relative to the input stream, in samples (256)."""
+        return self.cfg.n_fft - self.cfg.hop_samples
+
+    @property
+    def algorithmic_latency_samples(self) -> int:
+        """Latency in real time: hop collection plus ``latency_samples`` (512 samples = 32 ms)."""
+        return self.cfg.n_fft
+
+    def reset(self) -> None:
+        """Forget all history: STFT buffers, model state and pending input."""
+        self.stepper.reset()
+        self._analysis.reset()
+        self._synthesis.reset()
+        self._pending_count = 0
+        self._samples_in = 0
+        self._samples_out = 0
+
+    def process(self, hop: np.ndarray) -> np.ndarray:
+        """Enhance exactly one hop.
+
+        Args:
+            hop: (hop_samples,) float32 samples.
+
+        Returns:
+            (hop_samples,) float32 enhanced samples, ``latency_samples`` behind the input; a view of an
+            internal buffer, valid until the next call.
+        """
+        frame = self._analysis.analyze(hop)
+        return self._synthesis.synthesize(self.stepper.step(frame))
+
+    def feed(self, samples: np.ndarray) -> np.ndarray:
+        """Enhance any number of samples; returns every output sample that is ready (a new array).
+
+        Args:
+            samples: (N,) samples, any N >= 0.
+
+        Returns:
+            (M,) float32 enhanced samples, M a multiple of hop_samples.
+        """
+        samples = np.asarray(samples, dtype=np.float32).reshape(-1)
+        h = self.hop_samples
+        self._samples_in += samples.shape[0]
+        ready = (self._pending_count + samples.shape[0]) // h
+        out = np.empty(ready * h, dtype=np.float32)
+        pos = 0
+        for i in range(ready):
+            take = h - self._pending_count
+            self._pending[self._pending_count :] = samples[pos : pos + take]
+            pos += take
+            self._pending_count = 0
+            out[i * h : (i + 1) * h] = self.process(self._pending)
+        rest = samples.shape[0] - pos
+        self._pending[self._pending_count : self._pending_count + rest] = samples[pos:]
+        self._pending_count += rest
+        self._samples_out += out.shape[0]
+        return out
+
+    def flush(self) -> np.ndarray:
+        """Push zeros through until every input sample has come out, return the rest, then ``reset``.
+
+        After ``flush`` the total output is exactly (total input + latency_samples) samples.
+        """
+        target = self._samples_in + self.latency_samples
+        parts = []
+        while self._samples_out < target:
+            parts.append(self.feed(np.zeros(self.hop_samples - self._pending_count, dtype=np.float32)))
+        out = np.concatenate(parts) if parts else np.zeros(0, dtype=np.float32)
+        excess = self._samples_out - target
+        if excess > 0:
+            out = out[: out.shape[0] - excess]
+        self.reset()
+        return out
+
+    def enhance(self, samples: np.ndarray) -> np.ndarray:
+        """Whole signal through the streaming path, aligned to the input: (N,) -> (N,)."""
+        self.reset()
+        out = np.concatenate([self.feed(samples), self.flush()])
+        return out[self.latency_samples : self.latency_samples + np.asarray(samples).reshape(-1).shape[0]]
+
+
+def enhance_offline(model: GTCRN, samples: np.ndarray, causal: bool = False) -> np.ndarray:
+    """Enhance whole signals with ``model.forward``.
+
+    Args:
+        model: the network (eval mode).
+        samples: (N,) or (B, N) float32 at the model rate.
+        causal: causal (streaming-equivalent) framing instead of the published centred framing.
+
+    Returns:
+        Enhanced samples, the same shape as ``samples``.
+    """
+    cfg = model.config.stft
+    x = torch.from_numpy(np.ascontiguousarray(samples, dtype=np.float32))
+    batched = x.reshape(-1, x.shape[-1])  # (B, N)
+    with torch.inference_mode():
+        y = istft(model(stft(batched, cfg, causal=causal)), cfg, batched.shape[-1], causal=causal)
+    return y.reshape(x.shape).numpy()
