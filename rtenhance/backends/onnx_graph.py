@@ -1,0 +1,248 @@
+"""``GTCRN.step`` as a small ONNX graph, built directly from the (folded) weights of any loaded model.
+
+The graph computes exactly what ``GTCRN.step`` computes for one stream (batch 1), with far fewer
+operations than a traced export: BatchNorm folded into convolutions, grouped and bidirectional GRUs
+merged into single block-diagonal GRU nodes, SFE folded into the convolution after it, the ERB mapping
+as one matrix product each way, and the complex mask applied as one product and one 1x1 convolution.
+
+Interface (all float32):
+- input ``spec`` (F, 2): the noisy frame (real, imaginary), F = n_fft // 2 + 1;
+- one input per state tensor, named and shaped as ``StreamState.named_tensors()`` for batch 1;
+- output ``enhanced`` (F, 2), and for each state input ``<name>`` the next state ``<name>_out``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import onnx
+from onnx import TensorProto, helper, numpy_helper
+from torch import nn
+
+from rtenhance.backends.folding import (
+    GTConvWeights,
+    bidirectional_output_order,
+    erb_matrices,
+    fold_conv,
+    fold_conv_transpose,
+    gru_to_onnx,
+    prelu_slope,
+    sfe_weight,
+)
+from rtenhance.model.gtcrn import GTCRN, INPUT_FEATURES, MAGNITUDE_EPS, MASK_CHANNELS
+from rtenhance.model.modules import BAND_KERNEL, BAND_STRIDE, LAYER_NORM_EPS, SFE_NEIGHBOURS, ConvBlock, DPGRNN
+
+ONNX_OPSET = 17  # LayerNormalization needs 17
+SPEC_INPUT = "spec"
+SPEC_OUTPUT = "enhanced"
+STATE_OUTPUT_SUFFIX = "_out"
+_BAND_PADS = [0, BAND_KERNEL // 2, 0, BAND_KERNEL // 2]  # (1, 5) convolutions: pad 2 bands each side
+_SFE_PADS = [0, SFE_NEIGHBOURS // 2, 0, SFE_NEIGHBOURS // 2]
+# The mask is produced as 4 channels (m_re, m_im, m_im, m_re) and multiplied with (s_re, s_im, s_re, s_im);
+# this 1x1 convolution then forms (s_re m_re - s_im m_im, s_re m_im + s_im m_re).
+_MASK_DUPLICATE = [0, 1, 1, 0]
+_COMPLEX_PRODUCT = np.array([[1, -1, 0, 0], [0, 0, 1, 1]], dtype=np.float32).reshape(2, 4, 1, 1)
+
+
+def state_output_name(name: str) -> str:
+    """Graph output that carries the next value of state input ``name``."""
+    return name + STATE_OUTPUT_SUFFIX
+
+
+class _Graph:
+    """Accumulates nodes and initializers with unique names."""
+
+    def __init__(self) -> None:
+        self.nodes: list[onnx.NodeProto] = []
+        self.initializers: list[onnx.TensorProto] = []
+        self._count = 0
+
+    def _name(self, hint: str) -> str:
+        self._count += 1
+        return f"{hint}_{self._count}"
+
+    def const(self, array: np.ndarray, hint: str = "w") -> str:
+        name = self._name(hint)
+        self.initializers.append(numpy_helper.from_array(np.asarray(array), name))
+        return name
+
+    def shape(self, *dims: int) -> str:
+        return self.const(np.array(dims, dtype=np.int64), "shape")
+
+    def op(self, op_type: str, inputs: list[str], outputs: list[str] | None = None, **attrs: Any) -> str:
+        """Add a node; returns its first used output's name (``outputs`` names them, "" for unused ones;
+        default: one fresh name)."""
+        outputs = outputs or [self._name(op_type.lower())]
+        self.nodes.append(helper.make_node(op_type, inputs, outputs, **attrs))
+        return next(name for name in outputs if name)
+
+
+def _conv_block(g: _Graph, x: str, block: ConvBlock, transposed: bool, duplicate: list[int] | None = None) -> str:
+    """Strided (1, 5) conv (or transposed conv) + folded BN + PReLU/Tanh on (1, C, 1, F)."""
+    conv = block.conv
+    weight = conv.weight.detach().double().numpy()
+    bias = conv.bias.detach().double().numpy()
+    groups = conv.groups
+    if transposed:
+        w, b = fold_conv_transpose(weight, bias, block.bn, groups)
+        if duplicate is not None:
+            w, b = w[:, duplicate], b[duplicate]
+        y = g.op(
+            "ConvTranspose",
+            [x, g.const(w), g.const(b)],
+            strides=[1, BAND_STRIDE],
+            pads=_BAND_PADS,
+            output_padding=list(conv.output_padding),
+            group=groups,
+        )
+    else:
+        w, b = fold_conv(weight, bias, block.bn)
+        y = g.op("Conv", [x, g.const(w), g.const(b)], strides=[1, BAND_STRIDE], pads=_BAND_PADS, group=groups)
+    if isinstance(block.act, nn.PReLU):
+        return g.op("PRelu", [y, g.const(prelu_slope(block.act), "slope")])
+    return g.op("Tanh", [y])
+
+
+def _gt_block(g: _Graph, x: str, wts: GTConvWeights, state: tuple[str, str]) -> str:
+    """GTConv block on (1, C, 1, F) with its conv cache and TRA hidden; writes their ``_out`` outputs."""
+    cache, tra = state
+    p = g.op("Conv", [x, g.const(wts.point_in), g.const(wts.point_in_bias)], pads=_SFE_PADS)
+    p = g.op("PRelu", [p, g.const(wts.point_in_slope, "slope")])
+    window = g.op("Concat", [cache, p], axis=2)  # (1, C, 2d + 1, F)
+    g.op(
+        "Slice",
+        [window, g.const(np.array([1], np.int64)), g.const(np.array([np.iinfo(np.int64).max], np.int64)),
+         g.const(np.array([2], np.int64))],
+        outputs=[state_output_name(cache)],
+    )
+    d = g.op(
+        "Conv",
+        [window, g.const(wts.depth), g.const(wts.depth_bias)],
+        dilations=[wts.dilation, 1],
+        pads=[0, 1, 0, 1],
+        group=wts.channels,
+    )  # (1, C, 1, F)
+    d = g.op("PRelu", [d, g.const(wts.depth_slope, "slope")])
+    q = g.op("Conv", [d, g.const(wts.point_out), g.const(wts.point_out_bias)])  # (1, C/2, 1, F)
+    energy = g.op("ReduceSumSquare", [q], axes=[3], keepdims=0)  # (1, C/2, 1)
+    energy = g.op("Reshape", [energy, g.shape(1, 1, wts.half)])  # (seq 1, batch 1, C/2)
+    hidden = g.op(
+        "GRU",
+        [energy, g.const(wts.tra_w), g.const(wts.tra_r), g.const(wts.tra_b), "", tra],
+        outputs=["", state_output_name(tra)],
+        hidden_size=wts.tra_r.shape[-1],
+        linear_before_reset=1,
+    )  # (1, 1, C)
+    gain = g.op("MatMul", [hidden, g.const(wts.tra_fc_t)])
+    gain = g.op("Sigmoid", [g.op("Add", [gain, g.const(wts.tra_fc_b)])])  # (1, 1, C/2)
+    gain = g.op("Reshape", [gain, g.shape(1, wts.half, 1, 1)])
+    attended = g.op("Mul", [q, gain])  # (1, C/2, 1, F)
+    untouched = g.op(
+        "Slice",
+        [x, g.const(np.array([wts.half], np.int64)), g.const(np.array([wts.channels], np.int64)),
+         g.const(np.array([1], np.int64))],
+    )
+    both = g.op("Concat", [attended, untouched], axis=1)  # (1, C, 1, F)
+    return g.op("Gather", [both, g.const(wts.shuffle, "shuffle")], axis=1)
+
+
+def _dpgrnn(g: _Graph, x: str, block: DPGRNN, hidden: str) -> str:
+    """DPGRNN on (F, 1, C) band-major features; returns (1, F, C) and writes ``<hidden>_out``."""
+    f, c = block.bands, block.channels
+    intra = block.intra_rnn
+    w, r, b = gru_to_onnx([intra.rnn1, intra.rnn2])
+    y = g.op(
+        "GRU",
+        [x, g.const(w), g.const(r), g.const(b)],
+        direction="bidirectional",
+        hidden_size=r.shape[-1],
+        linear_before_reset=1,
+    )  # (F, 2, 1, C/2)
+    y = g.op("Reshape", [y, g.shape(f, 1, c)])  # (F, 1, C): (direction, group, unit) order
+    order = bidirectional_output_order(2, intra.rnn1.hidden_size)
+    fc_t = block.intra_fc.weight.detach().numpy().T[order]  # rows permuted to the merged order
+    y = g.op("Add", [g.op("MatMul", [y, g.const(np.ascontiguousarray(fc_t))]), g.const(block.intra_fc.bias.detach().numpy())])
+    y = g.op(
+        "LayerNormalization",
+        [y, g.const(block.intra_ln.weight.detach().numpy()[:, None]), g.const(block.intra_ln.bias.detach().numpy()[:, None])],
+        axis=0,
+        epsilon=LAYER_NORM_EPS,
+    )
+    x = g.op("Reshape", [g.op("Add", [x, y]), g.shape(1, f, c)])  # (1, F, C): batch of F sequences
+    inter = block.inter_rnn
+    w, r, b = gru_to_onnx([inter.rnn1, inter.rnn2])
+    h = g.op(
+        "GRU",
+        [x, g.const(w), g.const(r), g.const(b), "", hidden],
+        outputs=["", state_output_name(hidden)],
+        hidden_size=r.shape[-1],
+        linear_before_reset=1,
+    )  # (1, F, C)
+    y = g.op("Add", [g.op("MatMul", [h, g.const(block.inter_fc.weight.detach().numpy().T.copy())]), g.const(block.inter_fc.bias.detach().numpy())])
+    y = g.op(
+        "LayerNormalization",
+        [y, g.const(block.inter_ln.weight.detach().numpy()), g.const(block.inter_ln.bias.detach().numpy())],
+        axis=1,
+        epsilon=LAYER_NORM_EPS,
+    )
+    return g.op("Add", [x, y])
+
+
+def build_step_graph(model: GTCRN) -> onnx.ModelProto:
+    """The ONNX graph of ``model.step`` for one stream (see the module docstring for its interface)."""
+    model = model.eval()
+    cfg = model.config
+    n_bins, bands, channels = cfg.stft.n_bins, model.encoder.bands, cfg.channels
+    state = {name: tuple(t.shape) for name, t in model.init_state(1).named_tensors().items()}
+    g = _Graph()
+
+    spec = g.op("Reshape", [g.op("Transpose", [SPEC_INPUT], perm=[1, 0]), g.shape(1, 2, 1, n_bins)])  # (1, 2, 1, F)
+    power = g.op("ReduceSumSquare", [spec], axes=[1], keepdims=1)  # (1, 1, 1, F)
+    mag = g.op("Sqrt", [g.op("Add", [power, g.const(np.array(MAGNITUDE_EPS, np.float32))])])
+    feat = g.op("Concat", [mag, spec], axis=1)  # (1, 3, 1, F): magnitude, real, imaginary
+    compress, expand = erb_matrices(model.erb, n_bins)
+    x = g.op("MatMul", [feat, g.const(compress, "erb")])  # (1, 3, 1, bands0)
+    x = g.op("Conv", [x, g.const(sfe_weight(INPUT_FEATURES), "sfe")], pads=_SFE_PADS)  # (1, 9, 1, bands0)
+
+    skips = []
+    convs = list(model.encoder.en_convs)
+    for block in convs[:2]:
+        x = _conv_block(g, x, block, transposed=False)
+        skips.append(x)
+    for i, block in enumerate(model.encoder.gt_blocks):
+        x = _gt_block(g, x, GTConvWeights(block, bands), (f"encoder_conv_{i}", f"encoder_tra_{i}"))
+        skips.append(x)
+
+    x = g.op("Reshape", [g.op("Transpose", [x], perm=[3, 2, 0, 1]), g.shape(bands, 1, channels)])  # (F, 1, C)
+    for i, block in enumerate(model.dpgrnns):
+        if i:
+            x = g.op("Reshape", [x, g.shape(bands, 1, channels)])
+        x = _dpgrnn(g, x, block, f"dpgrnn_inter_{i}")  # (1, F, C)
+    x = g.op("Transpose", [g.op("Reshape", [x, g.shape(1, 1, bands, channels)])], perm=[0, 3, 1, 2])  # (1, C, 1, F)
+
+    rev = list(reversed(skips))
+    for i, block in enumerate(model.decoder.gt_blocks):
+        x = g.op("Add", [x, rev[i]])
+        x = _gt_block(g, x, GTConvWeights(block, bands), (f"decoder_conv_{i}", f"decoder_tra_{i}"))
+    last_convs = list(model.decoder.de_convs)[len(model.decoder.gt_blocks) :]
+    n_gt = len(model.decoder.gt_blocks)
+    for j, block in enumerate(last_convs):
+        x = g.op("Add", [x, rev[n_gt + j]])
+        is_last = j == len(last_convs) - 1
+        x = _conv_block(g, x, block, transposed=True, duplicate=_MASK_DUPLICATE if is_last else None)
+
+    mask = g.op("MatMul", [x, g.const(expand, "ierb")])  # (1, 4, 1, F): m_re, m_im, m_im, m_re
+    prod = g.op("Mul", [g.op("Concat", [spec, spec], axis=1), mask])  # s_re m_re, s_im m_im, s_re m_im, s_im m_re
+    out = g.op("Conv", [prod, g.const(_COMPLEX_PRODUCT, "complex")])  # (1, 2, 1, F)
+    g.op("Transpose", [g.op("Reshape", [out, g.shape(MASK_CHANNELS, n_bins)])], outputs=[SPEC_OUTPUT], perm=[1, 0])
+
+    f32 = TensorProto.FLOAT
+    inputs = [helper.make_tensor_value_info(SPEC_INPUT, f32, [n_bins, 2])]
+    inputs += [helper.make_tensor_value_info(n, f32, list(s)) for n, s in state.items()]
+    outputs = [helper.make_tensor_value_info(SPEC_OUTPUT, f32, [n_bins, 2])]
+    outputs += [helper.make_tensor_value_info(state_output_name(n), f32, list(s)) for n, s in state.items()]
+    graph = helper.make_graph(g.nodes, "gtcrn_step", inputs, outputs, g.initializers)
+    proto = helper.make_model(graph, opset_imports=[helper.make_opsetid("", ONNX_OPSET)], producer_name="rtenhance")
+    onnx.checker.check_model(proto)
+    return proto
