@@ -91,13 +91,12 @@ class GTConvWeights:
     Attributes:
         point_in: (C, C, 1, 3) weight and (C,) bias: SFE + pointwise conv + BN on the first half of the
             channels (zero weights on the second half, so the block needs no split before it).
-        point_in_slope, depth_slope: PReLU slopes.
+        point_in_act, depth_act: the PReLU modules after them.
         depth: (C, 1, 3, 3) depthwise causal weight (time-reversed for the decoder's transposed blocks) + bias.
         point_out: (C/2, C, 1, 1) weight + bias: pointwise conv + BN.
         tra_w, tra_r, tra_b: the TRA GRU (ONNX layout, input scaled by 1 / bands so that it takes the
             energy summed, not averaged, over bands).
-        tra_fc_t, tra_fc_b: the TRA output Linear as (2C/2, C/2) for ``h @ W`` and its bias.
-        shuffle: channel order that interleaves [attended half, untouched half].
+        tra_fc, tra_fc_b: the TRA output Linear as a (C/2, C, 1, 1) 1x1 convolution and its bias.
     """
 
     def __init__(self, block: GTConvBlock, bands: int) -> None:
@@ -109,13 +108,13 @@ class GTConvWeights:
         kernel = np.zeros((channels, channels, 1, SFE_NEIGHBOURS))
         kernel[:, :half, 0, :] = conv1.reshape(channels, half, SFE_NEIGHBOURS)
         self.point_in, self.point_in_bias = fold_conv(kernel, _np(block.point_conv1.bias), block.point_bn1)
-        self.point_in_slope = prelu_slope(block.point_act)
+        self.point_in_act = block.point_act
 
         depth = _np(block.depth_conv.weight)  # (C, 1, kT, kF) for both module kinds
         if block.transposed:
             depth = depth[:, :, ::-1, ::-1]
         self.depth, self.depth_bias = fold_conv(depth, _np(block.depth_conv.bias), block.depth_bn)
-        self.depth_slope = prelu_slope(block.depth_act)
+        self.depth_act = block.depth_act
         self.dilation = block.dilation
 
         conv2 = _np(block.point_conv2.weight)[:, :, 0, 0]
@@ -126,11 +125,10 @@ class GTConvWeights:
         )
 
         self.tra_w, self.tra_r, self.tra_b = gru_to_onnx([block.tra.att_gru], input_scale=1.0 / bands)
-        self.tra_fc_t = _f32(_np(block.tra.att_fc.weight).T)
+        self.tra_fc = _f32(_np(block.tra.att_fc.weight)[:, :, None, None])
         self.tra_fc_b = _f32(_np(block.tra.att_fc.bias))
         self.half = half
         self.channels = channels
-        self.shuffle = np.array([i // 2 + (i % 2) * half for i in range(channels)], dtype=np.int64)
 
 
 def gru_to_onnx(
@@ -176,6 +174,32 @@ def gru_to_onnx(
         _f32(r.reshape(dirs, GRU_GATES * hm, hm)),
         _f32(b.reshape(dirs, 2 * GRU_GATES * hm)),
     )
+
+
+def directions_side_by_side(
+    w: np.ndarray, r: np.ndarray, b: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A bidirectional ONNX GRU as one forward GRU over [x[t], x[T - 1 - t]].
+
+    The two directions become two blocks of one hidden state (direction-major), so the recurrence runs
+    T steps instead of 2T. Output step t then holds [forward(t), backward(T - 1 - t)].
+
+    Args:
+        w, r, b: bidirectional ONNX weights (2, 3H, In), (2, 3H, H), (2, 6H).
+
+    Returns:
+        Forward ONNX weights (1, 6H, 2 In), (1, 6H, 2H), (1, 12H).
+    """
+    hidden, inputs = r.shape[-1], w.shape[-1]
+    w_out = np.zeros((GRU_GATES, 2, hidden, 2, inputs), dtype=np.float32)
+    r_out = np.zeros((GRU_GATES, 2, hidden, 2, hidden), dtype=np.float32)
+    b_out = np.zeros((2, GRU_GATES, 2, hidden), dtype=np.float32)
+    for d in range(2):
+        w_out[:, d, :, d, :] = w[d].reshape(GRU_GATES, hidden, inputs)
+        r_out[:, d, :, d, :] = r[d].reshape(GRU_GATES, hidden, hidden)
+        b_out[:, :, d, :] = b[d].reshape(2, GRU_GATES, hidden)
+    rows = GRU_GATES * 2 * hidden
+    return w_out.reshape(1, rows, 2 * inputs), r_out.reshape(1, rows, 2 * hidden), b_out.reshape(1, 2 * rows)
 
 
 def bidirectional_output_order(groups: int, hidden: int) -> np.ndarray:

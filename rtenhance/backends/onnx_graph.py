@@ -18,11 +18,13 @@ from typing import Any
 import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
+import torch
 from torch import nn
 
 from rtenhance.backends.folding import (
     GTConvWeights,
     bidirectional_output_order,
+    directions_side_by_side,
     erb_matrices,
     fold_conv,
     fold_conv_transpose,
@@ -34,15 +36,17 @@ from rtenhance.model.gtcrn import GTCRN, INPUT_FEATURES, MAGNITUDE_EPS, MASK_CHA
 from rtenhance.model.modules import BAND_KERNEL, BAND_STRIDE, LAYER_NORM_EPS, SFE_NEIGHBOURS, ConvBlock, DPGRNN
 
 ONNX_OPSET = 17  # LayerNormalization needs 17
+INT64_MAX = np.iinfo(np.int64).max  # "to the end" in Slice
+INT64_MIN = np.iinfo(np.int64).min  # "to the start" in a reversing Slice
 SPEC_INPUT = "spec"
 SPEC_OUTPUT = "enhanced"
 STATE_OUTPUT_SUFFIX = "_out"
 _BAND_PADS = [0, BAND_KERNEL // 2, 0, BAND_KERNEL // 2]  # (1, 5) convolutions: pad 2 bands each side
 _SFE_PADS = [0, SFE_NEIGHBOURS // 2, 0, SFE_NEIGHBOURS // 2]
 # The mask is produced as 4 channels (m_re, m_im, m_im, m_re) and multiplied with (s_re, s_im, s_re, s_im);
-# this 1x1 convolution then forms (s_re m_re - s_im m_im, s_re m_im + s_im m_re).
+# this matrix then forms (s_re m_re - s_im m_im, s_re m_im + s_im m_re).
 _MASK_DUPLICATE = [0, 1, 1, 0]
-_COMPLEX_PRODUCT = np.array([[1, -1, 0, 0], [0, 0, 1, 1]], dtype=np.float32).reshape(2, 4, 1, 1)
+_COMPLEX_PRODUCT = np.array([[1, -1, 0, 0], [0, 0, 1, 1]], dtype=np.float32)
 
 
 def state_output_name(name: str) -> str:
@@ -78,8 +82,21 @@ class _Graph:
         return next(name for name in outputs if name)
 
 
+def _activation(g: _Graph, x: str, act: nn.Module) -> str:
+    """PReLU with one slope becomes LeakyRelu, which onnxruntime fuses into the convolution before it."""
+    if isinstance(act, nn.Tanh):
+        return g.op("Tanh", [x])
+    slope = prelu_slope(act)
+    if slope.size == 1:
+        return g.op("LeakyRelu", [x], alpha=float(slope.reshape(())))
+    return g.op("PRelu", [x, g.const(slope, "slope")])
+
+
 def _conv_block(g: _Graph, x: str, block: ConvBlock, transposed: bool, duplicate: list[int] | None = None) -> str:
-    """Strided (1, 5) conv (or transposed conv) + folded BN + PReLU/Tanh on (1, C, 1, F)."""
+    """Strided (1, 5) conv (or transposed conv) + folded BN + PReLU/Tanh on (1, C, 1, F).
+
+    ``duplicate`` lists output channels to emit (in that order) instead of all of them once.
+    """
     conv = block.conv
     weight = conv.weight.detach().double().numpy()
     bias = conv.bias.detach().double().numpy()
@@ -99,31 +116,29 @@ def _conv_block(g: _Graph, x: str, block: ConvBlock, transposed: bool, duplicate
     else:
         w, b = fold_conv(weight, bias, block.bn)
         y = g.op("Conv", [x, g.const(w), g.const(b)], strides=[1, BAND_STRIDE], pads=_BAND_PADS, group=groups)
-    if isinstance(block.act, nn.PReLU):
-        return g.op("PRelu", [y, g.const(prelu_slope(block.act), "slope")])
-    return g.op("Tanh", [y])
+    return _activation(g, y, block.act)
+
+
+def _slice(g: _Graph, x: str, axis: int, start: int, end: int, output: str | None = None) -> str:
+    consts = [g.const(np.array([v], np.int64), "idx") for v in (start, end, axis)]
+    return g.op("Slice", [x, *consts], outputs=[output] if output else None)
 
 
 def _gt_block(g: _Graph, x: str, wts: GTConvWeights, state: tuple[str, str]) -> str:
     """GTConv block on (1, C, 1, F) with its conv cache and TRA hidden; writes their ``_out`` outputs."""
     cache, tra = state
     p = g.op("Conv", [x, g.const(wts.point_in), g.const(wts.point_in_bias)], pads=_SFE_PADS)
-    p = g.op("PRelu", [p, g.const(wts.point_in_slope, "slope")])
+    p = _activation(g, p, wts.point_in_act)
     window = g.op("Concat", [cache, p], axis=2)  # (1, C, 2d + 1, F)
-    g.op(
-        "Slice",
-        [window, g.const(np.array([1], np.int64)), g.const(np.array([np.iinfo(np.int64).max], np.int64)),
-         g.const(np.array([2], np.int64))],
-        outputs=[state_output_name(cache)],
-    )
+    _slice(g, window, axis=2, start=1, end=INT64_MAX, output=state_output_name(cache))
     d = g.op(
         "Conv",
         [window, g.const(wts.depth), g.const(wts.depth_bias)],
         dilations=[wts.dilation, 1],
-        pads=[0, 1, 0, 1],
+        pads=_SFE_PADS,
         group=wts.channels,
     )  # (1, C, 1, F)
-    d = g.op("PRelu", [d, g.const(wts.depth_slope, "slope")])
+    d = _activation(g, d, wts.depth_act)
     q = g.op("Conv", [d, g.const(wts.point_out), g.const(wts.point_out_bias)])  # (1, C/2, 1, F)
     energy = g.op("ReduceSumSquare", [q], axes=[3], keepdims=0)  # (1, C/2, 1)
     energy = g.op("Reshape", [energy, g.shape(1, 1, wts.half)])  # (seq 1, batch 1, C/2)
@@ -134,38 +149,53 @@ def _gt_block(g: _Graph, x: str, wts: GTConvWeights, state: tuple[str, str]) -> 
         hidden_size=wts.tra_r.shape[-1],
         linear_before_reset=1,
     )  # (1, 1, C)
-    gain = g.op("MatMul", [hidden, g.const(wts.tra_fc_t)])
-    gain = g.op("Sigmoid", [g.op("Add", [gain, g.const(wts.tra_fc_b)])])  # (1, 1, C/2)
-    gain = g.op("Reshape", [gain, g.shape(1, wts.half, 1, 1)])
-    attended = g.op("Mul", [q, gain])  # (1, C/2, 1, F)
-    untouched = g.op(
-        "Slice",
-        [x, g.const(np.array([wts.half], np.int64)), g.const(np.array([wts.channels], np.int64)),
-         g.const(np.array([1], np.int64))],
-    )
-    both = g.op("Concat", [attended, untouched], axis=1)  # (1, C, 1, F)
-    return g.op("Gather", [both, g.const(wts.shuffle, "shuffle")], axis=1)
+    hidden = g.op("Reshape", [hidden, g.shape(1, wts.tra_r.shape[-1], 1, 1)])
+    gain = g.op("Conv", [hidden, g.const(wts.tra_fc), g.const(wts.tra_fc_b)])  # (1, C/2, 1, 1)
+    attended = g.op("Mul", [q, g.op("Sigmoid", [gain])])  # (1, C/2, 1, F)
+    untouched = _slice(g, x, axis=1, start=wts.half, end=wts.channels)
+    pairs = g.op("Concat", [attended, untouched], axis=2)  # (1, C/2, 2, F)
+    return g.op("Reshape", [pairs, g.shape(1, wts.channels, 1, -1)])  # channel shuffle: (1, C, 1, F)
+
+
+def _np(t: torch.Tensor) -> np.ndarray:
+    return t.detach().cpu().numpy().astype(np.float32)
 
 
 def _dpgrnn(g: _Graph, x: str, block: DPGRNN, hidden: str) -> str:
-    """DPGRNN on (F, 1, C) band-major features; returns (1, F, C) and writes ``<hidden>_out``."""
+    """DPGRNN on (F, 1, C) band-major features; returns (1, F, C) and writes ``<hidden>_out``.
+
+    The intra (across bands) path runs both directions of both groups as one forward GRU over
+    [x[f], x[F - 1 - f]], then un-reverses the backward half after the Linear that follows.
+    """
     f, c = block.bands, block.channels
     intra = block.intra_rnn
-    w, r, b = gru_to_onnx([intra.rnn1, intra.rnn2])
+    w, r, b = directions_side_by_side(*gru_to_onnx([intra.rnn1, intra.rnn2]))
+    backward = g.op(
+        "Slice",
+        [x, *(g.const(np.array([v], np.int64), "idx") for v in (-1, INT64_MIN, 0, -1))],
+    )  # (F, 1, C), bands reversed
     y = g.op(
         "GRU",
-        [x, g.const(w), g.const(r), g.const(b)],
-        direction="bidirectional",
+        [g.op("Concat", [x, backward], axis=2), g.const(w), g.const(r), g.const(b)],
         hidden_size=r.shape[-1],
         linear_before_reset=1,
-    )  # (F, 2, 1, C/2)
-    y = g.op("Reshape", [y, g.shape(f, 1, c)])  # (F, 1, C): (direction, group, unit) order
-    order = bidirectional_output_order(2, intra.rnn1.hidden_size)
-    fc_t = block.intra_fc.weight.detach().numpy().T[order]  # rows permuted to the merged order
-    y = g.op("Add", [g.op("MatMul", [y, g.const(np.ascontiguousarray(fc_t))]), g.const(block.intra_fc.bias.detach().numpy())])
+    )  # (F, 1, 1, C): step t holds [forward(t) (C/2), backward(F - 1 - t) (C/2)], each (group, unit)
+    y = g.op("Reshape", [y, g.shape(f, 1, c)])
+    fc = _np(block.intra_fc.weight).T[bidirectional_output_order(2, intra.rnn1.hidden_size)]  # (C in, C out)
+    half = c // 2
+    split = np.zeros((c, 2 * c), dtype=np.float32)  # forward units -> first C outputs, backward -> last C
+    split[:half, :c] = fc[:half]
+    split[half:, c:] = fc[half:]
+    z = g.op("MatMul", [y, g.const(split)])  # (F, 1, 2C)
+    z_forward = _slice(g, z, axis=2, start=0, end=c)
+    z_backward = g.op(
+        "Slice",
+        [z, *(g.const(np.array(v, np.int64), "idx") for v in ([-1, c], [INT64_MIN, 2 * c], [0, 2], [-1, 1]))],
+    )  # (F, 1, C), back in band order
+    y = g.op("Sum", [z_forward, z_backward, g.const(_np(block.intra_fc.bias))])
     y = g.op(
         "LayerNormalization",
-        [y, g.const(block.intra_ln.weight.detach().numpy()[:, None]), g.const(block.intra_ln.bias.detach().numpy()[:, None])],
+        [y, g.const(_np(block.intra_ln.weight)[:, None]), g.const(_np(block.intra_ln.bias)[:, None])],
         axis=0,
         epsilon=LAYER_NORM_EPS,
     )
@@ -179,10 +209,11 @@ def _dpgrnn(g: _Graph, x: str, block: DPGRNN, hidden: str) -> str:
         hidden_size=r.shape[-1],
         linear_before_reset=1,
     )  # (1, F, C)
-    y = g.op("Add", [g.op("MatMul", [h, g.const(block.inter_fc.weight.detach().numpy().T.copy())]), g.const(block.inter_fc.bias.detach().numpy())])
+    y = g.op("MatMul", [h, g.const(np.ascontiguousarray(_np(block.inter_fc.weight).T))])
+    y = g.op("Add", [y, g.const(_np(block.inter_fc.bias))])
     y = g.op(
         "LayerNormalization",
-        [y, g.const(block.inter_ln.weight.detach().numpy()), g.const(block.inter_ln.bias.detach().numpy())],
+        [y, g.const(_np(block.inter_ln.weight)), g.const(_np(block.inter_ln.bias))],
         axis=1,
         epsilon=LAYER_NORM_EPS,
     )
@@ -197,12 +228,13 @@ def build_step_graph(model: GTCRN) -> onnx.ModelProto:
     state = {name: tuple(t.shape) for name, t in model.init_state(1).named_tensors().items()}
     g = _Graph()
 
-    spec = g.op("Reshape", [g.op("Transpose", [SPEC_INPUT], perm=[1, 0]), g.shape(1, 2, 1, n_bins)])  # (1, 2, 1, F)
-    power = g.op("ReduceSumSquare", [spec], axes=[1], keepdims=1)  # (1, 1, 1, F)
+    spec = g.op("Transpose", [SPEC_INPUT], perm=[1, 0])  # (2, F): real, imaginary
+    power = g.op("ReduceSumSquare", [spec], axes=[0], keepdims=1)  # (1, F)
     mag = g.op("Sqrt", [g.op("Add", [power, g.const(np.array(MAGNITUDE_EPS, np.float32))])])
-    feat = g.op("Concat", [mag, spec], axis=1)  # (1, 3, 1, F): magnitude, real, imaginary
+    feat = g.op("Concat", [mag, spec], axis=0)  # (3, F): magnitude, real, imaginary
     compress, expand = erb_matrices(model.erb, n_bins)
-    x = g.op("MatMul", [feat, g.const(compress, "erb")])  # (1, 3, 1, bands0)
+    x = g.op("MatMul", [feat, g.const(compress, "erb")])  # (3, bands0)
+    x = g.op("Reshape", [x, g.shape(1, INPUT_FEATURES, 1, -1)])  # (1, 3, 1, bands0)
     x = g.op("Conv", [x, g.const(sfe_weight(INPUT_FEATURES), "sfe")], pads=_SFE_PADS)  # (1, 9, 1, bands0)
 
     skips = []
@@ -232,10 +264,10 @@ def build_step_graph(model: GTCRN) -> onnx.ModelProto:
         is_last = j == len(last_convs) - 1
         x = _conv_block(g, x, block, transposed=True, duplicate=_MASK_DUPLICATE if is_last else None)
 
-    mask = g.op("MatMul", [x, g.const(expand, "ierb")])  # (1, 4, 1, F): m_re, m_im, m_im, m_re
-    prod = g.op("Mul", [g.op("Concat", [spec, spec], axis=1), mask])  # s_re m_re, s_im m_im, s_re m_im, s_im m_re
-    out = g.op("Conv", [prod, g.const(_COMPLEX_PRODUCT, "complex")])  # (1, 2, 1, F)
-    g.op("Transpose", [g.op("Reshape", [out, g.shape(MASK_CHANNELS, n_bins)])], outputs=[SPEC_OUTPUT], perm=[1, 0])
+    mask = g.op("Reshape", [x, g.shape(len(_MASK_DUPLICATE), -1)])  # (4, bands0): m_re, m_im, m_im, m_re
+    mask = g.op("MatMul", [mask, g.const(expand, "ierb")])  # (4, F)
+    prod = g.op("Mul", [g.op("Concat", [spec, spec], axis=0), mask])  # s_re m_re, s_im m_im, s_re m_im, s_im m_re
+    g.op("Gemm", [prod, g.const(_COMPLEX_PRODUCT.T.copy(), "complex")], outputs=[SPEC_OUTPUT], transA=1)  # (F, 2)
 
     f32 = TensorProto.FLOAT
     inputs = [helper.make_tensor_value_info(SPEC_INPUT, f32, [n_bins, 2])]
