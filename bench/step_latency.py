@@ -3,10 +3,10 @@ the official GTCRN ONNX export, in one run, one thread, pinned to one core.
 
     taskset -c 0 python bench/step_latency.py [--json OUT] [--hops N] [--weights PATH]
 
-Input is real audio (../shared/reference/mix.wav, looped) when present, else white noise. The fast step,
-the Enhancer hop and the official model run interleaved hop by hop (so they see the same machine load);
-the eager step, much slower, runs on its own afterwards. Warm-up hops are excluded. It is a benchmark,
-not a test: it asserts nothing.
+Input is real audio (../shared/reference/mix.wav, looped) when present, else white noise; each contender
+carries its streaming state from hop to hop. After a warm-up block each (excluded), the contenders take
+turns in rounds of blocks of hops, so that all of them see the same machine load over the run. It is a
+benchmark, not a test: it asserts nothing.
 """
 
 from __future__ import annotations
@@ -38,6 +38,7 @@ SHARED = Path(os.environ.get("RTENHANCE_SHARED", REPO.parent / "shared"))
 REFERENCE = SHARED / "reference"
 DEFAULT_HOPS = 3000
 WARMUP_HOPS = 300
+ROUNDS = 10  # each measurement is split into this many blocks, alternating between the contenders
 NOISE_SEED = 0
 NOISE_RMS = 0.1
 OFFICIAL_CONV_CACHE = (2, 1, 16, 16, 33)  # official gtcrn_simple.onnx state inputs
@@ -49,7 +50,7 @@ NS_PER_MS = 1e6
 def _parse() -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--json", type=Path, help="also write the results as JSON to this file")
-    p.add_argument("--hops", type=int, default=DEFAULT_HOPS, help=f"timed hops per measurement (default {DEFAULT_HOPS})")
+    p.add_argument("--hops", type=int, default=DEFAULT_HOPS, help=f"timed hops per contender (default {DEFAULT_HOPS})")
     p.add_argument("--weights", type=Path, help="checkpoint (default: ../shared/reference/gtcrn_dns3.tar)")
     p.add_argument("--official", type=Path, default=REFERENCE / "gtcrn_simple.onnx", help="official ONNX model")
     return p.parse_args()
@@ -114,20 +115,50 @@ def _stats(ns: list[int], hop_ms: float) -> dict[str, float]:
     }
 
 
-def _time_interleaved(tasks: dict[str, Callable[[int], object]], hops: int) -> dict[str, list[int]]:
-    """Run every task once per hop (rotating their order), timing each call; warm-up excluded."""
+def _time_in_rounds(tasks: dict[str, Callable[[int], object]], hops: int) -> dict[str, list[int]]:
+    """Time every call of every task: a warm-up block each, then ``ROUNDS`` rounds in which each task runs
+    a block of hops in turn (each keeps its caches warm within a block, and all share the machine's load
+    over the run). Task ``name`` is called with its own running hop index."""
     times: dict[str, list[int]] = {name: [] for name in tasks}
-    items = list(tasks.items())
+    position = dict.fromkeys(tasks, 0)
     clock = time.perf_counter_ns
-    for i in range(WARMUP_HOPS + hops):
-        k = i % len(items)
-        for name, task in items[k:] + items[:k]:
-            t0 = clock()
-            task(i)
-            elapsed = clock() - t0
-            if i >= WARMUP_HOPS:
-                times[name].append(elapsed)
+    blocks = [WARMUP_HOPS] + [hops // ROUNDS + (r < hops % ROUNDS) for r in range(ROUNDS)]
+    for r, block in enumerate(blocks):
+        for name, task in tasks.items():
+            start = position[name]
+            for i in range(start, start + block):
+                t0 = clock()
+                task(i)
+                elapsed = clock() - t0
+                if r:
+                    times[name].append(elapsed)
+            position[name] = start + block
     return times
+
+
+def _ratios(stats: dict[str, dict[str, float]]) -> dict[str, float]:
+    """official / ours at p50 and p99 (above 1: ours is faster), and eager / fast at p50."""
+    ratios = {}
+    if "official_onnx" in stats:
+        for ours in ("fast_step", "enhancer_hop"):
+            for q in ("p50", "p99"):
+                ratios[f"official_over_{ours}_{q}"] = stats["official_onnx"][f"{q}_ms"] / stats[ours][f"{q}_ms"]
+    ratios["torch_over_fast_step_p50"] = stats["torch_step"]["p50_ms"] / stats["fast_step"]["p50_ms"]
+    return ratios
+
+
+def _print_report(stats: dict[str, dict[str, float]], ratios: dict[str, float], setup: dict[str, object]) -> None:
+    print(f"model: {setup['model']}\ninput: {setup['audio']}\nofficial: {setup['official']}")
+    print(f"{setup['hops']} hops after {setup['warmup_hops']} warm-up, core {setup['core']}, 1 thread")
+    print(f"{'':16}{'p50 ms':>9}{'p95 ms':>9}{'p99 ms':>9}{'max ms':>9}{'RTF':>8}")
+    for name in ("fast_step", "enhancer_hop", "torch_step", "official_onnx"):
+        if name in stats:
+            s = stats[name]
+            cells = "".join(f"{s[k]:9.3f}" for k in ("p50_ms", "p95_ms", "p99_ms", "max_ms"))
+            print(f"{name:16}{cells}{s['rtf']:8.4f}")
+    for name, value in ratios.items():
+        print(f"{name}: {value:.2f}x")
+    print(f"load average (1 min) at the end: {setup['loadavg_1min']:.2f}")
 
 
 def main() -> int:
@@ -143,51 +174,31 @@ def main() -> int:
 
     fast = make_stepper(model, "onnx")
     enhancer = Enhancer(make_stepper(model, "onnx"), cfg)
+    eager = make_stepper(model, "torch")
     tasks: dict[str, Callable[[int], object]] = {
         "fast_step": lambda i: fast.step(frames[i]),
         "enhancer_hop": lambda i: enhancer.process(hops[i]),
+        "torch_step": lambda i: eager.step(frames[i]),
     }
     official = _official(args.official)
     if official is not None:
         tasks["official_onnx"] = lambda i: official(frames[i])
-    times = _time_interleaved(tasks, args.hops)
-    eager = make_stepper(model, "torch")
-    times.update(_time_interleaved({"torch_step": lambda i: eager.step(frames[i])}, args.hops))
-
-    results: dict[str, object] = {name: _stats(t, cfg.hop_ms) for name, t in times.items()}
-    ratios = {}
-    if official is not None:
-        ref = results["official_onnx"]
-        for ours in ("fast_step", "enhancer_hop"):
-            for q in ("p50_ms", "p99_ms"):
-                ratios[f"official_over_{ours}_{q[:3]}"] = ref[q] / results[ours][q]  # type: ignore[index]
-    ratios["torch_over_fast_step_p50"] = results["torch_step"]["p50_ms"] / results["fast_step"]["p50_ms"]  # type: ignore[index]
-    results["ratios"] = ratios
-    results["setup"] = {
+    stats = {name: _stats(t, cfg.hop_ms) for name, t in _time_in_rounds(tasks, args.hops).items()}
+    ratios = _ratios(stats)
+    setup: dict[str, object] = {
         "hops": args.hops,
         "warmup_hops": WARMUP_HOPS,
         "core": core,
         "model": model_name,
         "audio": audio_name,
-        "official": str(args.official) if official is not None else "absent",
+        "official": str(args.official) if official is not None else f"absent ({args.official}): no comparison",
         "loadavg_1min": os.getloadavg()[0],
         "onnxruntime": ort.__version__,
         "torch": torch.__version__,
     }
-
-    print(f"model: {model_name}\ninput: {audio_name}\n{args.hops} hops after {WARMUP_HOPS} warm-up, core {core}, 1 thread")
-    print(f"{'':16}{'p50 ms':>9}{'p95 ms':>9}{'p99 ms':>9}{'max ms':>9}{'RTF':>8}")
-    for name in ("fast_step", "enhancer_hop", "torch_step", "official_onnx"):
-        if name in results:
-            s = results[name]
-            print(f"{name:16}{s['p50_ms']:9.3f}{s['p95_ms']:9.3f}{s['p99_ms']:9.3f}{s['max_ms']:9.3f}{s['rtf']:8.4f}")  # type: ignore[index]
-    for name, value in ratios.items():
-        print(f"{name}: {value:.2f}x")
-    if official is None:
-        print(f"official model not found at {args.official}: no comparison")
-    print(f"load average (1 min) at the end: {results['setup']['loadavg_1min']:.2f}")  # type: ignore[index]
+    _print_report(stats, ratios, setup)
     if args.json:
-        args.json.write_text(json.dumps(results, indent=2) + "\n")
+        args.json.write_text(json.dumps({**stats, "ratios": ratios, "setup": setup}, indent=2) + "\n")
     return 0
 
 

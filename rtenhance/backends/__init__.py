@@ -49,7 +49,7 @@ def resolve_backend(backend: str = DEFAULT_BACKEND) -> str:
     if backend == "auto":
         return "onnx" if has_ort else "torch"
     if backend == "onnx" and not has_ort:
-        raise ValueError("backend 'onnx' needs the onnxruntime package (pip install onnxruntime); or use --backend torch")
+        raise ValueError("backend 'onnx' needs the onnxruntime package (pip install onnxruntime), or choose 'torch'")
     return backend
 
 

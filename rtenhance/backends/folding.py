@@ -24,8 +24,14 @@ GRU_GATES = 3  # update (z), reset (r), candidate (h)
 _TORCH_TO_ONNX_GATES = (1, 0, 2)  # PyTorch stacks gates r, z, n; ONNX stacks z, r, h
 
 
-def _np(t: torch.Tensor) -> np.ndarray:
+def as_f64(t: torch.Tensor) -> np.ndarray:
+    """A parameter or buffer as a float64 NumPy array (folding is done in float64, then rounded once)."""
     return t.detach().cpu().double().numpy()
+
+
+def as_f32(t: torch.Tensor) -> np.ndarray:
+    """A parameter or buffer as a contiguous float32 NumPy array."""
+    return _f32(as_f64(t))
 
 
 def _f32(a: np.ndarray) -> np.ndarray:
@@ -34,8 +40,8 @@ def _f32(a: np.ndarray) -> np.ndarray:
 
 def bn_affine(bn: nn.BatchNorm2d) -> tuple[np.ndarray, np.ndarray]:
     """Per-channel (scale, shift) of an eval-mode BatchNorm: y = x * scale + shift (float64)."""
-    scale = _np(bn.weight) / np.sqrt(_np(bn.running_var) + bn.eps)
-    return scale, _np(bn.bias) - _np(bn.running_mean) * scale
+    scale = as_f64(bn.weight) / np.sqrt(as_f64(bn.running_var) + bn.eps)
+    return scale, as_f64(bn.bias) - as_f64(bn.running_mean) * scale
 
 
 def fold_conv(weight: np.ndarray, bias: np.ndarray, bn: nn.BatchNorm2d) -> tuple[np.ndarray, np.ndarray]:
@@ -57,15 +63,15 @@ def fold_conv_transpose(
 
 def prelu_slope(act: nn.Module) -> np.ndarray:
     """Slope of a PReLU as a (channels or 1, 1, 1) array broadcasting over (1, C, T, F)."""
-    slope = _np(act.weight)  # type: ignore[arg-type]
+    slope = as_f64(act.weight)  # type: ignore[arg-type]
     return _f32(slope.reshape(-1, 1, 1))
 
 
 def erb_matrices(erb: ErbBands, n_bins: int) -> tuple[np.ndarray, np.ndarray]:
     """(compress (n_bins, bands), expand (bands, n_bins)): the low bins pass through, the rest is ERB."""
     low = erb.low_bins
-    comp = _np(erb.compress_weight)  # (erb_bands, n_bins - low)
-    exp = _np(erb.expand_weight)  # (n_bins - low, erb_bands)
+    comp = as_f64(erb.compress_weight)  # (erb_bands, n_bins - low)
+    exp = as_f64(erb.expand_weight)  # (n_bins - low, erb_bands)
     bands = low + comp.shape[0]
     compress = np.zeros((n_bins, bands))
     compress[np.arange(low), np.arange(low)] = 1.0
@@ -100,33 +106,33 @@ class GTConvWeights:
     """
 
     def __init__(self, block: GTConvBlock, bands: int) -> None:
-        conv1 = _np(block.point_conv1.weight)[:, :, 0, 0]
+        conv1 = as_f64(block.point_conv1.weight)[:, :, 0, 0]
         if block.transposed:
             conv1 = conv1.T  # ConvTranspose 1x1 weight is (in, out)
         channels, sfe_in = conv1.shape
         half = sfe_in // SFE_NEIGHBOURS
         kernel = np.zeros((channels, channels, 1, SFE_NEIGHBOURS))
         kernel[:, :half, 0, :] = conv1.reshape(channels, half, SFE_NEIGHBOURS)
-        self.point_in, self.point_in_bias = fold_conv(kernel, _np(block.point_conv1.bias), block.point_bn1)
+        self.point_in, self.point_in_bias = fold_conv(kernel, as_f64(block.point_conv1.bias), block.point_bn1)
         self.point_in_act = block.point_act
 
-        depth = _np(block.depth_conv.weight)  # (C, 1, kT, kF) for both module kinds
+        depth = as_f64(block.depth_conv.weight)  # (C, 1, kT, kF) for both module kinds
         if block.transposed:
             depth = depth[:, :, ::-1, ::-1]
-        self.depth, self.depth_bias = fold_conv(depth, _np(block.depth_conv.bias), block.depth_bn)
+        self.depth, self.depth_bias = fold_conv(depth, as_f64(block.depth_conv.bias), block.depth_bn)
         self.depth_act = block.depth_act
         self.dilation = block.dilation
 
-        conv2 = _np(block.point_conv2.weight)[:, :, 0, 0]
+        conv2 = as_f64(block.point_conv2.weight)[:, :, 0, 0]
         if block.transposed:
             conv2 = conv2.T
         self.point_out, self.point_out_bias = fold_conv(
-            conv2[:, :, None, None], _np(block.point_conv2.bias), block.point_bn2
+            conv2[:, :, None, None], as_f64(block.point_conv2.bias), block.point_bn2
         )
 
         self.tra_w, self.tra_r, self.tra_b = gru_to_onnx([block.tra.att_gru], input_scale=1.0 / bands)
-        self.tra_fc = _f32(_np(block.tra.att_fc.weight)[:, :, None, None])
-        self.tra_fc_b = _f32(_np(block.tra.att_fc.bias))
+        self.tra_fc = _f32(as_f64(block.tra.att_fc.weight)[:, :, None, None])
+        self.tra_fc_b = _f32(as_f64(block.tra.att_fc.bias))
         self.half = half
         self.channels = channels
 
@@ -160,10 +166,10 @@ def gru_to_onnx(
             rows, cols_in, cols_h = slice(g * hidden, (g + 1) * hidden), slice(g * inputs, (g + 1) * inputs), slice(
                 g * hidden, (g + 1) * hidden
             )
-            w_ih = _np(getattr(gru, "weight_ih" + suffix)).reshape(GRU_GATES, hidden, inputs) * input_scale
-            w_hh = _np(getattr(gru, "weight_hh" + suffix)).reshape(GRU_GATES, hidden, hidden)
-            b_ih = _np(getattr(gru, "bias_ih" + suffix)).reshape(GRU_GATES, hidden)
-            b_hh = _np(getattr(gru, "bias_hh" + suffix)).reshape(GRU_GATES, hidden)
+            w_ih = as_f64(getattr(gru, "weight_ih" + suffix)).reshape(GRU_GATES, hidden, inputs) * input_scale
+            w_hh = as_f64(getattr(gru, "weight_hh" + suffix)).reshape(GRU_GATES, hidden, hidden)
+            b_ih = as_f64(getattr(gru, "bias_ih" + suffix)).reshape(GRU_GATES, hidden)
+            b_hh = as_f64(getattr(gru, "bias_hh" + suffix)).reshape(GRU_GATES, hidden)
             for onnx_gate, torch_gate in enumerate(_TORCH_TO_ONNX_GATES):
                 w[d, onnx_gate, rows, cols_in] = w_ih[torch_gate]
                 r[d, onnx_gate, rows, cols_h] = w_hh[torch_gate]

@@ -1,9 +1,11 @@
 """``GTCRN.step`` as a small ONNX graph, built directly from the (folded) weights of any loaded model.
 
 The graph computes exactly what ``GTCRN.step`` computes for one stream (batch 1), with far fewer
-operations than a traced export: BatchNorm folded into convolutions, grouped and bidirectional GRUs
-merged into single block-diagonal GRU nodes, SFE folded into the convolution after it, the ERB mapping
-as one matrix product each way, and the complex mask applied as one product and one 1x1 convolution.
+operations than a traced export (about 160 nodes against the official export's 415): BatchNorm folded
+into convolutions, PReLU as LeakyRelu (fused into its convolution by onnxruntime), the grouped GRUs and
+both directions of the intra-band GRU merged into one block-diagonal GRU node each, SFE folded into the
+1x1 convolution after it, the ERB mapping (with the pass-through bins) as one matrix product each way,
+and the complex mask applied as one product and one small matrix product.
 
 Interface (all float32):
 - input ``spec`` (F, 2): the noisy frame (real, imaginary), F = n_fft // 2 + 1;
@@ -18,11 +20,12 @@ from typing import Any
 import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
-import torch
 from torch import nn
 
 from rtenhance.backends.folding import (
     GTConvWeights,
+    as_f32,
+    as_f64,
     bidirectional_output_order,
     directions_side_by_side,
     erb_matrices,
@@ -32,7 +35,7 @@ from rtenhance.backends.folding import (
     prelu_slope,
     sfe_weight,
 )
-from rtenhance.model.gtcrn import GTCRN, INPUT_FEATURES, MAGNITUDE_EPS, MASK_CHANNELS
+from rtenhance.model.gtcrn import GTCRN, INPUT_FEATURES, MAGNITUDE_EPS
 from rtenhance.model.modules import BAND_KERNEL, BAND_STRIDE, LAYER_NORM_EPS, SFE_NEIGHBOURS, ConvBlock, DPGRNN
 
 ONNX_OPSET = 17  # LayerNormalization needs 17
@@ -98,8 +101,7 @@ def _conv_block(g: _Graph, x: str, block: ConvBlock, transposed: bool, duplicate
     ``duplicate`` lists output channels to emit (in that order) instead of all of them once.
     """
     conv = block.conv
-    weight = conv.weight.detach().double().numpy()
-    bias = conv.bias.detach().double().numpy()
+    weight, bias = as_f64(conv.weight), as_f64(conv.bias)
     groups = conv.groups
     if transposed:
         w, b = fold_conv_transpose(weight, bias, block.bn, groups)
@@ -157,10 +159,6 @@ def _gt_block(g: _Graph, x: str, wts: GTConvWeights, state: tuple[str, str]) -> 
     return g.op("Reshape", [pairs, g.shape(1, wts.channels, 1, -1)])  # channel shuffle: (1, C, 1, F)
 
 
-def _np(t: torch.Tensor) -> np.ndarray:
-    return t.detach().cpu().numpy().astype(np.float32)
-
-
 def _dpgrnn(g: _Graph, x: str, block: DPGRNN, hidden: str) -> str:
     """DPGRNN on (F, 1, C) band-major features; returns (1, F, C) and writes ``<hidden>_out``.
 
@@ -181,7 +179,7 @@ def _dpgrnn(g: _Graph, x: str, block: DPGRNN, hidden: str) -> str:
         linear_before_reset=1,
     )  # (F, 1, 1, C): step t holds [forward(t) (C/2), backward(F - 1 - t) (C/2)], each (group, unit)
     y = g.op("Reshape", [y, g.shape(f, 1, c)])
-    fc = _np(block.intra_fc.weight).T[bidirectional_output_order(2, intra.rnn1.hidden_size)]  # (C in, C out)
+    fc = as_f32(block.intra_fc.weight).T[bidirectional_output_order(2, intra.rnn1.hidden_size)]  # (C in, C out)
     half = c // 2
     split = np.zeros((c, 2 * c), dtype=np.float32)  # forward units -> first C outputs, backward -> last C
     split[:half, :c] = fc[:half]
@@ -192,10 +190,10 @@ def _dpgrnn(g: _Graph, x: str, block: DPGRNN, hidden: str) -> str:
         "Slice",
         [z, *(g.const(np.array(v, np.int64), "idx") for v in ([-1, c], [INT64_MIN, 2 * c], [0, 2], [-1, 1]))],
     )  # (F, 1, C), back in band order
-    y = g.op("Sum", [z_forward, z_backward, g.const(_np(block.intra_fc.bias))])
+    y = g.op("Sum", [z_forward, z_backward, g.const(as_f32(block.intra_fc.bias))])
     y = g.op(
         "LayerNormalization",
-        [y, g.const(_np(block.intra_ln.weight)[:, None]), g.const(_np(block.intra_ln.bias)[:, None])],
+        [y, g.const(as_f32(block.intra_ln.weight)[:, None]), g.const(as_f32(block.intra_ln.bias)[:, None])],
         axis=0,
         epsilon=LAYER_NORM_EPS,
     )
@@ -209,11 +207,11 @@ def _dpgrnn(g: _Graph, x: str, block: DPGRNN, hidden: str) -> str:
         hidden_size=r.shape[-1],
         linear_before_reset=1,
     )  # (1, F, C)
-    y = g.op("MatMul", [h, g.const(np.ascontiguousarray(_np(block.inter_fc.weight).T))])
-    y = g.op("Add", [y, g.const(_np(block.inter_fc.bias))])
+    y = g.op("MatMul", [h, g.const(np.ascontiguousarray(as_f32(block.inter_fc.weight).T))])
+    y = g.op("Add", [y, g.const(as_f32(block.inter_fc.bias))])
     y = g.op(
         "LayerNormalization",
-        [y, g.const(_np(block.inter_ln.weight)), g.const(_np(block.inter_ln.bias))],
+        [y, g.const(as_f32(block.inter_ln.weight)), g.const(as_f32(block.inter_ln.bias))],
         axis=1,
         epsilon=LAYER_NORM_EPS,
     )
@@ -246,7 +244,8 @@ def build_step_graph(model: GTCRN) -> onnx.ModelProto:
         x = _gt_block(g, x, GTConvWeights(block, bands), (f"encoder_conv_{i}", f"encoder_tra_{i}"))
         skips.append(x)
 
-    x = g.op("Reshape", [g.op("Transpose", [x], perm=[3, 2, 0, 1]), g.shape(bands, 1, channels)])  # (F, 1, C)
+    x = g.op("Transpose", [x], perm=[3, 2, 0, 1])  # (F, 1, 1, C)
+    x = g.op("Reshape", [x, g.shape(bands, 1, channels)])  # (F, 1, C): band-major
     for i, block in enumerate(model.dpgrnns):
         if i:
             x = g.op("Reshape", [x, g.shape(bands, 1, channels)])
