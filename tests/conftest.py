@@ -19,3 +19,15 @@ def need_shared(*parts: str) -> Path:
     if not path.exists():
         pytest.skip(f"needs {path} (the shared reference/data folder beside the repository), which is absent")
     return path
+
+
+@pytest.fixture
+def one_torch_thread():
+    """Run the test with one PyTorch thread: eager steps are tiny, and several threads on a busy machine
+    only add contention (several times slower)."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

@@ -34,6 +34,8 @@ SCALE_FLOOR = 1.0  # errors are divided by max(SCALE_FLOOR, peak magnitude of th
 TORCH_BACKEND_FRAMES = 100  # the eager backend wraps GTCRN.step; a shorter run checks its plumbing
 CONCRETE_BACKENDS = [b for b in BACKENDS if b != "auto"]
 
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
 
 def random_model(config: ModelConfig | None = None, seed: int = 0) -> GTCRN:
     """A random-initialised model in eval mode with non-trivial BatchNorm statistics and PReLU slopes."""
@@ -69,15 +71,6 @@ def frames_of(model: GTCRN, audio: np.ndarray) -> np.ndarray:
     """(T, F, 2) causal STFT frames, as the streaming path produces them."""
     spec = stft(torch.from_numpy(audio)[None], model.config.stft, causal=True)[0]  # (F, T, 2)
     return spec.permute(1, 0, 2).contiguous().numpy()
-
-
-@pytest.fixture(autouse=True)
-def one_torch_thread():
-    """Eager steps are tiny; several threads on a busy machine only add contention."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def relative_error(got: torch.Tensor | np.ndarray, ref: torch.Tensor) -> float:
