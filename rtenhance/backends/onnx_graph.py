@@ -46,9 +46,11 @@ SPEC_OUTPUT = "enhanced"
 STATE_OUTPUT_SUFFIX = "_out"
 _BAND_PADS = [0, BAND_KERNEL // 2, 0, BAND_KERNEL // 2]  # (1, 5) convolutions: pad 2 bands each side
 _SFE_PADS = [0, SFE_NEIGHBOURS // 2, 0, SFE_NEIGHBOURS // 2]
-# The mask is produced as 4 channels (m_re, m_im, m_im, m_re) and multiplied with (s_re, s_im, s_re, s_im);
-# this matrix then forms (s_re m_re - s_im m_im, s_re m_im + s_im m_re).
+# The mask is produced as 4 channels (m_re, m_im, m_im, m_re) and multiplied with (s_re, s_im, s_re, s_im)
+# (the spectrum's two rows twice, by an exact 0/1 matrix product); _COMPLEX_PRODUCT then forms
+# (s_re m_re - s_im m_im, s_re m_im + s_im m_re).
 _MASK_DUPLICATE = [0, 1, 1, 0]
+_SPEC_DUPLICATE = np.array([[1, 0], [0, 1], [1, 0], [0, 1]], dtype=np.float32)
 _COMPLEX_PRODUCT = np.array([[1, -1, 0, 0], [0, 0, 1, 1]], dtype=np.float32)
 
 
@@ -207,15 +209,15 @@ def _dpgrnn(g: _Graph, x: str, block: DPGRNN, hidden: str) -> str:
         hidden_size=r.shape[-1],
         linear_before_reset=1,
     )  # (1, F, C)
-    y = g.op("MatMul", [h, g.const(np.ascontiguousarray(as_f32(block.inter_fc.weight).T))])
-    y = g.op("Add", [y, g.const(as_f32(block.inter_fc.bias))])
+    h = g.op("Reshape", [h, g.shape(f, c)])
+    y = g.op("Gemm", [h, g.const(as_f32(block.inter_fc.weight)), g.const(as_f32(block.inter_fc.bias))], transB=1)
     y = g.op(
         "LayerNormalization",
         [y, g.const(as_f32(block.inter_ln.weight)), g.const(as_f32(block.inter_ln.bias))],
-        axis=1,
+        axis=0,
         epsilon=LAYER_NORM_EPS,
-    )
-    return g.op("Add", [x, y])
+    )  # (F, C)
+    return g.op("Add", [x, y])  # (1, F, C)
 
 
 def build_step_graph(model: GTCRN) -> onnx.ModelProto:
@@ -226,12 +228,11 @@ def build_step_graph(model: GTCRN) -> onnx.ModelProto:
     state = {name: tuple(t.shape) for name, t in model.init_state(1).named_tensors().items()}
     g = _Graph()
 
-    spec = g.op("Transpose", [SPEC_INPUT], perm=[1, 0])  # (2, F): real, imaginary
-    power = g.op("ReduceSumSquare", [spec], axes=[0], keepdims=1)  # (1, F)
+    power = g.op("ReduceSumSquare", [SPEC_INPUT], axes=[1], keepdims=1)  # (F, 1)
     mag = g.op("Sqrt", [g.op("Add", [power, g.const(np.array(MAGNITUDE_EPS, np.float32))])])
-    feat = g.op("Concat", [mag, spec], axis=0)  # (3, F): magnitude, real, imaginary
+    feat = g.op("Concat", [mag, SPEC_INPUT], axis=1)  # (F, 3): magnitude, real, imaginary
     compress, expand = erb_matrices(model.erb, n_bins)
-    x = g.op("MatMul", [feat, g.const(compress, "erb")])  # (3, bands0)
+    x = g.op("Gemm", [feat, g.const(compress, "erb")], transA=1)  # (3, bands0)
     x = g.op("Reshape", [x, g.shape(1, INPUT_FEATURES, 1, -1)])  # (1, 3, 1, bands0)
     x = g.op("Conv", [x, g.const(sfe_weight(INPUT_FEATURES), "sfe")], pads=_SFE_PADS)  # (1, 9, 1, bands0)
 
@@ -265,8 +266,9 @@ def build_step_graph(model: GTCRN) -> onnx.ModelProto:
 
     mask = g.op("Reshape", [x, g.shape(len(_MASK_DUPLICATE), -1)])  # (4, bands0): m_re, m_im, m_im, m_re
     mask = g.op("MatMul", [mask, g.const(expand, "ierb")])  # (4, F)
-    prod = g.op("Mul", [g.op("Concat", [spec, spec], axis=0), mask])  # s_re m_re, s_im m_im, s_re m_im, s_im m_re
-    g.op("Gemm", [prod, g.const(_COMPLEX_PRODUCT.T.copy(), "complex")], outputs=[SPEC_OUTPUT], transA=1)  # (F, 2)
+    spec4 = g.op("Gemm", [g.const(_SPEC_DUPLICATE, "dup"), SPEC_INPUT], transB=1)  # (4, F): s_re, s_im, s_re, s_im
+    prod = g.op("Mul", [spec4, mask])  # (4, F): s_re m_re, s_im m_im, s_re m_im, s_im m_re
+    g.op("Gemm", [prod, g.const(np.ascontiguousarray(_COMPLEX_PRODUCT.T), "complex")], outputs=[SPEC_OUTPUT], transA=1)
 
     f32 = TensorProto.FLOAT
     inputs = [helper.make_tensor_value_info(SPEC_INPUT, f32, [n_bins, 2])]
