@@ -104,34 +104,44 @@ def _official(path: Path) -> Callable[[np.ndarray], None] | None:
     return step
 
 
-def _stats(ns: list[int], hop_ms: float) -> dict[str, float]:
-    ms = np.asarray(ns, dtype=np.float64) / NS_PER_MS
+def _stats(wall_ns: list[int], cpu_ns: list[int], hop_ms: float) -> dict[str, float]:
+    """Wall-clock percentiles and RTF (mean wall time / hop), plus this thread's CPU time p50/p99 (which
+    leaves out time the thread spent preempted by other processes)."""
+    ms = np.asarray(wall_ns, dtype=np.float64) / NS_PER_MS
+    cpu = np.asarray(cpu_ns, dtype=np.float64) / NS_PER_MS
     return {
         "p50_ms": float(np.percentile(ms, 50)),
         "p95_ms": float(np.percentile(ms, 95)),
         "p99_ms": float(np.percentile(ms, 99)),
         "max_ms": float(ms.max()),
         "rtf": float(ms.mean() / hop_ms),
+        "cpu_p50_ms": float(np.percentile(cpu, 50)),
+        "cpu_p99_ms": float(np.percentile(cpu, 99)),
     }
 
 
-def _time_in_rounds(tasks: dict[str, Callable[[int], object]], hops: int) -> dict[str, list[int]]:
-    """Time every call of every task: a warm-up block each, then ``ROUNDS`` rounds in which each task runs
-    a block of hops in turn (each keeps its caches warm within a block, and all share the machine's load
-    over the run). Task ``name`` is called with its own running hop index."""
-    times: dict[str, list[int]] = {name: [] for name in tasks}
+def _time_in_rounds(
+    tasks: dict[str, Callable[[int], object]], hops: int
+) -> dict[str, tuple[list[int], list[int]]]:
+    """Time every call of every task (wall and thread CPU ns): a warm-up block each, then ``ROUNDS``
+    rounds in which each task runs a block of hops in turn (each keeps its caches warm within a block,
+    and all share the machine's load over the run). Task ``name`` gets its own running hop index."""
+    times: dict[str, tuple[list[int], list[int]]] = {name: ([], []) for name in tasks}
     position = dict.fromkeys(tasks, 0)
-    clock = time.perf_counter_ns
+    wall, cpu = time.perf_counter_ns, time.thread_time_ns
     blocks = [WARMUP_HOPS] + [hops // ROUNDS + (r < hops % ROUNDS) for r in range(ROUNDS)]
     for r, block in enumerate(blocks):
         for name, task in tasks.items():
             start = position[name]
             for i in range(start, start + block):
-                t0 = clock()
+                c0 = cpu()
+                t0 = wall()
                 task(i)
-                elapsed = clock() - t0
+                t1 = wall()
+                c1 = cpu()
                 if r:
-                    times[name].append(elapsed)
+                    times[name][0].append(t1 - t0)
+                    times[name][1].append(c1 - c0)
             position[name] = start + block
     return times
 
@@ -150,12 +160,12 @@ def _ratios(stats: dict[str, dict[str, float]]) -> dict[str, float]:
 def _print_report(stats: dict[str, dict[str, float]], ratios: dict[str, float], setup: dict[str, object]) -> None:
     print(f"model: {setup['model']}\ninput: {setup['audio']}\nofficial: {setup['official']}")
     print(f"{setup['hops']} hops after {setup['warmup_hops']} warm-up, core {setup['core']}, 1 thread")
-    print(f"{'':16}{'p50 ms':>9}{'p95 ms':>9}{'p99 ms':>9}{'max ms':>9}{'RTF':>8}")
+    print(f"{'':16}{'p50 ms':>9}{'p95 ms':>9}{'p99 ms':>9}{'max ms':>9}{'RTF':>8}   CPU p50/p99 ms")
     for name in ("fast_step", "enhancer_hop", "torch_step", "official_onnx"):
         if name in stats:
             s = stats[name]
             cells = "".join(f"{s[k]:9.3f}" for k in ("p50_ms", "p95_ms", "p99_ms", "max_ms"))
-            print(f"{name:16}{cells}{s['rtf']:8.4f}")
+            print(f"{name:16}{cells}{s['rtf']:8.4f}   {s['cpu_p50_ms']:.3f}/{s['cpu_p99_ms']:.3f}")
     for name, value in ratios.items():
         print(f"{name}: {value:.2f}x")
     print(f"load average (1 min) at the end: {setup['loadavg_1min']:.2f}")
@@ -183,7 +193,8 @@ def main() -> int:
     official = _official(args.official)
     if official is not None:
         tasks["official_onnx"] = lambda i: official(frames[i])
-    stats = {name: _stats(t, cfg.hop_ms) for name, t in _time_in_rounds(tasks, args.hops).items()}
+    timed = _time_in_rounds(tasks, args.hops)
+    stats = {name: _stats(wall_ns, cpu_ns, cfg.hop_ms) for name, (wall_ns, cpu_ns) in timed.items()}
     ratios = _ratios(stats)
     setup: dict[str, object] = {
         "hops": args.hops,

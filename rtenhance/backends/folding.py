@@ -98,11 +98,13 @@ class GTConvWeights:
         point_in: (C, C, 1, 3) weight and (C,) bias: SFE + pointwise conv + BN on the first half of the
             channels (zero weights on the second half, so the block needs no split before it).
         point_in_act, depth_act: the PReLU modules after them.
-        depth: (C, 1, 3, 3) depthwise causal weight (time-reversed for the decoder's transposed blocks) + bias.
+        depth: (C, 1, 3, 3) depthwise causal weight (flipped for the decoder's transposed blocks) + bias.
         point_out: (C/2, C, 1, 1) weight + bias: pointwise conv + BN.
         tra_w, tra_r, tra_b: the TRA GRU (ONNX layout, input scaled by 1 / bands so that it takes the
             energy summed, not averaged, over bands).
         tra_fc, tra_fc_b: the TRA output Linear as a (C/2, C, 1, 1) 1x1 convolution and its bias.
+        dilation: temporal dilation of the depthwise convolution (its cache holds 2 * dilation frames).
+        channels, half: C and C / 2.
     """
 
     def __init__(self, block: GTConvBlock, bands: int) -> None:
@@ -163,18 +165,17 @@ def gru_to_onnx(
     for d in range(dirs):
         suffix = "_l0_reverse" if d else "_l0"
         for g, gru in enumerate(grus):
-            rows, cols_in, cols_h = slice(g * hidden, (g + 1) * hidden), slice(g * inputs, (g + 1) * inputs), slice(
-                g * hidden, (g + 1) * hidden
-            )
+            units = slice(g * hidden, (g + 1) * hidden)  # this group's rows of each gate and its hidden columns
+            cols_in = slice(g * inputs, (g + 1) * inputs)
             w_ih = as_f64(getattr(gru, "weight_ih" + suffix)).reshape(GRU_GATES, hidden, inputs) * input_scale
             w_hh = as_f64(getattr(gru, "weight_hh" + suffix)).reshape(GRU_GATES, hidden, hidden)
             b_ih = as_f64(getattr(gru, "bias_ih" + suffix)).reshape(GRU_GATES, hidden)
             b_hh = as_f64(getattr(gru, "bias_hh" + suffix)).reshape(GRU_GATES, hidden)
             for onnx_gate, torch_gate in enumerate(_TORCH_TO_ONNX_GATES):
-                w[d, onnx_gate, rows, cols_in] = w_ih[torch_gate]
-                r[d, onnx_gate, rows, cols_h] = w_hh[torch_gate]
-                b[d, 0, onnx_gate, rows] = b_ih[torch_gate]
-                b[d, 1, onnx_gate, rows] = b_hh[torch_gate]
+                w[d, onnx_gate, units, cols_in] = w_ih[torch_gate]
+                r[d, onnx_gate, units, units] = w_hh[torch_gate]
+                b[d, 0, onnx_gate, units] = b_ih[torch_gate]
+                b[d, 1, onnx_gate, units] = b_hh[torch_gate]
     return (
         _f32(w.reshape(dirs, GRU_GATES * hm, im)),
         _f32(r.reshape(dirs, GRU_GATES * hm, hm)),
