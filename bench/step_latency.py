@@ -37,6 +37,7 @@ from rtenhance.model.gtcrn import GTCRN  # noqa: E402
 SHARED = Path(os.environ.get("RTENHANCE_SHARED", REPO.parent / "shared"))
 REFERENCE = SHARED / "reference"
 DEFAULT_HOPS = 3000
+DEFAULT_GAP_MS = 0.0
 WARMUP_HOPS = 300
 ROUNDS = 10  # each measurement is split into this many blocks, alternating between the contenders
 NOISE_SEED = 0
@@ -51,6 +52,9 @@ def _parse() -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--json", type=Path, help="also write the results as JSON to this file")
     p.add_argument("--hops", type=int, default=DEFAULT_HOPS, help=f"timed hops per contender (default {DEFAULT_HOPS})")
+    p.add_argument(
+        "--gap-ms", type=float, default=DEFAULT_GAP_MS, help="sleep between hops, as a stream does (default 0)"
+    )
     p.add_argument("--weights", type=Path, help="checkpoint (default: ../shared/reference/gtcrn_dns3.tar)")
     p.add_argument("--official", type=Path, default=REFERENCE / "gtcrn_simple.onnx", help="official ONNX model")
     return p.parse_args()
@@ -121,7 +125,7 @@ def _stats(wall_ns: list[int], cpu_ns: list[int], hop_ms: float) -> dict[str, fl
 
 
 def _time_in_rounds(
-    tasks: dict[str, Callable[[int], object]], hops: int
+    tasks: dict[str, Callable[[int], object]], hops: int, gap_s: float
 ) -> dict[str, tuple[list[int], list[int]]]:
     """Time every call of every task (wall and thread CPU ns): a warm-up block each, then ``ROUNDS``
     rounds in which each task runs a block of hops in turn (each keeps its caches warm within a block,
@@ -139,6 +143,8 @@ def _time_in_rounds(
                 task(i)
                 t1 = wall()
                 c1 = cpu()
+                if gap_s:
+                    time.sleep(gap_s)
                 if r:
                     times[name][0].append(t1 - t0)
                     times[name][1].append(c1 - c0)
@@ -193,12 +199,13 @@ def main() -> int:
     official = _official(args.official)
     if official is not None:
         tasks["official_onnx"] = lambda i: official(frames[i])
-    timed = _time_in_rounds(tasks, args.hops)
+    timed = _time_in_rounds(tasks, args.hops, args.gap_ms / 1000.0)
     stats = {name: _stats(wall_ns, cpu_ns, cfg.hop_ms) for name, (wall_ns, cpu_ns) in timed.items()}
     ratios = _ratios(stats)
     setup: dict[str, object] = {
         "hops": args.hops,
         "warmup_hops": WARMUP_HOPS,
+        "gap_ms": args.gap_ms,
         "core": core,
         "model": model_name,
         "audio": audio_name,
