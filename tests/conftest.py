@@ -52,3 +52,15 @@ def noise_signal(seconds: float, seed: int = 0, rate: int = 16000):
     voiced = sum(np.sin(2 * np.pi * f * t + rng.uniform(0, 6)) / k for k, f in enumerate((140, 280, 420, 700, 1100), 1))
     x = 0.05 * envelope * voiced + 0.0125 * rng.standard_normal(t.shape[0])
     return x.astype(np.float32)
+
+
+@pytest.fixture
+def one_torch_thread():
+    """Run the test with one PyTorch thread: eager steps are tiny, and several threads on a busy machine
+    only add contention (several times slower)."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

@@ -1,15 +1,20 @@
 """Inference backends: objects that run ``GTCRN.step`` on one STFT frame held in NumPy buffers.
 
-A backend keeps its own streaming state between calls. ``make_stepper`` picks one by name.
+A backend keeps its own streaming state between calls. ``make_stepper`` picks one by name:
+- ``"onnx"``: the step as a small ONNX graph built from the weights, run in onnxruntime (fast);
+- ``"torch"``: eager ``GTCRN.step``, the reference;
+- ``"auto"``: the fastest one available (``"onnx"`` when onnxruntime imports, else ``"torch"``).
 """
 
 from __future__ import annotations
 
+import importlib.util
 from typing import Protocol
 
 import numpy as np
 
 from rtenhance.model.gtcrn import GTCRN
+from rtenhance.model.state import StreamState
 
 
 class FrameStepper(Protocol):
@@ -23,18 +28,41 @@ class FrameStepper(Protocol):
         """Back to the zero state."""
         ...
 
+    def stream_state(self) -> StreamState:
+        """A copy of the current state, in the layout of ``GTCRN.step`` (for checks)."""
+        ...
 
-BACKENDS = ("torch",)
+
+BACKENDS = ("auto", "onnx", "torch")
+DEFAULT_BACKEND = "auto"
 
 
-def make_stepper(model: GTCRN, backend: str = "torch") -> FrameStepper:
-    """A stepper for ``model`` on the named backend.
+def resolve_backend(backend: str = DEFAULT_BACKEND) -> str:
+    """The concrete backend a name selects (``"auto"`` -> the fastest available).
 
     Raises:
-        ValueError: unknown backend name.
+        ValueError: unknown backend name, or ``"onnx"`` without onnxruntime installed.
     """
-    if backend == "torch":
-        from rtenhance.backends.torch_backend import TorchStepper
+    if backend not in BACKENDS:
+        raise ValueError(f"backend {backend!r} is not available; choose one of: {', '.join(BACKENDS)}")
+    has_ort = importlib.util.find_spec("onnxruntime") is not None
+    if backend == "auto":
+        return "onnx" if has_ort else "torch"
+    if backend == "onnx" and not has_ort:
+        raise ValueError("backend 'onnx' needs the onnxruntime package (pip install onnxruntime), or choose 'torch'")
+    return backend
 
-        return TorchStepper(model)
-    raise ValueError(f"backend {backend!r} is not available; choose one of: {', '.join(BACKENDS)}")
+
+def make_stepper(model: GTCRN, backend: str = DEFAULT_BACKEND) -> FrameStepper:
+    """A stepper for one stream of ``model`` on the named backend (see the module docstring).
+
+    Raises:
+        ValueError: unknown or unavailable backend name.
+    """
+    if resolve_backend(backend) == "onnx":
+        from rtenhance.backends.onnx_backend import OnnxStepper
+
+        return OnnxStepper(model)
+    from rtenhance.backends.torch_backend import TorchStepper
+
+    return TorchStepper(model)

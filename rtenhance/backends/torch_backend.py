@@ -6,6 +6,7 @@ import numpy as np
 import torch
 
 from rtenhance.model.gtcrn import GTCRN
+from rtenhance.model.state import StreamState
 
 
 class TorchStepper:
@@ -24,3 +25,7 @@ class TorchStepper:
             out, self.state = self.model.step(torch.from_numpy(frame)[None], self.state)
         self._out[:] = out[0].numpy()
         return self._out
+
+    def stream_state(self) -> StreamState:
+        """A copy of the current state."""
+        return self.state.clone()

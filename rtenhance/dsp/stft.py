@@ -92,21 +92,26 @@ def istft(spec: torch.Tensor, cfg: StftConfig, length: int, causal: bool = False
 
 
 class StreamingStft:
-    """Hop-by-hop analysis with causal framing; no allocation per hop.
+    """Hop-by-hop analysis with causal framing; no buffer allocation per hop.
 
-    ``analyze(hop)`` takes hop_samples new samples and returns the spectrum of the last n_fft samples.
+    ``analyze(hop)`` takes hop_samples new samples and returns the spectrum of the last n_fft samples
+    (the previous hop and this one: the configuration guarantees n_fft = 2 * hop).
     """
 
     def __init__(self, cfg: StftConfig) -> None:
         self.cfg = cfg
-        self._window = sqrt_hann(cfg.n_fft).numpy().astype(np.float32)
-        self._buffer = np.zeros(cfg.n_fft, dtype=np.float32)
+        h = cfg.hop_samples
+        window = sqrt_hann(cfg.n_fft).numpy().astype(np.float32)
+        self._window_old, self._window_new = window[:h].copy(), window[h:].copy()
+        self._previous = np.zeros(h, dtype=np.float32)
         self._windowed = np.zeros(cfg.n_fft, dtype=np.float32)
-        self._frame = np.zeros((cfg.n_bins, 2), dtype=np.float32)
+        self._windowed_old, self._windowed_new = self._windowed[:h], self._windowed[h:]
+        self._spectrum = np.zeros(cfg.n_bins, dtype=np.complex64)
+        self._frame = self._spectrum.view(np.float32).reshape(cfg.n_bins, 2)  # same memory as _spectrum
 
     def reset(self) -> None:
         """Forget the history (back to zeros)."""
-        self._buffer.fill(0.0)
+        self._previous.fill(0.0)
 
     def analyze(self, hop: np.ndarray) -> np.ndarray:
         """Analyse one hop.
@@ -117,18 +122,15 @@ class StreamingStft:
         Returns:
             (F, 2) float32 frame (real, imaginary); a view of an internal buffer, valid until the next call.
         """
-        h = self.cfg.hop_samples
-        self._buffer[:-h] = self._buffer[h:]
-        self._buffer[-h:] = hop
-        np.multiply(self._buffer, self._window, out=self._windowed)
-        spectrum = np.fft.rfft(self._windowed)
-        self._frame[:, 0] = spectrum.real
-        self._frame[:, 1] = spectrum.imag
+        np.multiply(self._previous, self._window_old, out=self._windowed_old)
+        np.multiply(hop, self._window_new, out=self._windowed_new)
+        np.copyto(self._previous, hop)
+        np.fft.rfft(self._windowed, out=self._spectrum)
         return self._frame
 
 
 class StreamingIstft:
-    """Frame-by-frame synthesis by windowed overlap-add; no allocation of buffers per hop.
+    """Frame-by-frame synthesis by windowed overlap-add; no buffer allocation per hop.
 
     ``synthesize(frame)`` returns the hop_samples samples that the frame completes; the output stream is
     ``istft(..., causal=True)`` delayed by n_fft - hop samples.
@@ -136,10 +138,14 @@ class StreamingIstft:
 
     def __init__(self, cfg: StftConfig) -> None:
         self.cfg = cfg
+        h = cfg.hop_samples
         self._window = sqrt_hann(cfg.n_fft).numpy().astype(np.float32)
-        self._overlap = np.zeros(cfg.n_fft - cfg.hop_samples, dtype=np.float32)
-        self._out = np.zeros(cfg.hop_samples, dtype=np.float32)
+        self._samples = np.zeros(cfg.n_fft, dtype=np.float32)
+        self._samples_head, self._samples_tail = self._samples[:h], self._samples[h:]
+        self._overlap = np.zeros(cfg.n_fft - h, dtype=np.float32)
+        self._out = np.zeros(h, dtype=np.float32)
         self._complex = np.zeros(cfg.n_bins, dtype=np.complex64)
+        self._complex_pairs = self._complex.view(np.float32).reshape(cfg.n_bins, 2)
 
     def reset(self) -> None:
         """Forget the pending overlap (back to zeros)."""
@@ -154,13 +160,9 @@ class StreamingIstft:
         Returns:
             (hop_samples,) float32 samples; a view of an internal buffer, valid until the next call.
         """
-        h = self.cfg.hop_samples
-        self._complex.real = frame[:, 0]
-        self._complex.imag = frame[:, 1]
-        samples = np.fft.irfft(self._complex, n=self.cfg.n_fft).astype(np.float32, copy=False)
-        samples *= self._window
-        np.add(self._overlap[:h], samples[:h], out=self._out)
-        self._overlap[:-h] = self._overlap[h:]
-        self._overlap[-h:] = 0.0
-        self._overlap += samples[h:]
+        np.copyto(self._complex_pairs, frame)
+        np.fft.irfft(self._complex, n=self.cfg.n_fft, out=self._samples)
+        np.multiply(self._samples, self._window, out=self._samples)
+        np.add(self._overlap, self._samples_head, out=self._out)
+        np.copyto(self._overlap, self._samples_tail)
         return self._out
