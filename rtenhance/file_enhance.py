@@ -7,7 +7,7 @@ from typing import Callable
 
 import numpy as np
 
-from rtenhance.backends import make_stepper
+from rtenhance.backends import DEFAULT_BACKEND, make_stepper
 from rtenhance.dsp.resample import resample
 from rtenhance.enhancer import Enhancer, enhance_offline
 from rtenhance.model.gtcrn import GTCRN
@@ -21,7 +21,7 @@ def enhance_samples(
     samples: np.ndarray,
     sample_rate: int,
     streaming: bool = False,
-    backend: str = "torch",
+    backend: str = DEFAULT_BACKEND,
     progress: ProgressFn | None = None,
 ) -> np.ndarray:
     """Enhance (N, C) samples at ``sample_rate``; returns (N, C) float32 at the same rate.

@@ -9,7 +9,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from rtenhance.audiofile import AUDIO_EXTENSIONS, read_audio, output_encoding, write_audio_atomic
-from rtenhance.backends import BACKENDS
+from rtenhance.backends import BACKENDS, DEFAULT_BACKEND
 from rtenhance.cli import UsageError
 from rtenhance.file_enhance import enhance_samples
 from rtenhance.model.gtcrn import GTCRN
@@ -24,7 +24,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("output", type=Path, help="output file (or directory when the input is one)")
     p.add_argument("--weights", help="checkpoint (rtenhance or published GTCRN); default: bundled weights")
     p.add_argument("--streaming", action="store_true", help="run the frame-by-frame streaming path")
-    p.add_argument("--backend", default="torch", choices=BACKENDS, help="inference backend for --streaming")
+    p.add_argument("--backend", default=DEFAULT_BACKEND, choices=BACKENDS, help="inference backend for --streaming")
     p.set_defaults(run=run)
 
 
