@@ -54,10 +54,10 @@ def noise_signal(seconds: float, seed: int = 0, rate: int = 16000):
     return x.astype(np.float32)
 
 
-@pytest.fixture
+@pytest.fixture(autouse=True, scope="session")
 def one_torch_thread():
-    """Run the test with one PyTorch thread: eager steps are tiny, and several threads on a busy machine
-    only add contention (several times slower)."""
+    """Run every test with one PyTorch thread: eager steps are tiny, and several threads on a busy
+    2-core machine only add contention (many times slower)."""
     import torch
 
     threads = torch.get_num_threads()

@@ -34,7 +34,6 @@ SCALE_FLOOR = 1.0  # errors are divided by max(SCALE_FLOOR, peak magnitude of th
 TORCH_BACKEND_FRAMES = 100  # the eager backend wraps GTCRN.step; a shorter run checks its plumbing
 CONCRETE_BACKENDS = [b for b in BACKENDS if b != "auto"]
 
-pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def random_model(config: ModelConfig | None = None, seed: int = 0) -> GTCRN:

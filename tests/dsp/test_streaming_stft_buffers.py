@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import numpy as np
-import pytest
 import torch
 
 from rtenhance.backends import make_stepper
@@ -15,7 +14,6 @@ from rtenhance.model.gtcrn import GTCRN
 CFG = StftConfig()
 ROUND_OFF = 1e-6
 
-pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def noise(hops: int, seed: int = 0) -> np.ndarray:
