@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import signal
+import threading
 
 from rtenhance.cli import UsageError
 
@@ -35,7 +37,14 @@ def run(args: argparse.Namespace) -> int:
     trainer = Trainer(cfg)
     if args.resume:
         trainer.resume()
-    trainer.run(max_steps=args.max_steps, progress=not args.no_progress)
+    stop = threading.Event()
+    # SIGTERM/SIGINT: finish the current step, write last.pt, exit
+    previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        trainer.run(max_steps=args.max_steps, progress=not args.no_progress, stop=stop.is_set)
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
     print(f"stopped at step {trainer.step}; best {cfg.best_metric} {trainer.best_metric:.4f} at step {trainer.best_step}")
     print(f"checkpoints: {last} and {cfg.run_dir / 'best.pt'}")
     return 0

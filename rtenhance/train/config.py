@@ -21,7 +21,9 @@ class DataConfig:
         clean_dir: folder of clean speech (FLAC/WAV, 16 kHz mono) with ``manifest.tsv``.
         noise_dir: folder of noise clips with ``manifest.tsv``.
         rir_dir: folder of room impulse responses with ``manifest.tsv`` (empty string: no reverberation).
-        val_speakers: speakers (manifest ``speaker`` column) held out of training for validation.
+        val_speakers: speakers (manifest ``speaker`` column) held out of training for validation; empty:
+            hold out a seeded ``val_clip_fraction`` of the clips instead (for folders without speakers).
+        val_clip_fraction: fraction of the speech clips held out when ``val_speakers`` is empty.
         val_noise_fraction: fraction of the noise clips held out of training for validation.
         min_clean_snr_db: clean clips whose manifest ``est_snr_db`` is below this are not used as targets.
         segment_seconds: length of one training example in seconds.
@@ -33,6 +35,7 @@ class DataConfig:
     noise_dir: str = "../shared/data/train/noise"
     rir_dir: str = "../shared/data/train/rir"
     val_speakers: tuple[str, ...] = ("ravdess_Actor_21", "ravdess_Actor_22", "emodb_12")
+    val_clip_fraction: float = 0.05
     val_noise_fraction: float = 0.05
     min_clean_snr_db: float = 20.0
     segment_seconds: float = 4.0
@@ -40,8 +43,10 @@ class DataConfig:
     val_seconds: float = 4.0
 
     def __post_init__(self) -> None:
-        if not 0.0 <= self.val_noise_fraction < 1.0:
-            raise ConfigError(f"data.val_noise_fraction: {self.val_noise_fraction!r} is not allowed; expected 0 <= x < 1")
+        for key in ("val_clip_fraction", "val_noise_fraction"):
+            value = getattr(self, key)
+            if not 0.0 <= value < 1.0:
+                raise ConfigError(f"data.{key}: {value!r} is not allowed; expected 0 <= x < 1")
         if self.segment_seconds <= 0 or self.val_seconds <= 0:
             raise ConfigError("data.segment_seconds and data.val_seconds must be positive")
 

@@ -88,24 +88,31 @@ def read_folder(folder: str | Path, sample_rate: int, min_snr_db: float | None =
 def split_corpus(
     speech: list[Clip], noise: list[Clip], rirs: list[Clip], cfg: DataConfig, seed: int
 ) -> tuple[Corpus, Corpus]:
-    """Split into (training, validation): held-out speakers, and a seeded fraction of the noise clips.
+    """Split into (training, validation): held-out speakers (or clips), and a seeded fraction of the noise.
 
     RIRs are shared by both splits (they are simulated rooms, not recordings of people).
 
     Raises:
         CorpusError: a split would be empty.
     """
-    held = set(cfg.val_speakers)
-    train_speech = [c for c in speech if c.speaker not in held]
-    val_speech = [c for c in speech if c.speaker in held]
-    order = np.random.default_rng(seed).permutation(len(noise))
+    rng = np.random.default_rng(seed)
+    if cfg.val_speakers:
+        held = set(cfg.val_speakers)
+        is_val = [c.speaker in held for c in speech]
+    else:
+        val_idx = set(rng.permutation(len(speech))[: max(1, int(round(cfg.val_clip_fraction * len(speech))))].tolist())
+        is_val = [i in val_idx for i in range(len(speech))]
+    train_speech = [c for c, v in zip(speech, is_val) if not v]
+    val_speech = [c for c, v in zip(speech, is_val) if v]
+    order = rng.permutation(len(noise))
     n_val_noise = int(round(cfg.val_noise_fraction * len(noise)))
     val_idx = set(order[:n_val_noise].tolist())
     train_noise = [c for i, c in enumerate(noise) if i not in val_idx]
     val_noise = [c for i, c in enumerate(noise) if i in val_idx] or train_noise
     if not train_speech or not val_speech:
         raise CorpusError(
-            f"data.val_speakers {sorted(held)} leave {len(train_speech)} training and {len(val_speech)} validation clips"
+            f"data.val_speakers {list(cfg.val_speakers)} leave {len(train_speech)} training and {len(val_speech)}"
+            " validation clips (name speakers of the manifest's speaker column, or [] to hold out random clips)"
         )
     return (
         Corpus(tuple(train_speech), tuple(train_noise), tuple(rirs)),
