@@ -122,7 +122,8 @@ def evaluate_condition(
         keep: called with each pair and its estimate (to plot or save it).
 
     Returns:
-        The overall summary (``summarise``) plus ``"groups"``: {"column=value": summary}.
+        The overall summary (``summarise``) plus ``"groups"``: {"column=value": summary} for the manifest
+        columns that take more than one value over ``pairs``.
     """
     rows: list[dict[str, float]] = []
     by_group: dict[str, list[dict[str, float]]] = defaultdict(list)
@@ -135,7 +136,12 @@ def evaluate_condition(
         for column, value in pair.groups.items():
             by_group[f"{column}={value}"].append(row)
     result: dict[str, object] = dict(summarise(rows))
-    result["groups"] = {g: summarise(r) for g, r in sorted(by_group.items(), key=lambda kv: _group_order(kv[0]))}
+    splitting = {c for c in GROUP_COLUMNS if len({p.groups.get(c) for p in pairs}) > 1}  # columns that split files
+    result["groups"] = {
+        g: summarise(r)
+        for g, r in sorted(by_group.items(), key=lambda kv: _group_order(kv[0]))
+        if g.partition("=")[0] in splitting
+    }
     return result
 
 
