@@ -1,6 +1,6 @@
 """Bundle a training run's best weights as rtenhance's default, and snapshot the run for resuming.
 
-    python scripts/bundle_weights.py runs/main [--dev ../shared/data/dev] [--dnsmos] [--no-snapshot]
+    python scripts/bundle_weights.py runs/main [--dev ../shared/data/dev] [--dnsmos] [--no-snapshot | --snapshot-only]
 
 1. Copies RUN_DIR/best.pt to rtenhance/weights/gtcrn_default.pt and writes rtenhance/weights/manifest.json
    (file, sha256, training step and wall time, validation metrics, and dev metrics when --dev is given).
@@ -44,13 +44,24 @@ def main() -> int:
     parser.add_argument("run_dir", type=Path, help="the run folder (with best.pt, last.pt, train.log)")
     parser.add_argument("--dev", type=Path, help="a dev folder (clean/, noisy/) to score the weights on")
     parser.add_argument("--dnsmos", action="store_true", help="include DNSMOS in the dev scores (slow)")
-    parser.add_argument("--no-snapshot", action="store_true", help="do not copy last.pt/train.log to checkpoints/")
+    mode = parser.add_mutually_exclusive_group()
+    mode.add_argument("--no-snapshot", action="store_true", help="do not copy last.pt/train.log to checkpoints/")
+    mode.add_argument("--snapshot-only", action="store_true", help="only copy the run to checkpoints/")
     args = parser.parse_args()
+    if not args.snapshot_only:
+        bundle(args.run_dir, args.dev, args.dnsmos)
+    if not args.no_snapshot:
+        snapshot(args.run_dir)
+    return 0
+
+
+def bundle(run_dir: Path, dev: Path | None, with_dnsmos: bool) -> None:
+    """Copy run_dir/best.pt into the package and write its manifest."""
 
     import torch
 
     torch.set_num_threads(1)
-    best = args.run_dir / "best.pt"
+    best = run_dir / "best.pt"
     model = load_model(best)
     meta = torch.load(best, map_location="cpu", weights_only=True).get("meta", {})
     target = WEIGHTS_DIR / BUNDLED_FILE
@@ -58,29 +69,33 @@ def main() -> int:
     manifest: dict[str, object] = {
         "file": BUNDLED_FILE,
         "sha256": file_sha256(target),
-        "run": args.run_dir.name,
+        "run": run_dir.name,
         "step": meta.get("step"),
         "wall_seconds": meta.get("wall_seconds"),
         "val": meta.get("val"),
         "hardware": f"{platform.machine()} CPU, torch {torch.__version__}",
     }
-    if args.dev:
-        manifest["dev"] = dev_metrics(model, args.dev, args.dnsmos)
+    if dev:
+        manifest["dev"] = dev_metrics(model, dev, with_dnsmos)
     (WEIGHTS_DIR / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
     print(json.dumps(manifest, indent=2))
 
-    if not args.no_snapshot:
-        snapshot = SNAPSHOT_DIR / args.run_dir.name
-        snapshot.mkdir(parents=True, exist_ok=True)
-        for name in ("last.pt", "train.log", "best.pt"):
-            source = args.run_dir / name
-            if source.stat().st_size > MAX_TRACKED_BYTES:
-                print(f"skipping {source}: larger than {MAX_TRACKED_BYTES} bytes", file=sys.stderr)
-                continue
-            shutil.copyfile(source, snapshot / name)
-        print(f"snapshot in {snapshot}; resume with: cp {snapshot}/* runs/{args.run_dir.name}/ && "
-              "rtenhance train --config config/train.yaml --resume")
-    return 0
+
+
+def snapshot(run_dir: Path) -> None:
+    """Copy the run's last.pt, best.pt and train.log to checkpoints/NAME/ (small files only)."""
+    folder = SNAPSHOT_DIR / run_dir.name
+    folder.mkdir(parents=True, exist_ok=True)
+    for name in ("last.pt", "train.log", "best.pt"):
+        source = run_dir / name
+        if source.stat().st_size > MAX_TRACKED_BYTES:
+            print(f"skipping {source}: larger than {MAX_TRACKED_BYTES} bytes", file=sys.stderr)
+            continue
+        shutil.copyfile(source, folder / name)
+    print(
+        f"snapshot in {folder}; resume with: mkdir -p runs/{run_dir.name} && cp {folder}/* runs/{run_dir.name}/ && "
+        "rtenhance train --config config/train.yaml --resume"
+    )
 
 
 if __name__ == "__main__":
