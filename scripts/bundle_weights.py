@@ -57,7 +57,6 @@ def main() -> int:
 
 def bundle(run_dir: Path, dev: Path | None, with_dnsmos: bool) -> None:
     """Copy run_dir/best.pt into the package and write its manifest."""
-
     import torch
 
     torch.set_num_threads(1)
@@ -79,7 +78,6 @@ def bundle(run_dir: Path, dev: Path | None, with_dnsmos: bool) -> None:
         manifest["dev"] = dev_metrics(model, dev, with_dnsmos)
     (WEIGHTS_DIR / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
     print(json.dumps(manifest, indent=2))
-
 
 
 def snapshot(run_dir: Path) -> None:
