@@ -6,6 +6,8 @@ whole-signal form used for files and training checks. Both run at the model's sa
 
 from __future__ import annotations
 
+from typing import Callable
+
 import numpy as np
 import torch
 
@@ -109,11 +111,26 @@ class Enhancer:
         self.reset()
         return out
 
-    def enhance(self, samples: np.ndarray) -> np.ndarray:
-        """Whole signal through the streaming path, aligned to the input: (N,) -> (N,)."""
+    def enhance(
+        self, samples: np.ndarray, chunk_samples: int = 16000, progress: Callable[[int], None] | None = None
+    ) -> np.ndarray:
+        """Whole signal through the streaming path, aligned to the input: (N,) -> (N,).
+
+        Args:
+            samples: (N,) samples at the model rate.
+            chunk_samples: input is fed in chunks of this many samples.
+            progress: optional callback receiving the number of samples fed after each chunk.
+        """
+        x = np.asarray(samples, dtype=np.float32).reshape(-1)
         self.reset()
-        out = np.concatenate([self.feed(samples), self.flush()])
-        return out[self.latency_samples : self.latency_samples + np.asarray(samples).reshape(-1).shape[0]]
+        parts = []
+        for start in range(0, x.shape[0], chunk_samples):
+            parts.append(self.feed(x[start : start + chunk_samples]))
+            if progress is not None:
+                progress(min(chunk_samples, x.shape[0] - start))
+        parts.append(self.flush())
+        out = np.concatenate(parts)
+        return out[self.latency_samples : self.latency_samples + x.shape[0]]
 
 
 def enhance_offline(model: GTCRN, samples: np.ndarray, causal: bool = False) -> np.ndarray:

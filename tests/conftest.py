@@ -19,3 +19,36 @@ def need_shared(*parts: str) -> Path:
     if not path.exists():
         pytest.skip(f"needs {path} (the shared reference/data folder beside the repository), which is absent")
     return path
+
+
+def randomised_model(config=None, seed: int = 0):
+    """A GTCRN in eval mode whose BatchNorm statistics and PReLU slopes are random too (not the defaults)."""
+    import torch
+
+    from rtenhance.model import GTCRN
+
+    torch.manual_seed(seed)
+    model = GTCRN(config)
+    with torch.no_grad():
+        for module in model.modules():
+            if isinstance(module, torch.nn.BatchNorm2d):
+                module.running_mean.uniform_(-0.5, 0.5)
+                module.running_var.uniform_(0.5, 2.0)
+                module.weight.uniform_(0.5, 1.5)
+                module.bias.uniform_(-0.2, 0.2)
+            elif isinstance(module, torch.nn.PReLU):
+                module.weight.uniform_(0.0, 0.5)
+    return model.eval()
+
+
+def noise_signal(seconds: float, seed: int = 0, rate: int = 16000):
+    """Deterministic speech-like test signal at a typical speech level (about -29 dBFS RMS): modulated
+    harmonics plus noise, float32 (N,)."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    t = np.arange(int(seconds * rate)) / rate
+    envelope = 0.5 + 0.5 * np.sin(2 * np.pi * 3.0 * t) ** 2
+    voiced = sum(np.sin(2 * np.pi * f * t + rng.uniform(0, 6)) / k for k, f in enumerate((140, 280, 420, 700, 1100), 1))
+    x = 0.05 * envelope * voiced + 0.0125 * rng.standard_normal(t.shape[0])
+    return x.astype(np.float32)

@@ -51,8 +51,10 @@ def stft(x: torch.Tensor, cfg: StftConfig, causal: bool = False) -> torch.Tensor
         flat = torch.nn.functional.pad(flat, (history, total - history - flat.shape[-1]))
         spec = torch.stft(flat, cfg.n_fft, cfg.hop_samples, cfg.n_fft, window, center=False, return_complex=True)
     else:
+        # Reflection needs more samples than the padding; shorter signals are zero-padded instead.
+        pad_mode = "reflect" if flat.shape[-1] > cfg.n_fft // 2 else "constant"
         spec = torch.stft(
-            flat, cfg.n_fft, cfg.hop_samples, cfg.n_fft, window, center=True, pad_mode="reflect", return_complex=True
+            flat, cfg.n_fft, cfg.hop_samples, cfg.n_fft, window, center=True, pad_mode=pad_mode, return_complex=True
         )
     spec = torch.view_as_real(spec)  # (B', F, T, 2)
     return spec.reshape(*lead, *spec.shape[-3:])
