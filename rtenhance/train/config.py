@@ -100,7 +100,7 @@ class OptimConfig:
 
     lr: float = 1e-3
     warmup_steps: int = 200
-    half_life_steps: int = 4000
+    half_life_steps: int = 1500
     min_lr: float = 5e-5
     grad_clip_norm: float = 5.0
     weight_decay: float = 0.0
@@ -153,7 +153,7 @@ class TrainConfig:
     val_every: int = 500
     checkpoint_every: int = 200
     val_pesq: bool = True
-    best_metric: Literal["pesq", "si_sdr", "neg_loss"] = "pesq"
+    best_metric: Literal["pesq", "si_sdr", "neg_loss"] = "neg_loss"
     threads: int = 0
     device: Literal["auto", "cpu", "cuda"] = "auto"
     model: ModelConfig = field(default_factory=ModelConfig)

@@ -137,6 +137,7 @@ class Trainer:
             "scheduler": self.scheduler.state_dict(),
             "data_rng": self.stream.state_dict(),
             "torch_rng": torch.get_rng_state(),
+            "best_metric_name": self.cfg.best_metric,
             "best_metric": self.best_metric,
             "best_step": self.best_step,
             "wall_seconds": self.wall_seconds,
@@ -162,8 +163,11 @@ class Trainer:
         self.stream.load_state_dict(state["data_rng"])
         torch.set_rng_state(state["torch_rng"])
         self.step = int(state["step"])
-        self.best_metric = float(state["best_metric"])
-        self.best_step = int(state["best_step"])
+        if state.get("best_metric_name") == self.cfg.best_metric:
+            self.best_metric = float(state["best_metric"])
+            self.best_step = int(state["best_step"])
+        else:  # the config now selects best.pt by another metric: the next validation starts afresh
+            self.best_metric, self.best_step = -math.inf, -1
         self.wall_seconds = float(state["wall_seconds"])
 
     def save(self) -> Path:

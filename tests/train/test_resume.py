@@ -61,3 +61,12 @@ def test_resume_rejects_other_model_shape(tmp_path, tiny_corpora):
 def test_resume_without_checkpoint_says_so(tmp_path, tiny_corpora):
     with pytest.raises(ResumeError, match="no checkpoint"):
         Trainer(tiny_config(str(tmp_path)), tiny_corpora).resume()
+
+
+def test_resume_with_another_best_metric_restarts_the_selection(tmp_path, tiny_corpora):
+    Trainer(tiny_config(str(tmp_path)), tiny_corpora).run(max_steps=4, progress=False)
+    resumed = Trainer(tiny_config(str(tmp_path), best_metric="neg_loss"), tiny_corpora)
+    resumed.resume()
+    assert resumed.best_step == -1
+    resumed.run(max_steps=8, progress=False)
+    assert resumed.best_step == 8 and resumed.best_metric < 0
