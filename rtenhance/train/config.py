@@ -65,6 +65,12 @@ class AugmentConfig:
         synthetic_only_prob: probability that the noise is only synthetic (no real clip).
         synthetic_rel_db: level of the synthetic noise relative to the real noise, in dB.
         second_noise_prob: probability of adding a second real noise clip.
+        noise_speed_prob: probability of playing a real noise clip faster or slower (pitch and spectrum shift).
+        noise_speed: range of the playback speed factor.
+        noise_eq_prob: probability of a random smooth equaliser curve on each real noise clip.
+        noise_eq_db: maximum gain, in dB either way, of the noise equaliser's control points.
+        speech_eq_prob: probability of a random equaliser on the speech (microphone colour; target too).
+        speech_eq_db: maximum gain, in dB either way, of the speech equaliser's control points.
         bandlimit_prob: probability of low-passing noisy and target alike.
         bandlimit_hz: range of the low-pass cut-off frequency in Hz.
         clip_prob: probability of clipping the noisy input (the target stays unclipped).
@@ -79,6 +85,12 @@ class AugmentConfig:
     synthetic_only_prob: float = 0.05
     synthetic_rel_db: tuple[float, float] = (-15.0, 5.0)
     second_noise_prob: float = 0.2
+    noise_speed_prob: float = 0.5
+    noise_speed: tuple[float, float] = (0.7, 1.4)
+    noise_eq_prob: float = 0.5
+    noise_eq_db: float = 12.0
+    speech_eq_prob: float = 0.3
+    speech_eq_db: float = 6.0
     bandlimit_prob: float = 0.1
     bandlimit_hz: tuple[float, float] = (3400.0, 7000.0)
     clip_prob: float = 0.05

@@ -138,6 +138,7 @@ class Trainer:
             "data_rng": self.stream.state_dict(),
             "torch_rng": torch.get_rng_state(),
             "best_metric_name": self.cfg.best_metric,
+            "val_fingerprint": self.val_set.fingerprint,
             "best_metric": self.best_metric,
             "best_step": self.best_step,
             "wall_seconds": self.wall_seconds,
@@ -163,10 +164,11 @@ class Trainer:
         self.stream.load_state_dict(state["data_rng"])
         torch.set_rng_state(state["torch_rng"])
         self.step = int(state["step"])
-        if state.get("best_metric_name") == self.cfg.best_metric:
+        same_selection = state.get("best_metric_name") == self.cfg.best_metric
+        if same_selection and state.get("val_fingerprint") == self.val_set.fingerprint:
             self.best_metric = float(state["best_metric"])
             self.best_step = int(state["best_step"])
-        else:  # the config now selects best.pt by another metric: the next validation starts afresh
+        else:  # another selection metric or validation set: the next validation starts afresh
             self.best_metric, self.best_step = -math.inf, -1
         self.wall_seconds = float(state["wall_seconds"])
 

@@ -1,8 +1,10 @@
 """On-the-fly mixing of noisy/clean training pairs with its own seeded random generator.
 
-One example: a random speech segment (short clips concatenated), optionally reverberated with a room
-impulse response, plus real noise (looped clips) and sometimes synthetic stationary noise (white, pink,
-brown, mains hum), at a random SNR and a random level, sometimes band-limited and clipped.
+One example: a random speech segment (short clips concatenated), sometimes coloured by a random equaliser
+and reverberated with a room impulse response, plus real noise (looped clips, sometimes sped up or slowed
+down and equalised, to stretch the few noise recordings into more sounds) and sometimes synthetic
+stationary noise (white, pink, brown, mains hum), at a random SNR and a random level, sometimes
+band-limited and clipped.
 
 Target under reverberation: the speech convolved with the direct path and the early reflections (the
 first ``early_ms`` milliseconds of the RIR after its strongest tap); the late reverberation counts as noise
@@ -31,6 +33,8 @@ HUM_DRIFT = 0.01  # relative random detuning of the mains frequency
 LOWPASS_ORDER = 8  # Butterworth order of the band-limiting filter
 SECOND_NOISE_REL_DB = (-10.0, 0.0)  # level of a second real noise clip relative to the first
 SYNTHETIC_KINDS = ("white", "pink", "brown", "hum")
+EQ_POINTS = 8  # control points of a random equaliser curve, log-spaced in frequency
+EQ_LOW_HZ = 50.0  # lowest control point
 
 
 @dataclass(frozen=True)
@@ -111,11 +115,31 @@ def speech_segment(rng: np.random.Generator, clips: tuple[Clip, ...], n: int) ->
     return out
 
 
-def noise_segment(rng: np.random.Generator, clips: tuple[Clip, ...], n: int) -> np.ndarray:
-    """A random n-sample stretch of a random noise clip, looped from a random offset."""
+def noise_segment(rng: np.random.Generator, clips: tuple[Clip, ...], n: int, speed: float = 1.0) -> np.ndarray:
+    """A random n-sample stretch of a random noise clip, looped from a random offset.
+
+    ``speed`` != 1 plays the clip faster (higher, brighter) or slower, by linear interpolation.
+    """
     x = clips[rng.integers(len(clips))].samples
     start = rng.integers(x.shape[0])
-    return x[(start + np.arange(n)) % x.shape[0]].astype(np.float32)
+    if speed == 1.0:
+        return x[(start + np.arange(n)) % x.shape[0]].astype(np.float32)
+    position = start + speed * np.arange(n)  # fractional read positions, in samples
+    left = np.floor(position).astype(np.int64)
+    frac = (position - left).astype(np.float32)
+    a, b = x[left % x.shape[0]], x[(left + 1) % x.shape[0]]
+    return (a + frac * (b - a)).astype(np.float32)
+
+
+def random_eq(rng: np.random.Generator, x: np.ndarray, max_db: float, sample_rate: int) -> np.ndarray:
+    """``x`` through a random smooth equaliser: gains uniform in +-max_db at log-spaced frequencies,
+    interpolated over log frequency, applied in the frequency domain (zero phase)."""
+    n = x.shape[0]
+    freqs = np.fft.rfftfreq(n, 1.0 / sample_rate)
+    points = np.geomspace(EQ_LOW_HZ, sample_rate / 2.0, EQ_POINTS)
+    gains_db = rng.uniform(-max_db, max_db, EQ_POINTS)
+    curve = 10.0 ** (np.interp(np.log(np.maximum(freqs, 1.0)), np.log(points), gains_db) / 20.0)
+    return np.fft.irfft(np.fft.rfft(x) * curve, n=n).astype(np.float32)
 
 
 def reverberate(speech: np.ndarray, rir: np.ndarray, early_samples: int) -> tuple[np.ndarray, np.ndarray]:
@@ -167,14 +191,21 @@ class Mixer:
                 break
         return speech
 
+    def _real_noise(self, n: int) -> np.ndarray:
+        cfg = self.cfg
+        speed = self._uniform(cfg.noise_speed) if self.rng.random() < cfg.noise_speed_prob else 1.0
+        noise = noise_segment(self.rng, self.corpus.noise, n, speed)
+        if self.rng.random() < cfg.noise_eq_prob:
+            noise = random_eq(self.rng, noise, cfg.noise_eq_db, self.sample_rate)
+        return unit_rms(noise)
+
     def _noise(self, n: int) -> np.ndarray:
         cfg = self.cfg
         noise = np.zeros(n, dtype=np.float32)
         if self.rng.random() >= cfg.synthetic_only_prob:
-            noise += unit_rms(noise_segment(self.rng, self.corpus.noise, n))
+            noise += self._real_noise(n)
             if self.rng.random() < cfg.second_noise_prob:
-                second = unit_rms(noise_segment(self.rng, self.corpus.noise, n))
-                noise += second * np.float32(10.0 ** (self._uniform(SECOND_NOISE_REL_DB) / 20.0))
+                noise += self._real_noise(n) * np.float32(10.0 ** (self._uniform(SECOND_NOISE_REL_DB) / 20.0))
         if power(noise) <= POWER_FLOOR or self.rng.random() < cfg.synthetic_prob:
             rel = 10.0 ** (self._uniform(cfg.synthetic_rel_db) / 20.0) if power(noise) > POWER_FLOOR else 1.0
             noise += synthetic_noise(self.rng, n, self.sample_rate) * np.float32(rel)
@@ -185,6 +216,8 @@ class Mixer:
         cfg = self.cfg
         n = int(round(seconds * self.sample_rate))
         speech = self._speech(n)
+        if self.rng.random() < cfg.speech_eq_prob:
+            speech = random_eq(self.rng, speech, cfg.speech_eq_db, self.sample_rate)
         target = speech
         if self.corpus.rirs and self.rng.random() < cfg.reverb_prob:
             rir = self.corpus.rirs[self.rng.integers(len(self.corpus.rirs))].samples

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from typing import Callable
 
@@ -23,6 +24,13 @@ class ValidationSet:
 
     noisy: torch.Tensor
     target: torch.Tensor
+
+    @property
+    def fingerprint(self) -> str:
+        """Short digest of the mixtures: validation scores are comparable only under the same fingerprint."""
+        digest = hashlib.sha256(self.noisy.numpy().tobytes())
+        digest.update(self.target.numpy().tobytes())
+        return digest.hexdigest()[:16]
 
     @classmethod
     def make(cls, mixer: Mixer, count: int, seconds: float) -> "ValidationSet":

@@ -8,11 +8,14 @@ import numpy as np
 import pytest
 
 from rtenhance.train.config import AugmentConfig
+from rtenhance.train.corpus import Clip
 from rtenhance.train.mixing import (
     Mixer,
     coloured_noise,
     mains_hum,
+    noise_segment,
     power,
+    random_eq,
     reverberate,
     scale_to_snr,
 )
@@ -82,3 +85,21 @@ def test_synthetic_noises_have_unit_rms_and_the_right_colour():
     peak_hz = np.argmax(spectrum[: 400 * 4]) * RATE / n  # strongest component below 400 Hz
     assert abs(power(hum) - 1.0) < 1e-6
     assert min(abs(peak_hz / 50.0 - round(peak_hz / 50.0)), abs(peak_hz / 60.0 - round(peak_hz / 60.0))) < 0.02
+
+
+def test_noise_speed_reads_the_clip_faster_or_slower():
+    ramp = Clip("ramp", np.arange(1000, dtype=np.float32))
+    rng = np.random.default_rng(0)
+    fast = noise_segment(rng, (ramp,), 100, speed=2.0)
+    np.testing.assert_allclose(np.diff(fast)[np.diff(fast) > 0], 2.0)  # wraps around at the clip's end
+    slow = noise_segment(rng, (ramp,), 100, speed=0.5)
+    np.testing.assert_allclose(np.diff(slow)[np.diff(slow) > 0], 0.5)
+
+
+def test_random_eq_keeps_length_and_bounds_the_gain():
+    rng = np.random.default_rng(4)
+    x = rng.standard_normal(RATE).astype(np.float32)
+    y = random_eq(rng, x, 6.0, RATE)
+    assert y.shape == x.shape and not np.allclose(x, y)
+    ratio_db = 10.0 * np.log10(np.abs(np.fft.rfft(y)) ** 2 / np.abs(np.fft.rfft(x)) ** 2)
+    assert np.all(np.abs(ratio_db) <= 6.0 + 1e-3)

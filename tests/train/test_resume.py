@@ -70,3 +70,15 @@ def test_resume_with_another_best_metric_restarts_the_selection(tmp_path, tiny_c
     assert resumed.best_step == -1
     resumed.run(max_steps=8, progress=False)
     assert resumed.best_step == 8 and resumed.best_metric < 0
+
+
+def test_resume_with_another_validation_set_restarts_the_selection(tmp_path, tiny_corpora):
+    from rtenhance.train.config import AugmentConfig
+
+    Trainer(tiny_config(str(tmp_path)), tiny_corpora).run(max_steps=4, progress=False)
+    same = Trainer(tiny_config(str(tmp_path)), tiny_corpora)
+    same.resume()
+    assert same.best_step == 4
+    other = Trainer(tiny_config(str(tmp_path), augment=AugmentConfig(snr_db=(0.0, 5.0))), tiny_corpora)
+    other.resume()
+    assert other.best_step == -1
