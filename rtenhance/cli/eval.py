@@ -5,10 +5,15 @@ from __future__ import annotations
 import argparse
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING, Callable
 
 import numpy as np
 
 from rtenhance.cli import UsageError
+
+if TYPE_CHECKING:
+    from rtenhance.evaluate import Pair
+    from rtenhance.model.gtcrn import GTCRN
 
 PLOT_FILES = 3  # files plotted with --plot
 
@@ -35,13 +40,13 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(run=run)
 
 
-def _models(weights: list[str]) -> dict[str, object]:
+def _models(weights: list[str]) -> dict[str, "GTCRN"]:
     from rtenhance.weights import DEFAULT_NAME, resolve_model
 
     if not weights:
         model, _ = resolve_model(None)
         return {DEFAULT_NAME: model}
-    models: dict[str, object] = {}
+    models: dict[str, GTCRN] = {}
     for path in weights:
         name = Path(path).stem
         if name in models or name == "noisy":
@@ -50,7 +55,7 @@ def _models(weights: list[str]) -> dict[str, object]:
     return models
 
 
-def _enhance_fn(model, streaming: bool):  # type: ignore[no-untyped-def]
+def _enhance_fn(model: "GTCRN", streaming: bool) -> Callable[[np.ndarray], np.ndarray]:
     from rtenhance.backends import make_stepper
     from rtenhance.enhancer import Enhancer, enhance_offline
 
@@ -60,13 +65,25 @@ def _enhance_fn(model, streaming: bool):  # type: ignore[no-untyped-def]
     return lambda x: enhance_offline(model, x, causal=True)
 
 
+def _plotter(folder: Path, name: str, files: set[str]) -> Callable[["Pair", np.ndarray], None]:
+    """A ``keep`` callback writing FOLDER/<file stem>_<name>.png for the pairs named in ``files``."""
+    from rtenhance.metrics import METRIC_RATE
+    from rtenhance.plots import plot_pair
+
+    def keep(pair: "Pair", estimate: np.ndarray) -> None:
+        if pair.name in files:
+            out = folder / f"{Path(pair.name).stem}_{name}.png"
+            plot_pair(pair.noisy, estimate, METRIC_RATE, f"{pair.name} ({name})", out)
+
+    return keep
+
+
 def run(args: argparse.Namespace) -> int:
     import torch
     from tqdm import tqdm
 
     from rtenhance.dnsmos import Dnsmos
     from rtenhance.evaluate import NOISY, evaluate_condition, format_table, load_pairs
-    from rtenhance.plots import plot_pair
 
     if args.limit is not None and args.limit < 1:
         raise UsageError("--limit must be at least 1")
@@ -75,17 +92,11 @@ def run(args: argparse.Namespace) -> int:
     pairs = load_pairs(args.clean, args.noisy, args.limit)
     dnsmos = None if args.no_dnsmos else Dnsmos(threads=max(1, args.threads))
     plotted = {p.name for p in pairs[:PLOT_FILES]}
-    noisy_by_name = {p.name: p.noisy for p in pairs}
 
     results: dict[str, dict[str, object]] = {}
     conditions = [(NOISY, None)] + [(name, _enhance_fn(m, args.streaming)) for name, m in models.items()]
     for name, enhance in conditions:
-
-        def keep(pair, estimate, name=name):  # type: ignore[no-untyped-def]
-            if args.plot and enhance is not None and pair.name in plotted:
-                out = Path(args.plot) / f"{Path(pair.name).stem}_{name}.png"
-                plot_pair(noisy_by_name[pair.name], estimate, 16000, f"{pair.name} ({name})", out)
-
+        keep = _plotter(Path(args.plot), name, plotted) if args.plot and enhance is not None else None
         bar = lambda it, name=name: tqdm(it, total=len(pairs), desc=name, unit="file", leave=False)  # noqa: E731
         results[name] = evaluate_condition(pairs, enhance, dnsmos, progress=bar, keep=keep)
 
