@@ -21,6 +21,8 @@ COMMAND_MODULES = {
     "enhance": "rtenhance.cli.enhance",
     "profile": "rtenhance.cli.profile",
     "demo": "rtenhance.cli.demo",
+    "train": "rtenhance.cli.train",
+    "eval": "rtenhance.cli.eval",
 }
 DEFAULT_COMMAND = "run"
 

@@ -1,0 +1,50 @@
+"""``rtenhance train``: train GTCRN weights from a YAML config, resumable."""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import threading
+
+from rtenhance.cli import UsageError
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "train",
+        help="train GTCRN weights (on-the-fly mixing, resumable)",
+        description="Train GTCRN weights. Checkpoints, best weights and train.log go to runs_dir/name.",
+    )
+    p.add_argument("--config", default="config/train.yaml", help="training YAML (default: %(default)s)")
+    p.add_argument("--resume", action="store_true", help="continue the run from its last.pt")
+    p.add_argument(
+        "--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+        help="override a config value, e.g. --set batch_size=8 (repeatable)",
+    )
+    p.add_argument("--max-steps", type=int, default=None, help="stop at this step (default: max_steps of the config)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from rtenhance.train.config import load_train_config
+    from rtenhance.train.loop import Trainer
+
+    cfg = load_train_config(args.config, args.overrides)
+    last = cfg.run_dir / "last.pt"
+    if not args.resume and last.exists():
+        raise UsageError(f"{last} exists: pass --resume to continue that run, or choose another name (--set name=...)")
+    trainer = Trainer(cfg)
+    if args.resume:
+        trainer.resume()
+    stop = threading.Event()
+    # SIGTERM/SIGINT: finish the current step, write last.pt, exit
+    previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        trainer.run(max_steps=args.max_steps, progress=not args.no_progress, stop=stop.is_set)
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    print(f"stopped at step {trainer.step}; best {cfg.best_metric} {trainer.best_metric:.4f} at step {trainer.best_step}")
+    print(f"checkpoints: {last} and {cfg.run_dir / 'best.pt'}")
+    return 0

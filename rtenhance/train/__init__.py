@@ -1,0 +1,1 @@
+"""Training rtenhance's GTCRN: configuration, data mixing, loss, validation and the loop."""

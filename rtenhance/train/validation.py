@@ -1,0 +1,78 @@
+"""A fixed validation set (made once from held-out speakers) and its metrics."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+import torch
+
+from rtenhance.dsp.stft import istft, stft
+from rtenhance.metrics import MetricError, pesq_wb, si_sdr
+from rtenhance.model.gtcrn import GTCRN
+from rtenhance.train.loss import LossTerms
+from rtenhance.train.mixing import Mixer
+
+VAL_BATCH = 16  # mixtures per forward pass during validation
+
+
+@dataclass(frozen=True)
+class ValidationSet:
+    """Noisy and target waveforms, (M, N) float32 tensors."""
+
+    noisy: torch.Tensor
+    target: torch.Tensor
+
+    @property
+    def fingerprint(self) -> str:
+        """Short digest of the mixtures: validation scores are comparable only under the same fingerprint."""
+        digest = hashlib.sha256(self.noisy.numpy().tobytes())
+        digest.update(self.target.numpy().tobytes())
+        return digest.hexdigest()[:16]
+
+    @classmethod
+    def make(cls, mixer: Mixer, count: int, seconds: float) -> "ValidationSet":
+        """Draw ``count`` mixtures of ``seconds`` seconds from ``mixer`` (seeded: always the same set)."""
+        mixtures = [mixer.example(seconds) for _ in range(count)]
+        return cls(
+            torch.from_numpy(np.stack([m.noisy for m in mixtures])),  # (M, N)
+            torch.from_numpy(np.stack([m.target for m in mixtures])),
+        )
+
+
+def validate(
+    model: GTCRN,
+    val_set: ValidationSet,
+    compute_loss: Callable[[torch.Tensor, torch.Tensor], LossTerms],
+    with_pesq: bool,
+) -> dict[str, float]:
+    """Mean loss, SI-SDR (dB) and, if asked, WB-PESQ of the model's output on ``val_set``.
+
+    The model is put in eval mode for the pass and back in train mode afterwards.
+    """
+    device = next(model.parameters()).device
+    cfg = model.config.stft
+    losses, sdrs, pesqs = [], [], []
+    model.eval()
+    try:
+        with torch.inference_mode():
+            for i in range(0, val_set.noisy.shape[0], VAL_BATCH):
+                noisy = val_set.noisy[i : i + VAL_BATCH].to(device)  # (b, N)
+                target = val_set.target[i : i + VAL_BATCH].to(device)
+                losses.append(float(compute_loss(noisy, target).total) * noisy.shape[0])
+                enhanced = istft(model(stft(noisy, cfg, causal=True)), cfg, noisy.shape[-1], causal=True)
+                for est, ref in zip(enhanced.cpu().numpy(), target.cpu().numpy()):
+                    sdrs.append(si_sdr(est, ref))
+                    if with_pesq:
+                        try:
+                            pesqs.append(pesq_wb(est, ref))
+                        except MetricError:
+                            continue
+    finally:
+        model.train()
+    metrics = {"loss": sum(losses) / val_set.noisy.shape[0], "si_sdr": float(np.mean(sdrs))}
+    if pesqs:
+        metrics["pesq"] = float(np.mean(pesqs))
+    return metrics

@@ -1,0 +1,100 @@
+"""Bundle a training run's best weights as rtenhance's default, and snapshot the run for resuming.
+
+    python scripts/bundle_weights.py runs/main [--dev ../shared/data/dev] [--dnsmos] [--no-snapshot | --snapshot-only]
+
+1. Copies RUN_DIR/best.pt to rtenhance/weights/gtcrn_default.pt and writes rtenhance/weights/manifest.json
+   (file, sha256, training step and wall time, validation metrics, and dev metrics when --dev is given).
+2. Copies RUN_DIR/last.pt and RUN_DIR/train.log to checkpoints/NAME/ (tracked by git) so that a later
+   session can continue with ``rtenhance train --resume`` after copying them back into runs/NAME/.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import shutil
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from rtenhance.model.checkpoint import file_sha256, load_model  # noqa: E402
+from rtenhance.weights import WEIGHTS_DIR  # noqa: E402
+
+BUNDLED_FILE = "gtcrn_default.pt"
+SNAPSHOT_DIR = REPO / "checkpoints"
+MAX_TRACKED_BYTES = 2 * 1024 * 1024  # keep committed files small
+
+
+def dev_metrics(model, dev: Path, with_dnsmos: bool) -> dict[str, object]:  # type: ignore[no-untyped-def]
+    from rtenhance.dnsmos import Dnsmos
+    from rtenhance.enhancer import enhance_offline
+    from rtenhance.evaluate import evaluate_condition, load_pairs
+
+    pairs = load_pairs(dev / "clean", dev / "noisy")
+    result = evaluate_condition(pairs, lambda x: enhance_offline(model, x, causal=True), Dnsmos() if with_dnsmos else None)
+    result.pop("groups")
+    return {k: (round(v, 4) if isinstance(v, float) else v) for k, v in result.items()}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("run_dir", type=Path, help="the run folder (with best.pt, last.pt, train.log)")
+    parser.add_argument("--dev", type=Path, help="a dev folder (clean/, noisy/) to score the weights on")
+    parser.add_argument("--dnsmos", action="store_true", help="include DNSMOS in the dev scores (slow)")
+    mode = parser.add_mutually_exclusive_group()
+    mode.add_argument("--no-snapshot", action="store_true", help="do not copy last.pt/train.log to checkpoints/")
+    mode.add_argument("--snapshot-only", action="store_true", help="only copy the run to checkpoints/")
+    args = parser.parse_args()
+    if not args.snapshot_only:
+        bundle(args.run_dir, args.dev, args.dnsmos)
+    if not args.no_snapshot:
+        snapshot(args.run_dir)
+    return 0
+
+
+def bundle(run_dir: Path, dev: Path | None, with_dnsmos: bool) -> None:
+    """Copy run_dir/best.pt into the package and write its manifest."""
+    import torch
+
+    torch.set_num_threads(1)
+    best = run_dir / "best.pt"
+    model = load_model(best)
+    meta = torch.load(best, map_location="cpu", weights_only=True).get("meta", {})
+    target = WEIGHTS_DIR / BUNDLED_FILE
+    shutil.copyfile(best, target)
+    manifest: dict[str, object] = {
+        "file": BUNDLED_FILE,
+        "sha256": file_sha256(target),
+        "run": run_dir.name,
+        "step": meta.get("step"),
+        "wall_seconds": meta.get("wall_seconds"),
+        "val": meta.get("val"),
+        "hardware": f"{platform.machine()} CPU, torch {torch.__version__}",
+    }
+    if dev:
+        manifest["dev"] = dev_metrics(model, dev, with_dnsmos)
+    (WEIGHTS_DIR / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
+    print(json.dumps(manifest, indent=2))
+
+
+def snapshot(run_dir: Path) -> None:
+    """Copy the run's last.pt, best.pt and train.log to checkpoints/NAME/ (small files only)."""
+    folder = SNAPSHOT_DIR / run_dir.name
+    folder.mkdir(parents=True, exist_ok=True)
+    for name in ("last.pt", "train.log", "best.pt"):
+        source = run_dir / name
+        if source.stat().st_size > MAX_TRACKED_BYTES:
+            print(f"skipping {source}: larger than {MAX_TRACKED_BYTES} bytes", file=sys.stderr)
+            continue
+        shutil.copyfile(source, folder / name)
+    print(
+        f"snapshot in {folder}; resume with: mkdir -p runs/{run_dir.name} && cp {folder}/* runs/{run_dir.name}/ && "
+        "rtenhance train --config config/train.yaml --resume"
+    )
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
