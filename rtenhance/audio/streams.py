@@ -22,6 +22,7 @@ RING_SECONDS = 2.0  # capacity of each device ring
 TIMING_SLOTS = 512  # latest per-callback latency readings kept (a few seconds of callbacks)
 FILE_BLOCK_S = 0.01  # file source block: 10 ms
 MAX_CALLBACK_FRAMES = 16384  # largest output block the playback scratch buffer holds at once
+FIRST_CALLBACK_GRACE_S = 3.0  # an idle PulseAudio null sink renders in 2 s blocks: its monitor may start late
 
 
 class CallbackLatency:
@@ -83,6 +84,7 @@ class _DeviceStream:
         self.ring = SpscRing(int(RING_SECONDS * self.rate) * self.channels)
         self.latency = CallbackLatency()
         self.status_flags = 0  # callbacks that reported an over/underflow from PortAudio itself
+        self.callbacks = 0  # callbacks since the stream started
         self._block_frames = block_frames
         self._latency_arg: float | str = "low" if latency_s is None else latency_s
         self._stream: Any = None
@@ -93,6 +95,7 @@ class _DeviceStream:
         if prefill > 0:
             self.ring.write(np.zeros(prefill, dtype=np.float32))
         self.latency = CallbackLatency()
+        self.callbacks = 0
         self._stream.start()
 
     def device_latency_s(self) -> float:
@@ -109,7 +112,7 @@ class _DeviceStream:
         if not self._stream.active:
             return f"{self.endpoint.direction} stream stopped"
         silent = time.monotonic() - self.latency.last_callback
-        if silent > stall_s:
+        if silent > (stall_s if self.callbacks else max(stall_s, FIRST_CALLBACK_GRACE_S)):
             return f"{self.endpoint.direction} device delivered no callback for {silent:.1f} s"
         return None
 
@@ -143,6 +146,7 @@ class Capture(_DeviceStream):
             # age of the block's middle sample when it enters the ring
             self.latency.add(time_info.currentTime - time_info.inputBufferAdcTime - 0.5 * frames / self.rate)
         self.latency.last_callback = time.monotonic()
+        self.callbacks += 1
 
     def pump(self) -> None:
         """Devices fill the ring from their callback: nothing to do."""
@@ -179,6 +183,7 @@ class Playback(_DeviceStream):
             # time from leaving the ring to the DAC, for the block's middle sample
             self.latency.add(time_info.outputBufferDacTime - time_info.currentTime + 0.5 * frames / self.rate)
         self.latency.last_callback = time.monotonic()
+        self.callbacks += 1
 
     @property
     def realtime(self) -> bool:
