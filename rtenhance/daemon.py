@@ -7,6 +7,7 @@ devices removed, within a second), SIGHUP reloads the runtime keys from the conf
 
 from __future__ import annotations
 
+import gc
 import logging
 import signal
 import threading
@@ -93,6 +94,7 @@ class Daemon:
             source, sink = self._make_ends(cfg, source_end, sink_end)
             watch = self._watch(source_end, sink_end)
             engine = Engine(cfg, gate, stft_cfg, source, sink, watch, heartbeat=self._notifier.watchdog)
+            gc.freeze()  # the model and buffers live until exit: keep the collector from scanning them mid-hop
             log.info("%s -> %s at %d/%d Hz, target latency %.0f ms", cfg.audio.input, cfg.audio.output,
                      source.rate, sink.rate, cfg.latency.target_ms)
             engine.start()

@@ -158,13 +158,14 @@ class DebugConfig:
     """Test-only settings (reloadable).
 
     Attributes:
-        inject_hop_delay_ms: extra time spent in every enhanced hop, to simulate an overloaded CPU.
+        slow_hop_ms: every hop that runs the model takes at least this long (0 = off), to simulate an
+            overloaded CPU whatever the backend's real speed.
     """
 
-    inject_hop_delay_ms: float = 0.0
+    slow_hop_ms: float = 0.0
 
     def __post_init__(self) -> None:
-        _check(0.0 <= self.inject_hop_delay_ms <= 1000.0, "debug.inject_hop_delay_ms", self.inject_hop_delay_ms,
+        _check(0.0 <= self.slow_hop_ms <= 1000.0, "debug.slow_hop_ms", self.slow_hop_ms,
                "0..1000 ms")
 
 

@@ -39,8 +39,8 @@ from rtenhance.stats import CpuMeter, HopTimes, StatsSnapshot, hop_percentiles
 log = logging.getLogger(__name__)
 
 MIN_BUDGET_S = 0.002  # the smallest compute budget per hop, whatever the target says
-LOW_WATER_MARGIN_S = 0.001  # a model hop needs its typical compute time plus this in the output ring
-COMPUTE_WINDOW = 32  # model hops whose median is the typical compute time
+DEADLINE_MARGIN_S = 0.002  # the rest of a hop after the model (iSTFT, resampling) and thread wake-up
+MIN_DEADLINE_S = 0.001  # with less time than this left, the model is not asked at all
 MAX_SLEEP_S = 0.005  # the worker re-checks stop and faults at least this often
 MIN_SLEEP_S = 0.0005  # shortest wait for input
 RETRY_POLL_S = 0.1  # while waiting to reopen a device, stop and the watchdog are served this often
@@ -102,8 +102,6 @@ class Engine:
         self._limiter_db = cfg.enhance.limiter_knee_dbfs
         self._guard = OverloadGuard()
         self._controller = DelayController(sink.rate, 0.0)
-        self._model_hop_s = np.full(COMPUTE_WINDOW, np.nan)
-        self._model_hops = 0
         self._device_latency_s = (0.0, 0.0)
         self._delay_sum = 0.0
         self._delay_count = 0
@@ -219,6 +217,7 @@ class Engine:
             self._close_devices()
             for end in (self.source, self.sink):
                 end.close()
+            self.gate.close()
             self.finished.set()
 
     def _wait(self, seconds: float) -> None:
@@ -245,8 +244,9 @@ class Engine:
             self._close_devices()
             raise
         self._reset_pipeline()
-        prefill = int(self.sink.rate * (self.budget_s() + self.hop_s)) if self.sink.realtime else 0
-        self.sink.start(prefill)
+        # the device takes its whole buffer at start; the ring then needs the budget plus one hop
+        prefill_s = self.sink.device_latency_s() + self.budget_s() + self.hop_s if self.sink.realtime else 0.0
+        self.sink.start(int(self.sink.rate * prefill_s))
         self.source.start()
 
     def _close_devices(self) -> None:
@@ -324,39 +324,35 @@ class Engine:
         start = time.perf_counter()
         if self._limiter_db != cfg.enhance.limiter_knee_dbfs:
             self._limiter, self._limiter_db = SoftLimiter(cfg.enhance.limiter_knee_dbfs), cfg.enhance.limiter_knee_dbfs
-        self.gate.dry = 1.0 if self.bypass else dry_gain(cfg.enhance.attenuation_limit_db)
-        self.gate.inject_s = cfg.debug.inject_hop_delay_ms / 1e3
-        self._controller.target_s = self._engine_target_s()
-        wants_model = self.gate.dry < 1.0
-        ring_s = self.sink.depth_samples() / self.sink.rate if self.sink.realtime else math.inf
-        low_water = self._typical_compute_s() + LOW_WATER_MARGIN_S
-        allowed = self._guard.before_hop(time.monotonic(), ring_s, low_water, cfg.latency.recover_s)
-        self.gate.run_model = allowed or not wants_model
-        ran_model = self.gate.enhancing
+        gate = self.gate
+        gate.dry = 1.0 if self.bypass else dry_gain(cfg.enhance.attenuation_limit_db)
+        gate.slow_s = cfg.debug.slow_hop_ms / 1e3
+        wants_model = gate.wants_model
+        gate.run_model = self._guard.allow(time.monotonic())
+        if self.sink.realtime:
+            # the output ring plays for ring_s more: the model must be done before, with room for the rest of the hop
+            gate.deadline_s = self.sink.depth_samples() / self.sink.rate - DEADLINE_MARGIN_S
+            # a ring already this low (start, device hiccup) is not the model's fault: skip it, no overload
+            gate.run_model = gate.run_model and gate.deadline_s >= MIN_DEADLINE_S
+            self._controller.target_s = self._engine_target_s()
         chunk = self._up.process(self._limiter.apply(self.enhancer.process(hop)))
+        if gate.missed:
+            self._guard.overloaded(time.monotonic(), f"the model missed its {1e3 * max(0.0, gate.deadline_s):.1f} ms "
+                                   f"deadline (last step {1e3 * gate.model_s:.1f} ms)", cfg.latency.recover_s)
+        if wants_model and not gate.run_model or gate.missed:
+            self.passthrough_hops += 1
         if self.sink.realtime:
             chunk = self._controller.correct(chunk)
         else:
             chunk = self._trim_file_output(chunk)
         self.sink.write(chunk)
-        elapsed = time.perf_counter() - start
-        if ran_model:
-            self._model_hop_s[self._model_hops % COMPUTE_WINDOW] = elapsed
-            self._model_hops += 1
-        elif wants_model:
-            self.passthrough_hops += 1
-        self._guard.after_hop(time.monotonic(), elapsed, self.budget_s(), ran_model, cfg.latency.recover_s)
-        self.hop_times.add(1e3 * elapsed)
+        self.hop_times.add(1e3 * (time.perf_counter() - start))
         self.mode = "bypass" if not wants_model else ("enhance" if self._guard.enhancing else "passthrough")
         if self.sink.realtime:
             delay = self._engine_delay_s()
             self._controller.observe(delay)
             self._delay_sum += delay
             self._delay_count += 1
-
-    def _typical_compute_s(self) -> float:
-        """Median compute time of the latest model hops (0 before the first)."""
-        return float(np.nanmedian(self._model_hop_s)) if self._model_hops else 0.0
 
     def _trim_file_output(self, chunk: np.ndarray) -> np.ndarray:
         """File output is aligned with the input: the path's delay is cut at the start, the tail at the end."""

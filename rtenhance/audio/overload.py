@@ -1,9 +1,9 @@
-"""When the model runs and when it is skipped: the engine's response to a CPU that cannot keep up.
+"""When the model may run: the engine's response to a CPU that cannot keep up.
 
-The model is skipped (passthrough, same delay, crossfaded by the STFT overlap) when a hop took longer
-than its budget, or when the output ring is so low that a model hop would make playback run dry. After
-``recover_s`` the model is tried again; while overloads repeat the wait doubles, up to ``MAX_BACKOFF``
-times, and it falls back to ``recover_s`` after ``HEALTHY_RESET_S`` of enhancement without overload.
+A model step that misses its deadline (the frame passed through instead, see ``FrameGate``) starts a
+passthrough period: the model is not even tried for ``recover_s``, which lets a busy CPU catch up. While
+misses repeat, the wait doubles up to ``MAX_BACKOFF`` times; it falls back to ``recover_s`` after
+``HEALTHY_RESET_S`` of enhancement without a miss.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ WARN_PERIOD_S = 5.0  # at most one overload warning per this many seconds
 
 
 class OverloadGuard:
-    """Per-hop decision: run the model or pass through.
+    """Per-hop permission to run the model.
 
     Attributes:
         enhancing: the model is allowed to run.
@@ -35,34 +35,22 @@ class OverloadGuard:
         self._enhancing_since = 0.0
         self._warn = RateLimitedWarning(log, WARN_PERIOD_S)
 
-    def before_hop(self, now: float, ring_s: float, low_water_s: float, recover_s: float) -> bool:
-        """Decide for the next hop.
+    def allow(self, now: float) -> bool:
+        """Whether the model may run for the next hop (ends a passthrough period that is over).
 
         Args:
             now: monotonic time in seconds.
-            ring_s: audio left in the output ring, in seconds.
-            low_water_s: a model hop started with less than this would let playback run dry.
-            recover_s: configured passthrough time after an overload.
-
-        Returns:
-            True when the model may run.
         """
-        if self.enhancing and ring_s < low_water_s:
-            self._trip(now, f"output buffer down to {ring_s * 1e3:.1f} ms (needs {low_water_s * 1e3:.1f} ms)", recover_s)
-        elif not self.enhancing and now >= self._resume_at:
+        if not self.enhancing and now >= self._resume_at:
             self.enhancing = True
             self._enhancing_since = now
             log.info("CPU caught up: enhancing again")
-        return self.enhancing
-
-    def after_hop(self, now: float, compute_s: float, budget_s: float, ran_model: bool, recover_s: float) -> None:
-        """Account for a finished hop: a model hop over budget starts a passthrough period."""
-        if ran_model and compute_s > budget_s:
-            self._trip(now, f"hop took {compute_s * 1e3:.1f} ms (budget {budget_s * 1e3:.1f} ms)", recover_s)
         elif self.enhancing and now - self._enhancing_since > HEALTHY_RESET_S:
             self._backoff = 1
+        return self.enhancing
 
-    def _trip(self, now: float, reason: str, recover_s: float) -> None:
+    def overloaded(self, now: float, reason: str, recover_s: float) -> None:
+        """The model missed a deadline: pass audio through for ``recover_s`` times the backoff."""
         wait = recover_s * self._backoff
         self.enhancing = False
         self.trips += 1

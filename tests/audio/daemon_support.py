@@ -180,3 +180,19 @@ def windowed_lags_ms(reference: np.ndarray, signal_: np.ndarray, rate: int, wind
     return out
 
 
+
+
+def write_config(path: Path, sections: dict[str, dict[str, object]]) -> Path:
+    """Write a configuration file (YAML) with the given sections."""
+    import yaml
+
+    path.write_text(yaml.safe_dump(sections))
+    return path
+
+
+def longest_silence_s(x: np.ndarray, rate: int, threshold: float = 1e-5) -> float:
+    """Length in seconds of the longest run of samples whose magnitude is below ``threshold``."""
+    quiet = np.concatenate([[False], np.abs(x) < threshold, [False]])
+    edges = np.flatnonzero(np.diff(quiet.astype(np.int8)))
+    runs = edges[1::2] - edges[::2]
+    return float(runs.max()) / rate if runs.size else 0.0

@@ -1,0 +1,70 @@
+"""Overload: every model hop made slower than real time through the test-only setting, then back."""
+
+from __future__ import annotations
+
+import signal
+import statistics
+import time
+
+from tests.audio.daemon_support import (
+    DaemonProcess, daemon_env, longest_silence_s, noisy_speech, read_json_lines, weights_path,
+    windowed_lags_ms, write_config, write_wav,
+)
+from tests.audio.pulse_support import MIX_SINK, read_mix, stop_recording
+
+HOP_S = 0.016
+SLOW_HOP_MS = 24.0  # 1.5 x real time: the model cannot keep up
+BEFORE_S, OVERLOAD_S, AFTER_S = 3.0, 3.0, 4.0
+RECOVERY_S = 2.0
+LATENCY_TOLERANCE_MS = 5.0
+
+
+def test_overload_passes_audio_through_and_recovers(pulse_server, tmp_path):
+    seconds = BEFORE_S + OVERLOAD_S + AFTER_S + 1.0
+    wav = write_wav(tmp_path / "speech.wav", noisy_speech(seconds, tmp_path, snr_db=15))
+    config = tmp_path / "config.yaml"
+    sections = {"stats": {"interval_s": 0.5}, "debug": {"slow_hop_ms": 0.0}}
+    write_config(config, sections)
+    stats = tmp_path / "stats.jsonl"
+    daemon = DaemonProcess(
+        ["--input", "pulse:A.monitor", "--output", "pulse:B", "--weights", str(weights_path(tmp_path)),
+         "--config", str(config), "--stats-json", str(stats)],
+        daemon_env(pulse_server.env), tmp_path / "daemon.log",
+    )
+    try:
+        daemon.wait_ready()
+        time.sleep(1.5)
+        recorder = pulse_server.record(f"{MIX_SINK}.monitor", tmp_path / "mix.wav", channels=2)
+        time.sleep(0.2)
+        player = pulse_server.play(wav)
+        started = time.monotonic()
+        time.sleep(BEFORE_S)
+        passthrough_before = read_json_lines(stats)[-1]["passthrough_hops"]
+        write_config(config, {**sections, "debug": {"slow_hop_ms": SLOW_HOP_MS}})
+        daemon.signal(signal.SIGHUP)
+        time.sleep(OVERLOAD_S)
+        write_config(config, sections)
+        daemon.signal(signal.SIGHUP)
+        injection_stopped = time.monotonic() - started
+        player.wait(timeout=seconds + 10)
+        stop_recording(recorder)
+        time.sleep(0.6)
+        final = read_json_lines(stats)[-1]
+    finally:
+        code, _ = daemon.terminate()
+    log = daemon.log()
+    assert code == 0, log[-2000:]
+    assert final["passthrough_hops"] > passthrough_before, final
+    assert "overload:" in log and "passing audio through" in log, log[-3000:]
+
+    a, b, rate = read_mix(tmp_path / "mix.wav")
+    playing = slice(int(0.5 * rate), int((seconds - 0.5) * rate))
+    assert longest_silence_s(b[playing], rate) <= HOP_S, "output stopped for longer than one hop"
+
+    offset = int(0.2 * rate)  # the player started this long after the recorder
+    before = windowed_lags_ms(a[offset : offset + int(BEFORE_S * rate)], b[offset : offset + int((BEFORE_S + 0.5) * rate)],
+                              rate, window_s=1.0)
+    recovered_from = offset + int((injection_stopped + RECOVERY_S) * rate)
+    after = windowed_lags_ms(a[recovered_from:], b[recovered_from:], rate, window_s=1.0)
+    assert before and after, (before, after)
+    assert abs(statistics.median(after) - statistics.median(before)) <= LATENCY_TOLERANCE_MS, (before, after, log[-3000:])
