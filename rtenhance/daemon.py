@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import gc
 import logging
+import os
 import signal
 import threading
 import time
@@ -47,6 +48,17 @@ def choose_backend(name: str) -> str:
     if name not in BACKENDS:
         raise ConfigError(f"engine.backend: {name!r} is not allowed; allowed values: auto, {', '.join(BACKENDS)}")
     return name
+
+
+def raise_priority(nice: int) -> None:
+    """Ask for scheduling priority ``nice`` before any thread starts (threads inherit it); keep the
+    current one if that is already higher or the system refuses."""
+    try:
+        if nice < os.getpriority(os.PRIO_PROCESS, 0):
+            os.setpriority(os.PRIO_PROCESS, 0, nice)
+            log.info("running at nice %d", nice)
+    except OSError as exc:
+        log.debug("keeping the current priority (nice %d not allowed: %s)", nice, exc.strerror)
 
 
 @dataclass
@@ -92,6 +104,7 @@ class Daemon:
                         else resolve(cfg.audio.output, "output", cfg.audio.sample_rate))
             gate, stft_cfg = self._load_model(cfg)
             source, sink = self._make_ends(cfg, source_end, sink_end)
+            raise_priority(cfg.engine.nice)  # before the audio threads start: they inherit it
             watch = self._watch(source_end, sink_end)
             engine = Engine(cfg, gate, stft_cfg, source, sink, watch, heartbeat=self._notifier.watchdog)
             gc.freeze()  # the model and buffers live until exit: keep the collector from scanning them mid-hop

@@ -63,15 +63,19 @@ class EngineConfig:
         backend: frame-stepper backend name, or "auto" for the fastest one available.
         threads: CPU threads for inference.
         weights: checkpoint path; null uses the bundled weights (``--weights`` overrides it).
+        nice: scheduling priority to ask for (negative = ahead of other programs); kept at the current
+            one when the system does not allow it (needs CAP_SYS_NICE or a raised RLIMIT_NICE).
     """
 
     backend: str = "auto"
     threads: int = 1
     weights: str | None = None
+    nice: int = -10
 
     def __post_init__(self) -> None:
         _check(self.backend != "", "engine.backend", self.backend, "auto or a backend name")
         _check(1 <= self.threads <= 64, "engine.threads", self.threads, "1..64")
+        _check(-20 <= self.nice <= 19, "engine.nice", self.nice, "-20..19")
 
 
 @dataclass(frozen=True)

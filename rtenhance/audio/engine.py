@@ -39,7 +39,7 @@ from rtenhance.stats import CpuMeter, HopTimes, StatsSnapshot, hop_percentiles
 log = logging.getLogger(__name__)
 
 MIN_BUDGET_S = 0.002  # the smallest compute budget per hop, whatever the target says
-DEADLINE_MARGIN_S = 0.002  # the rest of a hop after the model (iSTFT, resampling) and thread wake-up
+DEADLINE_MARGIN_S = 0.004  # the rest of a hop after the model (iSTFT, resampling) and thread wake-up
 MIN_DEADLINE_S = 0.001  # with less time than this left, the model is not asked at all
 MAX_SLEEP_S = 0.005  # the worker re-checks stop and faults at least this often
 MIN_SLEEP_S = 0.0005  # shortest wait for input
@@ -244,8 +244,9 @@ class Engine:
             self._close_devices()
             raise
         self._reset_pipeline()
-        # the device takes its whole buffer at start; the ring then needs the budget plus one hop
-        prefill_s = self.sink.device_latency_s() + self.budget_s() + self.hop_s if self.sink.realtime else 0.0
+        # at start the device fills its whole buffer (up to twice its reported latency) from the ring at once;
+        # the ring must then still hold the budget plus one hop. The controller removes any excess.
+        prefill_s = 2 * self.sink.device_latency_s() + self.budget_s() + self.hop_s if self.sink.realtime else 0.0
         self.sink.start(int(self.sink.rate * prefill_s))
         self.source.start()
 

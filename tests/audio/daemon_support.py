@@ -18,6 +18,10 @@ from tests.conftest import DATA, REFERENCE, REPO
 MODEL_RATE = 16000
 READY_TIMEOUT_S = 60.0  # importing torch and loading the model on a busy machine
 READY_LINE = "audio running"
+# Tests that are not about the latency budget run with this target: its ~50 ms compute budget rides out
+# the scheduling stalls of a busy CI machine, so a glitch there means a bug, not a slow box.
+TOLERANT_TARGET_MS = 100.0
+TOLERANT_TARGET = f"latency.target_ms={TOLERANT_TARGET_MS:g}"
 
 
 def weights_path(tmp_path: Path) -> Path:
@@ -148,16 +152,23 @@ def read_json_lines(path: Path) -> list[dict[str, object]]:
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
-def lag_and_correlation(reference: np.ndarray, signal_: np.ndarray, max_lag: int) -> tuple[int, float]:
+PHAT_BAND_HZ = (100.0, 7000.0)  # the test speech lives here (16 kHz material); other bins hold only noise
+
+
+def lag_and_correlation(reference: np.ndarray, signal_: np.ndarray, max_lag: int,
+                        rate: int = 48000) -> tuple[int, float]:
     """Delay of ``signal_`` behind ``reference`` in samples (0..max_lag) and their normalised correlation there.
 
-    The delay is the peak of the phase-transform weighted cross-correlation (GCC-PHAT), which stays sharp
-    when the signal is an enhanced (partly decorrelated) version of the reference.
+    The delay is the peak of the phase-transform weighted cross-correlation (GCC-PHAT) over the speech
+    band, which stays sharp when the signal is an enhanced (partly decorrelated) version of the reference.
     """
     n = max(reference.shape[0], signal_.shape[0])
     size = 1 << int(np.ceil(np.log2(2 * n)))
     cross = np.fft.rfft(signal_.astype(np.float64), size) * np.conj(np.fft.rfft(reference.astype(np.float64), size))
-    phat = np.fft.irfft(cross / np.maximum(np.abs(cross), 1e-12), size)[: max_lag + 1]  # lags 0..max_lag
+    freqs = np.fft.rfftfreq(size, 1.0 / rate)
+    band = (freqs >= PHAT_BAND_HZ[0]) & (freqs <= PHAT_BAND_HZ[1])
+    weighted = np.where(band, cross / np.maximum(np.abs(cross), 1e-12), 0.0)
+    phat = np.fft.irfft(weighted, size)[: max_lag + 1]  # lags 0..max_lag
     lag = int(np.argmax(phat))
     m = min(reference.shape[0], signal_.shape[0] - lag)
     a, b = reference[:m].astype(np.float64), signal_[lag : lag + m].astype(np.float64)
@@ -174,7 +185,7 @@ def windowed_lags_ms(reference: np.ndarray, signal_: np.ndarray, rate: int, wind
     window, max_lag, out = int(window_s * rate), int(max_lag_s * rate), []
     for start in range(0, reference.shape[0] - window - max_lag + 1, window):
         lag, corr = lag_and_correlation(reference[start : start + window],
-                                        signal_[start : start + window + max_lag], max_lag)
+                                        signal_[start : start + window + max_lag], max_lag, rate)
         if corr >= MIN_WINDOW_CORRELATION:
             out.append(1e3 * lag / rate)
     return out

@@ -10,7 +10,7 @@ import time
 import pytest
 
 from tests.audio.daemon_support import (
-    DaemonProcess, daemon_env, noisy_speech, read_json_lines, weights_path, write_config, write_wav,
+    TOLERANT_TARGET_MS, DaemonProcess, daemon_env, noisy_speech, read_json_lines, weights_path, write_config, write_wav,
 )
 
 
@@ -52,7 +52,8 @@ def test_missing_weights_exit_2_with_one_line(pulse_server, tmp_path):
 
 def test_sighup_changes_strength_without_underflow(pulse_server, tmp_path):
     wav = write_wav(tmp_path / "speech.wav", noisy_speech(6.0, tmp_path))
-    config = write_config(tmp_path / "config.yaml", {"stats": {"interval_s": 0.5}})
+    sections = {"stats": {"interval_s": 0.5}, "latency": {"target_ms": TOLERANT_TARGET_MS}}
+    config = write_config(tmp_path / "config.yaml", sections)
     stats = tmp_path / "stats.jsonl"
     daemon = DaemonProcess(
         ["--input", "pulse:A.monitor", "--output", "pulse:B", "--weights", str(weights_path(tmp_path)),
@@ -65,7 +66,7 @@ def test_sighup_changes_strength_without_underflow(pulse_server, tmp_path):
         player = pulse_server.play(wav)
         time.sleep(1.0)
         before = read_json_lines(stats)[-1]
-        write_config(config, {"stats": {"interval_s": 0.5}, "enhance": {"attenuation_limit_db": 6}})
+        write_config(config, {**sections, "enhance": {"attenuation_limit_db": 6}})
         daemon.signal(signal.SIGHUP)
         daemon.wait_for("configuration reloaded: attenuation limit 6 dB", timeout=5)
         player.wait(timeout=30)

@@ -10,7 +10,7 @@ from rtenhance.dsp.resample import resample
 from rtenhance.enhancer import enhance_offline
 from rtenhance.model.checkpoint import load_model
 from tests.audio.daemon_support import (
-    MODEL_RATE, DaemonProcess, daemon_env, lag_and_correlation, noisy_speech, read_json_lines, stats_lines,
+    MODEL_RATE, TOLERANT_TARGET, DaemonProcess, daemon_env, lag_and_correlation, noisy_speech, read_json_lines, stats_lines,
     weights_path, write_wav,
 )
 from tests.audio.pulse_support import RATE, stop_recording
@@ -29,7 +29,7 @@ def test_live_output_matches_offline_enhancement(pulse_server, tmp_path):
     stats_json = tmp_path / "stats.jsonl"
     daemon = DaemonProcess(
         ["--input", "pulse:A.monitor", "--output", "pulse:B", "--weights", str(weights),
-         "--stats-json", str(stats_json), "--set", "stats.interval_s=1"],
+         "--stats-json", str(stats_json), "--set", "stats.interval_s=1", "--set", TOLERANT_TARGET],
         daemon_env(pulse_server.env), tmp_path / "daemon.log",
     )
     try:
