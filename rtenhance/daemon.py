@@ -32,21 +32,24 @@ STOP_TIMEOUT_S = 0.8  # the worker gets this long to close the streams on stop
 READY_POLL_S = 0.05  # how often start-up checks whether the streams run
 XRUN_WARN_PERIOD_S = 60.0  # at most one xrun warning a minute
 REFERENCE_BACKEND = "torch"
+AUTO_BACKEND = "auto"
 WARMUP_FRAMES = 20  # model steps run before the streams open (first calls are slow)
 
 
 def choose_backend(name: str) -> str:
-    """The backend to use: ``name``, or for "auto" the first registered non-reference backend, else torch.
+    """The backend to use: ``name``, or for "auto" the first registered backend other than the torch
+    reference (the fast one), else torch.
 
     Raises:
         ConfigError: an unknown backend name.
     """
     from rtenhance.backends import BACKENDS
 
-    if name == "auto":
-        return next((b for b in BACKENDS if b != REFERENCE_BACKEND), REFERENCE_BACKEND)
+    if name == AUTO_BACKEND:
+        return next((b for b in BACKENDS if b not in (AUTO_BACKEND, REFERENCE_BACKEND)), REFERENCE_BACKEND)
     if name not in BACKENDS:
-        raise ConfigError(f"engine.backend: {name!r} is not allowed; allowed values: auto, {', '.join(BACKENDS)}")
+        allowed = ", ".join(dict.fromkeys((AUTO_BACKEND, *BACKENDS)))
+        raise ConfigError(f"engine.backend: {name!r} is not allowed; allowed values: {allowed}")
     return name
 
 

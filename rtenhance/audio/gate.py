@@ -18,6 +18,7 @@ same mix of the enhanced and the equally delayed noisy signal, so the noise floo
 from __future__ import annotations
 
 import math
+import os
 import threading
 import time
 
@@ -26,6 +27,7 @@ import numpy as np
 from rtenhance.backends import FrameStepper
 
 DRY_EPSILON = 1e-6  # dry gains below this are treated as 0 (full strength)
+MODEL_NICE_OFFSET = 5  # the model thread runs this much below the audio threads: audio I/O always preempts it
 
 
 def dry_gain(attenuation_limit_db: float) -> float:
@@ -91,6 +93,11 @@ class FrameGate:
             self._thread = None
 
     def _serve(self) -> None:
+        try:  # on Linux a thread's nice value is its own; lowering priority is always allowed
+            tid = threading.get_native_id()
+            os.setpriority(os.PRIO_PROCESS, tid, min(19, os.getpriority(os.PRIO_PROCESS, tid) + MODEL_NICE_OFFSET))
+        except OSError:
+            pass
         while True:
             self._request.wait()
             self._request.clear()
