@@ -131,7 +131,7 @@ class FrameGate:
         self._done.clear()
         self._busy = True
         self._request.set()
-        if not self._done.wait(max(0.0, self.deadline_s)):
+        if not self._done.wait(None if math.isinf(self.deadline_s) else max(0.0, self.deadline_s)):
             self._stale = True
             self.missed = True
             return frame

@@ -176,6 +176,32 @@ def lag_and_correlation(reference: np.ndarray, signal_: np.ndarray, max_lag: int
     return lag, float(np.dot(a, b) / denom)
 
 
+def aligned_correlation(reference: np.ndarray, signal_: np.ndarray, rate: int, window_s: float = 0.5,
+                        max_lag_s: float = 1.0, search_s: float = 0.01) -> float:
+    """Normalised correlation of ``signal_`` with ``reference``, aligned window by window.
+
+    The global delay is found first; each window is then re-aligned within +-``search_s`` of it (the
+    daemon may drop or insert a few milliseconds to hold its latency), and the windows' correlations are
+    combined weighted by the reference's energy.
+    """
+    lag, _ = lag_and_correlation(reference, signal_, int(max_lag_s * rate), rate)
+    window, search = int(window_s * rate), int(search_s * rate)
+    total, weight = 0.0, 0.0
+    for start in range(0, reference.shape[0] - window + 1, window):
+        ref = reference[start : start + window].astype(np.float64)
+        lo = max(0, start + lag - search)
+        seg = signal_[lo : start + lag + search + window].astype(np.float64)
+        if seg.shape[0] < window + 1:
+            continue
+        dots = np.correlate(seg, ref, mode="valid")  # one value per shift
+        power = np.cumsum(np.concatenate([[0.0], seg * seg]))
+        seg_energy = power[window:] - power[:-window]  # energy of seg[k : k + window] per shift k
+        best = float(np.max(dots / np.sqrt(np.maximum(seg_energy * np.dot(ref, ref), 1e-20))))
+        energy = float(np.dot(ref, ref))
+        total, weight = total + best * energy, weight + energy
+    return total / weight if weight else 0.0
+
+
 MIN_WINDOW_CORRELATION = 0.5  # windows that correlate less (silence, a glitch) give no delay reading
 
 
