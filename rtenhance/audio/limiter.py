@@ -1,4 +1,4 @@
-"""Soft limiter: unity gain below a knee, a tanh curve above it that approaches but never reaches 0 dBFS."""
+"""Soft limiter: unity gain below a knee, a tanh curve above it that approaches 0 dBFS and never exceeds it."""
 
 from __future__ import annotations
 
