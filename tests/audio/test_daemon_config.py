@@ -44,6 +44,15 @@ def test_bad_config_file_exits_2(pulse_server, tmp_path):
     assert done.returncode == 2 and "invalid YAML" in done.stderr and len(done.stderr.splitlines()) == 1, done.stderr
 
 
+def test_no_bundled_weights_exit_2_with_one_line(pulse_server):
+    from rtenhance.weights import bundled_weights
+
+    if bundled_weights() is not None:
+        pytest.skip("this build bundles weights")
+    done = run_cli(["--input", "pulse:A.monitor", "--output", "pulse:B"], daemon_env(pulse_server.env))
+    assert done.returncode == 2 and "no bundled weights" in done.stderr and len(done.stderr.splitlines()) == 1, done.stderr
+
+
 def test_missing_weights_exit_2_with_one_line(pulse_server, tmp_path):
     done = run_cli(["--input", "pulse:A.monitor", "--output", "pulse:B", "--weights", str(tmp_path / "none.pt")],
                    daemon_env(pulse_server.env))

@@ -22,7 +22,7 @@ def model():
 
 @pytest.fixture(scope="module")
 def noisy():
-    return (0.1 * np.random.default_rng(0).standard_normal(16000)).astype(np.float32)
+    return (0.1 * np.random.default_rng(0).standard_normal(8000)).astype(np.float32)
 
 
 def _run(model, gate_setup, x):
