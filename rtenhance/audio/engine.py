@@ -281,13 +281,14 @@ class Engine:
                 return fault
             self.source.pump()
             channels = self.source.channels
-            frames = min(self.source.ring.available // channels, self._in_buffer.shape[0] // channels)
-            if frames == 0:
-                if self.source.finished:
-                    self._drain()
-                    return None
-                self._stop.wait(self._sleep_s())
+            available = self.source.ring.available // channels
+            if available < self._frames_for_next_hop() and not self.source.exhausted:
+                self._stop.wait(self._sleep_s(available))
                 continue
+            if available == 0:  # a file source has been read to its end
+                self._drain()
+                return None
+            frames = min(available, self._in_buffer.shape[0] // channels)
             block = self._in_buffer[: frames * channels]
             self.source.ring.read_into(block)
             self._frames_in += frames
@@ -305,10 +306,13 @@ class Engine:
             if self._hops_done % DEVICE_LATENCY_REFRESH_HOPS == 0:
                 self._refresh_device_latency()
 
-    def _sleep_s(self) -> float:
-        missing = (self.hop - self._pending_count) * self.source.rate / self.model_rate
-        have = self.source.ring.available // self.source.channels
-        return min(MAX_SLEEP_S, max(MIN_SLEEP_S, (missing - have) / self.source.rate))
+    def _frames_for_next_hop(self) -> int:
+        """Input frames still needed before the next hop is complete (at least 1)."""
+        return max(1, math.ceil((self.hop - self._pending_count) * self.source.rate / self.model_rate))
+
+    def _sleep_s(self, available: int) -> float:
+        """How long to wait for the rest of the next hop's input."""
+        return min(MAX_SLEEP_S, max(MIN_SLEEP_S, (self._frames_for_next_hop() - available) / self.source.rate))
 
     def _push(self, samples: np.ndarray) -> None:
         n = samples.shape[0]

@@ -152,7 +152,8 @@ class Capture(_DeviceStream):
         """Devices fill the ring from their callback: nothing to do."""
 
     @property
-    def finished(self) -> bool:
+    def exhausted(self) -> bool:
+        """A device never runs out of input."""
         return False
 
 
@@ -250,9 +251,9 @@ class FileSource:
                 self._read_block()
 
     @property
-    def finished(self) -> bool:
-        """The whole file was read and handed to the worker."""
-        return self._eof and self.ring.available == 0
+    def exhausted(self) -> bool:
+        """The whole file has been read into the ring: no more input will arrive."""
+        return self._eof
 
     def device_latency_s(self) -> float:
         return 0.0
