@@ -108,8 +108,8 @@ class StatsSnapshot:
         )
 
     def as_json(self) -> dict[str, object]:
-        """Plain data for one JSON line (NaN becomes null)."""
-        return {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in asdict(self).items()}
+        """Plain data for one JSON line (NaN and infinity become null)."""
+        return {k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in asdict(self).items()}
 
 
 def hop_percentiles(hop_ms: np.ndarray) -> tuple[float, float, float, float]:

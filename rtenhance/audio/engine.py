@@ -169,7 +169,7 @@ class Engine:
             rtf=float(hop_ms.mean() / (1e3 * self.hop_s)) if hop_ms.shape[0] else math.nan,
             latency_ms=latency,
             latency_target_ms=self._cfg.latency.target_ms,
-            hop_budget_ms=1e3 * self.budget_s() if self.sink.realtime else math.inf,
+            hop_budget_ms=1e3 * self.budget_s(),
             overflows=self.source.status_flags + source_ring.overflows,
             underflows=underflows,
             passthrough_hops=self.passthrough_hops,
