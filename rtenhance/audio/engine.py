@@ -127,9 +127,11 @@ class Engine:
             self._thread.join(timeout)
 
     def configure(self, cfg: RuntimeConfig) -> None:
-        """Apply a reloaded configuration (its runtime keys) from the next hop on."""
+        """Apply a reloaded configuration (its runtime keys) from the next hop on; ``enhance.bypass``
+        replaces a SIGUSR1 toggle only when the file changed it."""
+        if cfg.enhance.bypass != self._cfg.enhance.bypass:
+            self.bypass = cfg.enhance.bypass
         self._cfg = cfg
-        self.bypass = cfg.enhance.bypass
 
     def toggle_bypass(self) -> bool:
         """Flip bypass; returns the new state."""

@@ -59,7 +59,7 @@ def test_missing_weights_exit_2_with_one_line(pulse_server, tmp_path):
     assert done.returncode == 2 and "none.pt" in done.stderr and len(done.stderr.splitlines()) == 1, done.stderr
 
 
-def test_sighup_changes_strength_without_underflow(pulse_server, tmp_path):
+def test_sighup_changes_strength_without_underflow_and_sigusr1_bypasses(pulse_server, tmp_path):
     wav = write_wav(tmp_path / "speech.wav", noisy_speech(6.0, tmp_path))
     sections = {"stats": {"interval_s": 0.5}, "latency": {"target_ms": TOLERANT_TARGET_MS}}
     config = write_config(tmp_path / "config.yaml", sections)
@@ -81,6 +81,10 @@ def test_sighup_changes_strength_without_underflow(pulse_server, tmp_path):
         player.wait(timeout=30)
         time.sleep(0.6)
         after = read_json_lines(stats)[-1]
+        daemon.signal(signal.SIGUSR1)
+        daemon.wait_for("bypass on", timeout=5)
+        time.sleep(1.1)
+        assert read_json_lines(stats)[-1]["mode"] == "bypass"
         assert daemon.process.poll() is None
     finally:
         code, _ = daemon.terminate()
