@@ -41,14 +41,14 @@ def _with_options(cfg: RuntimeConfig, args: argparse.Namespace) -> RuntimeConfig
 
 
 def run(args: argparse.Namespace) -> int:
-    from rtenhance.daemon import Daemon
-
     def load() -> RuntimeConfig:
         cfg, source = load_runtime_config(args.config, args.set)
         log.debug("configuration: %s", source or "built-in defaults")
         return _with_options(cfg, args)
 
-    load()  # validate before any device or model is touched
+    load()  # validate before any device or model is touched (or PyTorch imported)
+    from rtenhance.daemon import Daemon
+
     status = Daemon(load, fast=args.fast).run()
     # Everything is closed and written; skip the interpreter's teardown, which with PyTorch loaded takes
     # 0.2-2 s on a busy machine, so that a stop signal ends the process within a second.

@@ -15,7 +15,7 @@ from tests.audio.daemon_support import (
 )
 from tests.audio.pulse_support import RATE, stop_recording
 
-SECONDS = 8.0
+SECONDS = 6.0
 MIN_CORRELATION = 0.9
 PREROLL_S = 2.0
 STATS_FIELDS = ("hop p50", "p95", "p99", "max", "rtf", "latency", "overflows", "underflows", "passthrough",
