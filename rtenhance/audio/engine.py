@@ -39,7 +39,8 @@ from rtenhance.stats import CpuMeter, HopTimes, StatsSnapshot, hop_percentiles
 log = logging.getLogger(__name__)
 
 MIN_BUDGET_S = 0.002  # the smallest compute budget per hop, whatever the target says
-DEADLINE_MARGIN_S = 0.004  # the rest of a hop after the model (iSTFT, resampling) and thread wake-up
+DEADLINE_MARGIN_S = 0.004  # the rest of a hop after the model (iSTFT, resampling) and thread wake-up...
+DEADLINE_MARGIN_FRACTION = 0.25  # ...or this share of the output ring, whichever is larger
 MIN_DEADLINE_S = 0.001  # with less time than this left, the model is not asked at all
 MAX_SLEEP_S = 0.005  # the worker re-checks stop and faults at least this often
 MIN_SLEEP_S = 0.0005  # shortest wait for input
@@ -337,8 +338,10 @@ class Engine:
         wants_model = gate.wants_model
         gate.run_model = self._guard.allow(time.monotonic())
         if self.sink.realtime:
-            # the output ring plays for ring_s more: the model must be done before, with room for the rest of the hop
-            gate.deadline_s = self.sink.depth_samples() / self.sink.rate - DEADLINE_MARGIN_S
+            # the output ring plays for ring_s more: the model must be done well before, with room for the
+            # rest of the hop and for the worker being scheduled late
+            ring_s = self.sink.depth_samples() / self.sink.rate
+            gate.deadline_s = ring_s - max(DEADLINE_MARGIN_S, DEADLINE_MARGIN_FRACTION * ring_s)
             # a ring already this low (start, device hiccup) is not the model's fault: skip it, no overload
             gate.run_model = gate.run_model and gate.deadline_s >= MIN_DEADLINE_S
             self._controller.target_s = self._engine_target_s()

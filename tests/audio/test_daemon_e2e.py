@@ -36,7 +36,7 @@ def test_live_output_matches_offline_enhancement(pulse_server, tmp_path):
     )
     try:
         daemon.wait_ready()
-        time.sleep(1.5)  # the first second may underflow while the streams settle
+        time.sleep(2.0)  # the first second may underflow while the streams settle
         settled = read_json_lines(stats_json)[-1]
         recorder = pulse_server.record("B.monitor", tmp_path / "out.wav")
         time.sleep(0.3)
