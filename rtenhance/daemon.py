@@ -16,12 +16,12 @@ import time
 from dataclasses import dataclass
 from typing import Callable
 
-from rtenhance.audio.devices import DeviceError, Endpoint, VirtualMic, VIRTUAL_MIC, resolve
+from rtenhance.audio.devices import FILE_PREFIX, VIRTUAL_MIC, DeviceError, Endpoint, VirtualMic, resolve
 from rtenhance.audio.engine import Engine, Sink, Source
 from rtenhance.audio.gate import FrameGate
 from rtenhance.audio.pulse import PresenceWatch
 from rtenhance.audio.streams import Capture, FileSink, FileSource, Playback
-from rtenhance.config import ConfigError
+from rtenhance.config import ConfigError, StftConfig
 from rtenhance.notify import SystemdNotifier
 from rtenhance.runtime_config import RuntimeConfig, reloaded, restart_only_changes
 from rtenhance.stats import RateLimitedWarning, StatsSnapshot, append_json_line
@@ -95,7 +95,7 @@ class Daemon:
             ConfigError, DeviceError, CheckpointError: bad configuration, device or weights (before any audio).
         """
         cfg = self._load_config()
-        if self._fast and not (cfg.audio.input.startswith("file:") and cfg.audio.output.startswith("file:")):
+        if self._fast and not (cfg.audio.input.startswith(FILE_PREFIX) and cfg.audio.output.startswith(FILE_PREFIX)):
             raise ConfigError("--fast needs a file: input and a file: output")
         source_end = resolve(cfg.audio.input, "input", cfg.audio.sample_rate)
         virtual_mic = VirtualMic() if cfg.audio.output == VIRTUAL_MIC else None
@@ -127,7 +127,7 @@ class Daemon:
             self._notifier.close()
             self._restore_signals(previous)
 
-    def _load_model(self, cfg: RuntimeConfig) -> tuple[FrameGate, object]:
+    def _load_model(self, cfg: RuntimeConfig) -> tuple[FrameGate, StftConfig]:
         import torch
 
         from rtenhance.backends import make_stepper
