@@ -47,7 +47,7 @@ MIN_SLEEP_S = 0.0005  # shortest wait for input
 RETRY_POLL_S = 0.1  # while waiting to reopen a device, stop and the watchdog are served this often
 MAX_HOPS_PER_READ = 8  # input read per worker iteration, in hops (bounds the catch-up burst)
 DEVICE_LATENCY_REFRESH_HOPS = 64  # re-read the devices' reported latency about once a second
-TARGET_DEADBAND_S = 0.001  # ignore smaller changes of the device latency estimate
+TARGET_DEADBAND_S = 0.005  # the latency target ignores smaller moves of the devices' latency estimate
 
 Source = Capture | FileSource
 Sink = Playback | FileSink
@@ -103,7 +103,8 @@ class Engine:
         self._limiter_db = cfg.enhance.limiter_knee_dbfs
         self._guard = OverloadGuard()
         self._controller = DelayController(sink.rate, 0.0)
-        self._device_latency_s = (0.0, 0.0)
+        self._device_latency_s = 0.0  # capture + playback latency PortAudio reports, latest reading
+        self._target_device_latency_s = 0.0  # the reading the latency target was last set from
         self._delay_sum = 0.0
         self._delay_count = 0
         self._reported = (0.0, 0)
@@ -151,7 +152,7 @@ class Engine:
         return max(MIN_BUDGET_S, self._engine_target_s() - self.structural_delay_s)
 
     def _engine_target_s(self) -> float:
-        target = self._cfg.latency.target_ms / 1e3 - sum(self._device_latency_s)
+        target = self._cfg.latency.target_ms / 1e3 - self._target_device_latency_s
         return max(target, self.structural_delay_s + MIN_BUDGET_S)
 
     def snapshot(self) -> StatsSnapshot:
@@ -163,7 +164,7 @@ class Engine:
         self._reported = (total, count)
         latency = None
         if self.sink.realtime and count > last_count:
-            latency = 1e3 * ((total - last_total) / (count - last_count) + sum(self._device_latency_s))
+            latency = 1e3 * ((total - last_total) / (count - last_count) + self._device_latency_s)
         source_ring, sink_ring = self.source.ring, self.sink.ring
         underflows = self.sink.status_flags + (sink_ring.underflows if sink_ring is not None else 0)
         return StatsSnapshot(
@@ -263,7 +264,8 @@ class Engine:
         self._down.reset()
         self._up.reset()
         self._pending_count = 0
-        self._device_latency_s = (self.source.device_latency_s(), self.sink.device_latency_s())
+        self._device_latency_s = self.source.device_latency_s() + self.sink.device_latency_s()
+        self._target_device_latency_s = self._device_latency_s
         self._controller.restart(self._engine_target_s())
         self._skip_output = 0 if self.sink.realtime else round(self.sink.rate * self._algorithmic_delay_s())
         self._frames_in = 0
@@ -323,9 +325,10 @@ class Engine:
         self._pending_count += n
 
     def _refresh_device_latency(self) -> None:
-        measured = (self.source.device_latency_s(), self.sink.device_latency_s())
-        if abs(sum(measured) - sum(self._device_latency_s)) > TARGET_DEADBAND_S:
-            self._device_latency_s = measured
+        """Re-read the devices' reported latency: always for the stats, for the target only when it moved."""
+        self._device_latency_s = self.source.device_latency_s() + self.sink.device_latency_s()
+        if abs(self._device_latency_s - self._target_device_latency_s) > TARGET_DEADBAND_S:
+            self._target_device_latency_s = self._device_latency_s
 
     def _hop(self, hop: np.ndarray) -> None:
         cfg = self._cfg

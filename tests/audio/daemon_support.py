@@ -18,10 +18,15 @@ from tests.conftest import DATA, REFERENCE, REPO
 MODEL_RATE = 16000
 READY_TIMEOUT_S = 60.0  # importing torch and loading the model on a busy machine
 READY_LINE = "audio running"
-# Tests that are not about the latency budget run with this target: its ~50 ms compute budget rides out
-# the scheduling stalls of a busy CI machine, so a glitch there means a bug, not a slow box.
-TOLERANT_TARGET_MS = 100.0
-TOLERANT_TARGET = f"latency.target_ms={TOLERANT_TARGET_MS:g}"
+# Tests that are not about the latency budget run with these settings: a ~50 ms compute budget and 30 ms
+# device buffers ride out the scheduling stalls of a busy CI machine (measured here: PortAudio callbacks
+# late by 10-20 ms under load), so a glitch there means a bug, not a slow box.
+TOLERANT_TARGET_MS = 120.0
+TOLERANT_DEVICE_LATENCY_MS = 30.0
+TOLERANT_SETTINGS = {"latency": {"target_ms": TOLERANT_TARGET_MS},
+                     "audio": {"device_latency_ms": TOLERANT_DEVICE_LATENCY_MS}}
+TOLERANT_SET = ["--set", f"latency.target_ms={TOLERANT_TARGET_MS:g}",
+                "--set", f"audio.device_latency_ms={TOLERANT_DEVICE_LATENCY_MS:g}"]
 
 
 def weights_path(tmp_path: Path) -> Path:

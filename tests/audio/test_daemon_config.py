@@ -10,7 +10,7 @@ import time
 import pytest
 
 from tests.audio.daemon_support import (
-    TOLERANT_TARGET_MS, DaemonProcess, daemon_env, noisy_speech, read_json_lines, weights_path, write_config, write_wav,
+    TOLERANT_SETTINGS, DaemonProcess, daemon_env, noisy_speech, read_json_lines, weights_path, write_config, write_wav,
 )
 
 
@@ -61,7 +61,7 @@ def test_missing_weights_exit_2_with_one_line(pulse_server, tmp_path):
 
 def test_sighup_changes_strength_without_underflow_and_sigusr1_bypasses(pulse_server, tmp_path):
     wav = write_wav(tmp_path / "speech.wav", noisy_speech(6.0, tmp_path))
-    sections = {"stats": {"interval_s": 0.5}, "latency": {"target_ms": TOLERANT_TARGET_MS}}
+    sections = {"stats": {"interval_s": 0.5}, **TOLERANT_SETTINGS}
     config = write_config(tmp_path / "config.yaml", sections)
     stats = tmp_path / "stats.jsonl"
     daemon = DaemonProcess(

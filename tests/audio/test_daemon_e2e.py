@@ -10,7 +10,7 @@ from rtenhance.dsp.resample import resample
 from rtenhance.enhancer import enhance_offline
 from rtenhance.model.checkpoint import load_model
 from tests.audio.daemon_support import (
-    MODEL_RATE, TOLERANT_TARGET, DaemonProcess, aligned_correlation, daemon_env, noisy_speech, read_json_lines, stats_lines,
+    MODEL_RATE, TOLERANT_SET, DaemonProcess, aligned_correlation, daemon_env, noisy_speech, read_json_lines, stats_lines,
     weights_path, write_wav,
 )
 from tests.audio.pulse_support import RATE, stop_recording
@@ -31,7 +31,7 @@ def test_live_output_matches_offline_enhancement(pulse_server, tmp_path):
     stats_json = tmp_path / "stats.jsonl"
     daemon = DaemonProcess(
         ["--input", "pulse:A.monitor", "--output", "pulse:B", "--weights", str(weights),
-         "--stats-json", str(stats_json), "--set", "stats.interval_s=1", "--set", TOLERANT_TARGET],
+         "--stats-json", str(stats_json), "--set", "stats.interval_s=1", *TOLERANT_SET],
         daemon_env(pulse_server.env), tmp_path / "daemon.log",
     )
     try:

@@ -7,7 +7,7 @@ import statistics
 import time
 
 from tests.audio.daemon_support import (
-    TOLERANT_TARGET_MS, DaemonProcess, daemon_env, longest_silence_s, noisy_speech, read_json_lines, weights_path,
+    TOLERANT_SETTINGS, DaemonProcess, daemon_env, longest_silence_s, noisy_speech, read_json_lines, weights_path,
     windowed_lags_ms, write_config, write_wav,
 )
 from tests.audio.pulse_support import MIX_SINK, read_mix, stop_recording
@@ -24,7 +24,7 @@ def test_overload_passes_audio_through_and_recovers(pulse_server, tmp_path):
     seconds = BEFORE_S + OVERLOAD_S + AFTER_S + 1.0
     wav = write_wav(tmp_path / "speech.wav", noisy_speech(seconds, tmp_path, snr_db=15))
     config = tmp_path / "config.yaml"
-    sections = {"stats": {"interval_s": 0.5}, "latency": {"target_ms": TOLERANT_TARGET_MS},
+    sections = {"stats": {"interval_s": 0.5}, **TOLERANT_SETTINGS,
                 "enhance": {"attenuation_limit_db": ATTENUATION_LIMIT_DB}, "debug": {"slow_hop_ms": 0.0}}
     write_config(config, sections)
     stats = tmp_path / "stats.jsonl"
