@@ -75,7 +75,14 @@ def _open_stream(factory: Any, endpoint: Endpoint, env_key: str, **kwargs: Any) 
 
 
 class _DeviceStream:
-    """What capture and playback share: open/close and fault detection."""
+    """What capture and playback share: open/close and fault detection.
+
+    Subclasses name their sounddevice stream class, the PulseAudio variable that selects their device,
+    and define ``_callback``.
+    """
+
+    stream_class: str
+    pulse_env: str
 
     def __init__(self, endpoint: Endpoint, block_frames: int, latency_s: float | None) -> None:
         self.endpoint = endpoint
@@ -88,6 +95,15 @@ class _DeviceStream:
         self._block_frames = block_frames
         self._latency_arg: float | str = "low" if latency_s is None else latency_s
         self._stream: Any = None
+
+    def open(self) -> None:
+        """Open the stream (started by ``start``).
+
+        Raises:
+            DeviceError: the device cannot be opened.
+        """
+        self._stream = _open_stream(getattr(_sd(), self.stream_class), self.endpoint, self.pulse_env,
+                                    blocksize=self._block_frames, latency=self._latency_arg, callback=self._callback)
 
     def start(self, prefill: int = 0) -> None:
         """Empty the ring, put ``prefill`` samples of silence in it, and start the callbacks."""
@@ -129,14 +145,8 @@ class _DeviceStream:
 class Capture(_DeviceStream):
     """A PortAudio input stream filling ``ring`` with interleaved float32 frames."""
 
-    def open(self) -> None:
-        """Open the stream (started by ``start``).
-
-        Raises:
-            DeviceError: the device cannot be opened.
-        """
-        self._stream = _open_stream(_sd().InputStream, self.endpoint, "PULSE_SOURCE", blocksize=self._block_frames,
-                                    latency=self._latency_arg, callback=self._callback)
+    stream_class = "InputStream"
+    pulse_env = "PULSE_SOURCE"
 
     def _callback(self, indata: np.ndarray, frames: int, time_info: Any, status: Any) -> None:
         self.ring.write(indata.reshape(-1))
@@ -165,14 +175,8 @@ class Playback(_DeviceStream):
         self.ring = SpscRing(int(RING_SECONDS * self.rate))
         self._scratch = np.zeros(MAX_CALLBACK_FRAMES, dtype=np.float32)
 
-    def open(self) -> None:
-        """Open the stream (started by ``start``).
-
-        Raises:
-            DeviceError: the device cannot be opened.
-        """
-        self._stream = _open_stream(_sd().OutputStream, self.endpoint, "PULSE_SINK", blocksize=self._block_frames,
-                                    latency=self._latency_arg, callback=self._callback)
+    stream_class = "OutputStream"
+    pulse_env = "PULSE_SINK"
 
     def _callback(self, outdata: np.ndarray, frames: int, time_info: Any, status: Any) -> None:
         n = self.ring.read_into(self._scratch[: min(frames, MAX_CALLBACK_FRAMES)])

@@ -149,6 +149,21 @@ class DaemonProcess:
         self._log.close()
 
 
+def start_with_config(pulse_env: dict[str, str], tmp_path: Path,
+                      sections: dict[str, dict[str, object]]) -> tuple[DaemonProcess, Path, Path]:
+    """Start ``pulse:A.monitor -> pulse:B`` with a configuration file (rewritten later for SIGHUP) and
+    --stats-json; waits until the audio runs. Returns (daemon, config file, stats file)."""
+    config = write_config(tmp_path / "config.yaml", sections)
+    stats = tmp_path / "stats.jsonl"
+    daemon = DaemonProcess(
+        ["--input", "pulse:A.monitor", "--output", "pulse:B", "--weights", str(weights_path(tmp_path)),
+         "--config", str(config), "--stats-json", str(stats)],
+        daemon_env(pulse_env), tmp_path / "daemon.log",
+    )
+    daemon.wait_ready()
+    return daemon, config, stats
+
+
 def stats_lines(log: str) -> list[str]:
     return [line for line in log.splitlines() if "stats: " in line]
 

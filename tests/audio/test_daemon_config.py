@@ -10,7 +10,8 @@ import time
 import pytest
 
 from tests.audio.daemon_support import (
-    TOLERANT_SETTINGS, DaemonProcess, daemon_env, noisy_speech, read_json_lines, weights_path, write_config, write_wav,
+    TOLERANT_SETTINGS, daemon_env, noisy_speech, read_json_lines, start_with_config, weights_path, write_config,
+    write_wav,
 )
 
 
@@ -62,15 +63,8 @@ def test_missing_weights_exit_2_with_one_line(pulse_server, tmp_path):
 def test_sighup_changes_strength_without_underflow_and_sigusr1_bypasses(pulse_server, tmp_path):
     wav = write_wav(tmp_path / "speech.wav", noisy_speech(6.0, tmp_path))
     sections = {"stats": {"interval_s": 0.5}, **TOLERANT_SETTINGS}
-    config = write_config(tmp_path / "config.yaml", sections)
-    stats = tmp_path / "stats.jsonl"
-    daemon = DaemonProcess(
-        ["--input", "pulse:A.monitor", "--output", "pulse:B", "--weights", str(weights_path(tmp_path)),
-         "--config", str(config), "--stats-json", str(stats)],
-        daemon_env(pulse_server.env), tmp_path / "daemon.log",
-    )
+    daemon, config, stats = start_with_config(pulse_server.env, tmp_path, sections)
     try:
-        daemon.wait_ready()
         time.sleep(1.5)
         player = pulse_server.play(wav)
         time.sleep(1.0)
