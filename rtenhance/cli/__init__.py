@@ -23,6 +23,9 @@ COMMAND_MODULES = {
     "demo": "rtenhance.cli.demo",
     "train": "rtenhance.cli.train",
     "eval": "rtenhance.cli.eval",
+    "run": "rtenhance.cli.run",
+    "devices": "rtenhance.cli.devices",
+    "service": "rtenhance.cli.service",
 }
 DEFAULT_COMMAND = "run"
 
@@ -32,7 +35,15 @@ class UsageError(Exception):
 
 
 def _command_modules() -> dict[str, ModuleType]:
-    return {name: importlib.import_module(path) for name, path in COMMAND_MODULES.items()}
+    """The command modules present in this build (a registered module that is not installed is skipped)."""
+    modules = {}
+    for name, path in COMMAND_MODULES.items():
+        try:
+            modules[name] = importlib.import_module(path)
+        except ModuleNotFoundError as exc:
+            if exc.name != path:
+                raise
+    return modules
 
 
 def build_parser() -> argparse.ArgumentParser:

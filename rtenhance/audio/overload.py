@@ -1,0 +1,59 @@
+"""When the model may run: the engine's response to a CPU that cannot keep up.
+
+A model step that misses its deadline (the frame passed through instead, see ``FrameGate``) starts a
+passthrough period: the model is not even tried for ``recover_s``, which lets a busy CPU catch up. While
+misses repeat, the wait doubles up to ``MAX_BACKOFF`` times; it falls back to ``recover_s`` after
+``HEALTHY_RESET_S`` of enhancement without a miss.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from rtenhance.stats import RateLimitedWarning
+
+log = logging.getLogger(__name__)
+
+MAX_BACKOFF = 8  # longest wait is recover_s * MAX_BACKOFF
+HEALTHY_RESET_S = 10.0  # enhancement without overload for this long forgets past overloads
+WARN_PERIOD_S = 5.0  # at most one overload warning per this many seconds
+
+
+class OverloadGuard:
+    """Per-hop permission to run the model.
+
+    Attributes:
+        enhancing: the model is allowed to run.
+        trips: overloads detected so far.
+    """
+
+    def __init__(self) -> None:
+        self.enhancing = True
+        self.trips = 0
+        self._resume_at = 0.0
+        self._backoff = 1
+        self._enhancing_since = 0.0
+        self._warn = RateLimitedWarning(log, WARN_PERIOD_S)
+
+    def allow(self, now: float) -> bool:
+        """Whether the model may run for the next hop (ends a passthrough period that is over).
+
+        Args:
+            now: monotonic time in seconds.
+        """
+        if not self.enhancing and now >= self._resume_at:
+            self.enhancing = True
+            self._enhancing_since = now
+            log.info("CPU caught up: enhancing again")
+        elif self.enhancing and now - self._enhancing_since > HEALTHY_RESET_S:
+            self._backoff = 1
+        return self.enhancing
+
+    def overloaded(self, now: float, reason: str, recover_s: float) -> None:
+        """The model missed a deadline: pass audio through for ``recover_s`` times the backoff."""
+        wait = recover_s * self._backoff
+        self.enhancing = False
+        self.trips += 1
+        self._resume_at = now + wait
+        self._backoff = min(self._backoff * 2, MAX_BACKOFF)
+        self._warn.warn(f"overload: {reason}; passing audio through for {wait:.1f} s (overloads so far: {self.trips})")

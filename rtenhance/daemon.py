@@ -1,0 +1,242 @@
+"""The daemon's lifecycle: build the audio path, signals, readiness and watchdog, stats, reload, stop.
+
+Signals only set flags that the main thread acts on: SIGTERM/SIGINT stop (streams closed, virtual
+devices removed, within a second), SIGHUP reloads the runtime keys from the configuration file
+(strength, latency budget, stats interval) without reopening the streams, SIGUSR1 toggles bypass.
+"""
+
+from __future__ import annotations
+
+import gc
+import logging
+import os
+import signal
+import threading
+import time
+from dataclasses import dataclass
+from typing import Callable
+
+from rtenhance.audio.devices import FILE_PREFIX, VIRTUAL_MIC, DeviceError, Endpoint, VirtualMic, resolve
+from rtenhance.audio.engine import Engine, Sink, Source
+from rtenhance.audio.gate import FrameGate
+from rtenhance.audio.pulse import PresenceWatch
+from rtenhance.audio.streams import Capture, FileSink, FileSource, Playback
+from rtenhance.config import ConfigError, StftConfig
+from rtenhance.notify import SystemdNotifier
+from rtenhance.runtime_config import RuntimeConfig, reloaded, restart_only_changes
+from rtenhance.stats import RateLimitedWarning, StatsSnapshot, append_json_line
+
+log = logging.getLogger("rtenhance")
+
+STOP_TIMEOUT_S = 0.8  # the worker gets this long to close the streams on stop
+READY_POLL_S = 0.05  # how often start-up checks whether the streams run
+XRUN_WARN_PERIOD_S = 60.0  # at most one xrun warning a minute
+REFERENCE_BACKEND = "torch"
+AUTO_BACKEND = "auto"
+WARMUP_FRAMES = 20  # model steps run before the streams open (first calls are slow)
+
+
+def choose_backend(name: str) -> str:
+    """The backend to use: ``name``, or for "auto" the first registered backend other than the torch
+    reference (the fast one), else torch.
+
+    Raises:
+        ConfigError: an unknown backend name.
+    """
+    from rtenhance.backends import BACKENDS
+
+    if name == AUTO_BACKEND:
+        return next((b for b in BACKENDS if b not in (AUTO_BACKEND, REFERENCE_BACKEND)), REFERENCE_BACKEND)
+    if name not in BACKENDS:
+        allowed = ", ".join(dict.fromkeys((AUTO_BACKEND, *BACKENDS)))
+        raise ConfigError(f"engine.backend: {name!r} is not allowed; allowed values: {allowed}")
+    return name
+
+
+def raise_priority(nice: int) -> None:
+    """Ask for scheduling priority ``nice`` before any thread starts (threads inherit it); keep the
+    current one if that is already higher or the system refuses."""
+    try:
+        if nice < os.getpriority(os.PRIO_PROCESS, 0):
+            os.setpriority(os.PRIO_PROCESS, 0, nice)
+            log.info("running at nice %d", nice)
+    except OSError as exc:
+        log.debug("keeping the current priority (nice %d not allowed: %s)", nice, exc.strerror)
+
+
+@dataclass
+class _Flags:
+    stop: bool = False
+    reload: bool = False
+    toggle_bypass: bool = False
+
+
+class Daemon:
+    """One run of the real-time enhancer, from ``run()`` until a stop signal or the end of a file input."""
+
+    def __init__(self, load_config: Callable[[], RuntimeConfig], fast: bool = False) -> None:
+        """Args:
+        load_config: reads the configuration (file, --set and command-line options); called at start
+            and again on SIGHUP.
+        fast: read a file input as fast as possible (file output only).
+        """
+        self._load_config = load_config
+        self._fast = fast
+        self._flags = _Flags()
+        self._wake = threading.Event()
+        self._notifier = SystemdNotifier()
+        self._xruns = RateLimitedWarning(log, XRUN_WARN_PERIOD_S)
+        self._last_xruns = (0, 0)
+
+    def run(self) -> int:
+        """Run until stopped; returns the exit status (0 for a clean stop or a finished file).
+
+        Raises:
+            ConfigError, DeviceError, CheckpointError: bad configuration, device or weights (before any audio).
+        """
+        cfg = self._load_config()
+        if self._fast and not (cfg.audio.input.startswith(FILE_PREFIX) and cfg.audio.output.startswith(FILE_PREFIX)):
+            raise ConfigError("--fast needs a file: input and a file: output")
+        source_end = resolve(cfg.audio.input, "input", cfg.audio.sample_rate)
+        virtual_mic = VirtualMic() if cfg.audio.output == VIRTUAL_MIC else None
+        watch: PresenceWatch | None = None
+        engine: Engine | None = None
+        previous = self._install_signals()
+        try:
+            sink_end = (virtual_mic.create(cfg.audio.sample_rate) if virtual_mic is not None
+                        else resolve(cfg.audio.output, "output", cfg.audio.sample_rate))
+            gate, stft_cfg = self._load_model(cfg)
+            source, sink = self._make_ends(cfg, source_end, sink_end)
+            raise_priority(cfg.engine.nice)  # before the audio threads start: they inherit it
+            watch = self._watch(source_end, sink_end)
+            engine = Engine(cfg, gate, stft_cfg, source, sink, watch, heartbeat=self._notifier.watchdog)
+            gc.freeze()  # the model and buffers live until exit: keep the collector from scanning them mid-hop
+            log.info("%s -> %s at %d/%d Hz, target latency %.0f ms", cfg.audio.input, cfg.audio.output,
+                     source.rate, sink.rate, cfg.latency.target_ms)
+            engine.start()
+            self._serve(cfg, engine)
+            return 0
+        finally:
+            self._notifier.stopping()
+            if engine is not None:
+                engine.stop(STOP_TIMEOUT_S)
+            if watch is not None:
+                watch.stop()
+            if virtual_mic is not None:
+                virtual_mic.remove()
+            self._notifier.close()
+            self._restore_signals(previous)
+
+    def _load_model(self, cfg: RuntimeConfig) -> tuple[FrameGate, StftConfig]:
+        import torch
+
+        from rtenhance.backends import make_stepper
+        from rtenhance.weights import resolve_model
+
+        torch.set_num_threads(cfg.engine.threads)
+        backend = choose_backend(cfg.engine.backend)
+        model, name = resolve_model(cfg.engine.weights)
+        log.info("model %s on backend %s (%d thread%s)", name, backend, cfg.engine.threads,
+                 "" if cfg.engine.threads == 1 else "s")
+        stft_cfg = model.config.stft
+        gate = FrameGate(make_stepper(model, backend), stft_cfg.n_bins)
+        gate.warm_up(WARMUP_FRAMES)
+        return gate, stft_cfg
+
+    def _make_ends(self, cfg: RuntimeConfig, source_end: Endpoint, sink_end: Endpoint) -> tuple[Source, Sink]:
+        latency_s = cfg.audio.device_latency_ms / 1e3 or None
+        source: Source
+        if source_end.kind == "file":
+            source = FileSource(source_end, realtime=not self._fast)
+        else:
+            source = Capture(source_end, round(cfg.audio.block_ms * source_end.sample_rate / 1e3), latency_s)
+        sink: Sink
+        if sink_end.kind == "file":
+            sink = FileSink(sink_end, source.rate)
+        else:
+            sink = Playback(sink_end, round(cfg.audio.block_ms * sink_end.sample_rate / 1e3), latency_s)
+        return source, sink
+
+    @staticmethod
+    def _watch(source_end: Endpoint, sink_end: Endpoint) -> PresenceWatch | None:
+        sources = (source_end.pulse_name,) if source_end.pulse_name else ()
+        sinks = (sink_end.pulse_name,) if sink_end.pulse_name else ()
+        if not sources and not sinks:
+            return None
+        watch = PresenceWatch(sinks=sinks, sources=sources)
+        watch.start()
+        return watch
+
+    def _install_signals(self) -> dict[int, object]:
+        def stop(signum: int, frame: object) -> None:
+            self._flags.stop = True
+            self._wake.set()
+
+        def reload(signum: int, frame: object) -> None:
+            self._flags.reload = True
+            self._wake.set()
+
+        def toggle(signum: int, frame: object) -> None:
+            self._flags.toggle_bypass = True
+            self._wake.set()
+
+        handlers = {signal.SIGTERM: stop, signal.SIGINT: stop, signal.SIGHUP: reload, signal.SIGUSR1: toggle}
+        return {signum: signal.signal(signum, handler) for signum, handler in handlers.items()}
+
+    @staticmethod
+    def _restore_signals(previous: dict[int, object]) -> None:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)  # type: ignore[arg-type]
+
+    def _serve(self, cfg: RuntimeConfig, engine: Engine) -> None:
+        """Main thread: readiness, then stats every interval and signal flags, until stop or end of file."""
+        while not (engine.ready.is_set() or engine.finished.is_set() or self._flags.stop):
+            self._wake.wait(READY_POLL_S)
+        if engine.ready.is_set():
+            self._notifier.ready(f"running: {cfg.audio.input} -> {cfg.audio.output}")
+            log.info("audio running")
+        next_stats = time.monotonic() + cfg.stats.interval_s
+        while not self._flags.stop and not engine.finished.is_set():
+            self._wake.wait(max(0.0, min(next_stats - time.monotonic(), READY_POLL_S * 4)))
+            self._wake.clear()
+            if self._flags.reload:
+                self._flags.reload = False
+                cfg = self._reload(cfg, engine)
+            if self._flags.toggle_bypass:
+                self._flags.toggle_bypass = False
+                log.info("bypass %s", "on" if engine.toggle_bypass() else "off")
+            if time.monotonic() >= next_stats:
+                next_stats += cfg.stats.interval_s
+                self._report(cfg, engine.snapshot())
+        if engine.finished.is_set() and not self._flags.stop:
+            self._report(cfg, engine.snapshot())
+
+    def _reload(self, cfg: RuntimeConfig, engine: Engine) -> RuntimeConfig:
+        try:
+            new = self._load_config()
+        except (ConfigError, DeviceError) as exc:
+            log.error("reload failed, keeping the running configuration: %s", exc)
+            return cfg
+        ignored = restart_only_changes(cfg, new)
+        if ignored:
+            log.warning("reload: %s changed but need%s a restart; ignored", ", ".join(ignored),
+                        "s" if len(ignored) == 1 else "")
+        cfg = reloaded(cfg, new)
+        engine.configure(cfg)
+        log.info("configuration reloaded: attenuation limit %g dB, bypass %s, target %g ms, stats every %g s",
+                 cfg.enhance.attenuation_limit_db, "on" if cfg.enhance.bypass else "off", cfg.latency.target_ms,
+                 cfg.stats.interval_s)
+        return cfg
+
+    def _report(self, cfg: RuntimeConfig, snap: StatsSnapshot) -> None:
+        line = snap.line()
+        logging.getLogger("rtenhance.stats").info("stats: %s", line)
+        self._notifier.status(line)
+        if cfg.stats.json_path:
+            append_json_line(cfg.stats.json_path, {"time": time.time(), **snap.as_json()})
+        underflows = snap.underflows - self._last_xruns[0]
+        overflows = snap.overflows - self._last_xruns[1]
+        self._last_xruns = (snap.underflows, snap.overflows)
+        if underflows > 0 or overflows > 0:
+            self._xruns.warn(f"{underflows} output underflows and {overflows} input overflows in the last "
+                             f"{cfg.stats.interval_s:g} s (playback or capture glitches)")

@@ -1,0 +1,275 @@
+"""What a user tunes at run time: the daemon's configuration, its file lookup and its reloadable part.
+
+The model's shape lives in ``config.ModelConfig`` (fixed by a checkpoint); everything here can change
+between runs, and the sections named in ``RELOADABLE_SECTIONS`` also while running (SIGHUP). The
+documented default file is ``config/rtenhance.yaml`` (shipped as ``rtenhance/data/rtenhance.yaml``); it
+holds exactly the built-in defaults below.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from rtenhance.config import ConfigError, apply_overrides, from_dict, to_dict
+
+ETC_CONFIG = Path("/etc/rtenhance/config.yaml")
+DEFAULT_CONFIG_FILE = Path(__file__).resolve().parent / "data" / "rtenhance.yaml"
+RELOADABLE_SECTIONS = ("enhance", "latency", "debug")
+RELOADABLE_KEYS = ("stats.interval_s",)
+FULL_STRENGTH_DB = 100.0  # an attenuation limit this high leaves 1e-5 of the noisy signal: no limit
+
+
+def _check(ok: bool, key: str, value: Any, allowed: str) -> None:
+    if not ok:
+        raise ConfigError(f"{key}: {value!r} is not allowed; expected {allowed}")
+
+
+@dataclass(frozen=True)
+class AudioConfig:
+    """Devices and stream parameters (need a restart to change).
+
+    Attributes:
+        input: capture spec: mic, an index, a name substring, pulse:NAME or file:PATH.
+        output: playback spec: speakers, an index, a name substring, pulse:NAME, file:PATH or virtual-mic.
+        sample_rate: device rate in Hz; 0 uses the device's native rate.
+        block_ms: PortAudio block in ms; 0 lets PortAudio choose per callback (lowest latency).
+        device_latency_ms: PortAudio's suggested device latency in ms; 0 means its "low" setting.
+    """
+
+    input: str = "mic"
+    output: str = "speakers"
+    sample_rate: int = 0
+    block_ms: float = 0.0
+    device_latency_ms: float = 0.0
+
+    def __post_init__(self) -> None:
+        _check(self.input != "", "audio.input", self.input, "a device spec such as mic or pulse:NAME")
+        _check(self.output != "", "audio.output", self.output, "a device spec such as speakers or virtual-mic")
+        _check(self.sample_rate == 0 or 8000 <= self.sample_rate <= 192000, "audio.sample_rate",
+               self.sample_rate, "0 (native) or 8000..192000 Hz")
+        _check(0.0 <= self.block_ms <= 100.0, "audio.block_ms", self.block_ms, "0..100 ms")
+        _check(0.0 <= self.device_latency_ms <= 1000.0, "audio.device_latency_ms", self.device_latency_ms,
+               "0..1000 ms")
+
+
+@dataclass(frozen=True)
+class EngineConfig:
+    """Inference settings (need a restart to change).
+
+    Attributes:
+        backend: frame-stepper backend name, or "auto" for the fastest one available.
+        threads: CPU threads for inference.
+        weights: checkpoint path; null uses the bundled weights (``--weights`` overrides it).
+        nice: scheduling priority to ask for (negative = ahead of other programs); kept at the current
+            one when the system does not allow it (needs CAP_SYS_NICE or a raised RLIMIT_NICE).
+    """
+
+    backend: str = "auto"
+    threads: int = 1
+    weights: str | None = None
+    nice: int = -10
+
+    def __post_init__(self) -> None:
+        _check(self.backend != "", "engine.backend", self.backend, "auto or a backend name")
+        _check(1 <= self.threads <= 64, "engine.threads", self.threads, "1..64")
+        _check(-20 <= self.nice <= 19, "engine.nice", self.nice, "-20..19")
+
+
+@dataclass(frozen=True)
+class EnhanceConfig:
+    """How much enhancement reaches the output (reloadable).
+
+    Attributes:
+        attenuation_limit_db: the most the noise is attenuated, in dB: 0 passes the input unchanged,
+            100 (the default) is full strength.
+        bypass: pass the input through unprocessed (SIGUSR1 toggles it).
+        limiter_knee_dbfs: samples below this level pass unchanged; louder ones are compressed softly
+            so that the output never exceeds 0 dBFS.
+    """
+
+    attenuation_limit_db: float = FULL_STRENGTH_DB
+    bypass: bool = False
+    limiter_knee_dbfs: float = -3.0
+
+    def __post_init__(self) -> None:
+        _check(0.0 <= self.attenuation_limit_db <= FULL_STRENGTH_DB, "enhance.attenuation_limit_db",
+               self.attenuation_limit_db, f"0..{FULL_STRENGTH_DB:g} dB (0 = bypass)")
+        _check(-24.0 <= self.limiter_knee_dbfs <= -0.5, "enhance.limiter_knee_dbfs", self.limiter_knee_dbfs,
+               "-24..-0.5 dBFS")
+
+
+@dataclass(frozen=True)
+class LatencyConfig:
+    """The latency budget (reloadable).
+
+    Attributes:
+        target_ms: end-to-end target from capture to playback in ms; the output ring is held at the
+            depth that gives it, and the time left for computing a hop follows from it.
+        recover_s: seconds of passthrough after an overload before enhancement is tried again
+            (doubled while overloads repeat, up to 8 x).
+    """
+
+    target_ms: float = 60.0
+    recover_s: float = 1.0
+
+    def __post_init__(self) -> None:
+        _check(10.0 <= self.target_ms <= 2000.0, "latency.target_ms", self.target_ms, "10..2000 ms")
+        _check(0.05 <= self.recover_s <= 60.0, "latency.recover_s", self.recover_s, "0.05..60 s")
+
+
+@dataclass(frozen=True)
+class StatsConfig:
+    """Statistics reporting.
+
+    Attributes:
+        interval_s: seconds between stats lines (reloadable).
+        json_path: also append one JSON object per interval to this file (``--stats-json``).
+    """
+
+    interval_s: float = 10.0
+    json_path: str | None = None
+
+    def __post_init__(self) -> None:
+        _check(0.1 <= self.interval_s <= 3600.0, "stats.interval_s", self.interval_s, "0.1..3600 s")
+
+
+@dataclass(frozen=True)
+class DevicesConfig:
+    """Device-fault handling (needs a restart to change).
+
+    Attributes:
+        retry_initial_s: first wait before reopening a lost device, doubled per failed try.
+        retry_max_s: longest wait between tries.
+        stall_s: a stream that delivers no callback for this long counts as lost.
+    """
+
+    retry_initial_s: float = 0.25
+    retry_max_s: float = 2.0
+    stall_s: float = 1.0
+
+    def __post_init__(self) -> None:
+        _check(0.01 <= self.retry_initial_s <= 60.0, "devices.retry_initial_s", self.retry_initial_s, "0.01..60 s")
+        _check(self.retry_initial_s <= self.retry_max_s <= 300.0, "devices.retry_max_s", self.retry_max_s,
+               "retry_initial_s..300 s")
+        _check(0.1 <= self.stall_s <= 60.0, "devices.stall_s", self.stall_s, "0.1..60 s")
+
+
+@dataclass(frozen=True)
+class DebugConfig:
+    """Test-only settings (reloadable).
+
+    Attributes:
+        slow_hop_ms: every hop that runs the model takes at least this long (0 = off), to simulate an
+            overloaded CPU whatever the backend's real speed.
+    """
+
+    slow_hop_ms: float = 0.0
+
+    def __post_init__(self) -> None:
+        _check(0.0 <= self.slow_hop_ms <= 1000.0, "debug.slow_hop_ms", self.slow_hop_ms,
+               "0..1000 ms")
+
+
+@dataclass(frozen=True)
+class RuntimeConfig:
+    """The whole daemon configuration, one frozen dataclass per section."""
+
+    audio: AudioConfig = field(default_factory=AudioConfig)
+    engine: EngineConfig = field(default_factory=EngineConfig)
+    enhance: EnhanceConfig = field(default_factory=EnhanceConfig)
+    latency: LatencyConfig = field(default_factory=LatencyConfig)
+    stats: StatsConfig = field(default_factory=StatsConfig)
+    devices: DevicesConfig = field(default_factory=DevicesConfig)
+    debug: DebugConfig = field(default_factory=DebugConfig)
+
+
+def config_candidates(explicit: str | None) -> list[Path]:
+    """Files looked at, in order: --config, $XDG_CONFIG_HOME (or ~/.config)/rtenhance, /etc/rtenhance."""
+    if explicit is not None:
+        return [Path(explicit)]
+    xdg = os.environ.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
+    return [Path(xdg) / "rtenhance" / "config.yaml", ETC_CONFIG]
+
+
+def find_config(explicit: str | None) -> Path | None:
+    """The configuration file to use, or None for the built-in defaults.
+
+    Raises:
+        ConfigError: ``explicit`` names a file that does not exist.
+    """
+    candidates = config_candidates(explicit)
+    if explicit is not None and not candidates[0].is_file():
+        raise ConfigError(f"--config {explicit}: no such file")
+    return next((path for path in candidates if path.is_file()), None)
+
+
+def read_config_file(path: Path) -> dict[str, Any]:
+    """Plain data of one YAML file (an empty file is an empty mapping).
+
+    Raises:
+        ConfigError: unreadable file, invalid YAML or a top level that is not a mapping.
+    """
+    import yaml
+
+    try:
+        data = yaml.safe_load(path.read_text())
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read ({exc.strerror})") from None
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" line {mark.line + 1}" if mark is not None else ""
+        raise ConfigError(f"{path}:{where} invalid YAML ({getattr(exc, 'problem', None) or exc})") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: expected a mapping of sections, got {type(data).__name__}")
+    return data
+
+
+def load_runtime_config(path: str | None = None, overrides: list[str] | None = None) -> tuple[RuntimeConfig, Path | None]:
+    """Load the configuration: the first file found (see ``config_candidates``), then ``--set`` overrides.
+
+    Args:
+        path: the --config argument, or None to search the standard places.
+        overrides: ``section.key=value`` strings (values parsed as YAML scalars).
+
+    Returns:
+        (the validated configuration, the file it came from or None for built-in defaults).
+
+    Raises:
+        ConfigError: missing --config file, invalid YAML, unknown key or bad value (the message names them).
+    """
+    source = find_config(path)
+    data = read_config_file(source) if source is not None else {}
+    data = apply_overrides(data, list(overrides or []))
+    return from_dict(RuntimeConfig, data), source
+
+
+def restart_only_changes(old: RuntimeConfig, new: RuntimeConfig) -> list[str]:
+    """Dotted keys whose change needs a restart (everything outside the reloadable part)."""
+    flat_old, flat_new = _flatten(to_dict(old)), _flatten(to_dict(new))
+    reloadable = tuple(f"{s}." for s in RELOADABLE_SECTIONS)
+    return sorted(
+        key for key in flat_new
+        if flat_old.get(key) != flat_new[key] and not key.startswith(reloadable) and key not in RELOADABLE_KEYS
+    )
+
+
+def reloaded(old: RuntimeConfig, new: RuntimeConfig) -> RuntimeConfig:
+    """``old`` with the reloadable sections and keys taken from ``new``."""
+    sections = {name: getattr(new, name) for name in RELOADABLE_SECTIONS}
+    stats = replace(old.stats, interval_s=new.stats.interval_s)
+    return replace(old, stats=stats, **sections)
+
+
+def _flatten(data: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in data.items():
+        if isinstance(value, dict):
+            out.update(_flatten(value, f"{prefix}{key}."))
+        else:
+            out[f"{prefix}{key}"] = value
+    return out

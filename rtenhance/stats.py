@@ -1,0 +1,147 @@
+"""Rolling run-time statistics of the daemon and their log line / JSON form.
+
+The worker records one compute time per hop into a preallocated ``HopTimes``; a normal thread takes a
+``StatsSnapshot`` every interval (percentiles over the hops of that interval, counters since start) and
+logs ``snapshot.line()`` and, with ``--stats-json``, ``json.dumps(snapshot.as_json())``.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+HOP_HISTORY = 8192  # hop times kept between snapshots (131 s of 16 ms hops)
+PERCENTILES = (50.0, 95.0, 99.0)
+
+
+class HopTimes:
+    """Compute time of each hop since the last ``take``; ``add`` never allocates."""
+
+    def __init__(self, capacity: int = HOP_HISTORY) -> None:
+        self._values = np.zeros(capacity, dtype=np.float64)
+        self._count = 0  # total ever added
+        self._taken = 0  # total already returned by take()
+
+    def add(self, ms: float) -> None:
+        """Record one hop's compute time in milliseconds (worker thread)."""
+        self._values[self._count % self._values.shape[0]] = ms
+        self._count += 1
+
+    def take(self) -> np.ndarray:
+        """The times added since the previous call (at most ``capacity`` of the newest), as a new array."""
+        end = self._count
+        start = max(self._taken, end - self._values.shape[0])
+        self._taken = end
+        idx = np.arange(start, end) % self._values.shape[0]
+        return self._values[idx].copy()
+
+
+class CpuMeter:
+    """CPU time of this process (all threads) as a percentage of one core since the previous sample."""
+
+    def __init__(self) -> None:
+        self._cpu = time.process_time()
+        self._wall = time.monotonic()
+
+    def sample(self) -> float:
+        """Percent of one core used since the previous call (or since construction)."""
+        cpu, wall = time.process_time(), time.monotonic()
+        used, elapsed = cpu - self._cpu, wall - self._wall
+        self._cpu, self._wall = cpu, wall
+        return 100.0 * used / elapsed if elapsed > 0 else 0.0
+
+
+@dataclass(frozen=True)
+class StatsSnapshot:
+    """One reporting interval.
+
+    Attributes:
+        hops: hops processed in the interval.
+        hop_ms_p50, hop_ms_p95, hop_ms_p99, hop_ms_max: per-hop compute time (resampling, STFT, model,
+            iSTFT, limiter) in ms over the interval; NaN when no hop ran.
+        rtf: real-time factor, mean compute time / hop duration (below 1 keeps up).
+        latency_ms: estimated end-to-end latency, capture (ADC) to playback (DAC), in ms; None for file output.
+        latency_target_ms: the configured target.
+        hop_budget_ms: compute time a hop may take before the engine switches to passthrough.
+        overflows: input overflows since start (capture samples lost: the worker did not drain in time).
+        underflows: output underflows since start (playback ran dry and played silence).
+        passthrough_hops: hops since start that bypassed the model because the CPU was behind.
+        state_resets: model-state resets since start (after each passthrough or bypass period).
+        adjust_ms: output samples dropped (+) or inserted (-) since start to hold the latency, in ms.
+        device_errors: device losses and stream failures since start.
+        mode: "enhance", "passthrough", "bypass" or "reconnecting" at the end of the interval.
+        cpu_percent: CPU time of the whole process in the interval, percent of one core.
+    """
+
+    hops: int
+    hop_ms_p50: float
+    hop_ms_p95: float
+    hop_ms_p99: float
+    hop_ms_max: float
+    rtf: float
+    latency_ms: float | None
+    latency_target_ms: float
+    hop_budget_ms: float
+    overflows: int
+    underflows: int
+    passthrough_hops: int
+    state_resets: int
+    adjust_ms: float
+    device_errors: int
+    mode: str
+    cpu_percent: float
+
+    def line(self) -> str:
+        """One human-readable log line."""
+        latency = "n/a" if self.latency_ms is None else f"{self.latency_ms:.1f} ms"
+        return (
+            f"hop p50 {self.hop_ms_p50:.2f} p95 {self.hop_ms_p95:.2f} p99 {self.hop_ms_p99:.2f} "
+            f"max {self.hop_ms_max:.2f} ms (budget {self.hop_budget_ms:.1f}) | rtf {self.rtf:.3f} | "
+            f"latency {latency} (target {self.latency_target_ms:.0f} ms) | overflows {self.overflows} "
+            f"underflows {self.underflows} passthrough {self.passthrough_hops} resets {self.state_resets} "
+            f"adjust {self.adjust_ms:+.1f} ms device_errors {self.device_errors} | {self.mode} | "
+            f"cpu {self.cpu_percent:.1f} %"
+        )
+
+    def as_json(self) -> dict[str, object]:
+        """Plain data for one JSON line (NaN and infinity become null)."""
+        return {k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in asdict(self).items()}
+
+
+def hop_percentiles(hop_ms: np.ndarray) -> tuple[float, float, float, float]:
+    """(p50, p95, p99, max) of hop times in ms; NaNs for an empty interval."""
+    if hop_ms.shape[0] == 0:
+        return (math.nan,) * 4
+    p50, p95, p99 = np.percentile(hop_ms, PERCENTILES)
+    return float(p50), float(p95), float(p99), float(hop_ms.max())
+
+
+class RateLimitedWarning:
+    """Logs a warning at most once per ``period_s``, saying how many were suppressed in between."""
+
+    def __init__(self, logger: logging.Logger, period_s: float) -> None:
+        self._logger = logger
+        self._period_s = period_s
+        self._last = -math.inf
+        self._suppressed = 0
+
+    def warn(self, message: str) -> None:
+        now = time.monotonic()
+        if now - self._last < self._period_s:
+            self._suppressed += 1
+            return
+        extra = f" ({self._suppressed} similar warnings suppressed)" if self._suppressed else ""
+        self._logger.warning("%s%s", message, extra)
+        self._last, self._suppressed = now, 0
+
+
+def append_json_line(path: str, data: dict[str, object]) -> None:
+    """Append one JSON object as a line to ``path`` (created if needed)."""
+    import json
+
+    with open(path, "a", encoding="utf-8") as f:
+        f.write(json.dumps(data) + "\n")

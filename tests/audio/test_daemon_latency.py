@@ -1,0 +1,116 @@
+"""Latency, measured: (a) PulseAudio loopback, (b) a minimal sounddevice passthrough, (c) rtenhance.
+
+All three carry noisy speech from sink A's monitor to sink B; S.monitor holds A's and B's signals in one
+recording (see pulse_support), and the delay is read off by cross-correlation in windows.
+"""
+
+from __future__ import annotations
+
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.audio.daemon_support import (
+    DaemonProcess, daemon_env, noisy_speech, read_json_lines, weights_path, windowed_lags_ms, write_wav,
+)
+from tests.audio.pulse_support import MIX_SINK, PulseServer, read_mix, stop_recording
+
+WINDOW_S = 2.5
+SNR_DB = 15  # high-SNR speech: the enhanced output still correlates with the input in every window
+BASELINE_S = 6.0
+HELPER = Path(__file__).with_name("passthrough_helper.py")
+STFT_FLOOR_PLUS_HOP_MS = 48.0  # 32 ms window + one 16 ms hop
+MAX_TOTAL_MS = 150.0
+MAX_DRIFT_MS = 5.0
+MAX_ESTIMATE_ERROR_MS = 10.0
+
+
+def measure(server: PulseServer, wav: Path, recording: Path) -> list[float]:
+    """Play ``wav`` into A while recording S.monitor; returns the A -> B delay per window in ms."""
+    recorder = server.record(f"{MIX_SINK}.monitor", recording, channels=2)
+    time.sleep(0.3)
+    server.play(wav).wait(timeout=300)
+    time.sleep(0.3)
+    stop_recording(recorder)
+    a, b, rate = read_mix(recording)
+    lags = windowed_lags_ms(a, b, rate, WINDOW_S)
+    assert len(lags) >= 2, "the recording holds too little signal"
+    return lags
+
+
+def loopback_ms(server: PulseServer, tmp_path: Path) -> list[float]:
+    wav = write_wav(tmp_path / "baseline.wav", noisy_speech(BASELINE_S, tmp_path, SNR_DB))
+    module = server.pactl("load-module", "module-loopback", "source=A.monitor", "sink=B", "latency_msec=1").strip()
+    try:
+        time.sleep(0.5)
+        return measure(server, wav, tmp_path / "loopback.wav")
+    finally:
+        server.pactl("unload-module", module)
+
+
+def passthrough_ms(server: PulseServer, tmp_path: Path) -> list[float]:
+    wav = write_wav(tmp_path / "baseline.wav", noisy_speech(BASELINE_S, tmp_path, SNR_DB))
+    helper = subprocess.Popen([sys.executable, str(HELPER), "A.monitor", "B", "48000"],
+                              env=daemon_env(server.env), stdout=subprocess.PIPE, text=True)
+    try:
+        assert helper.stdout is not None and "running" in helper.stdout.readline()
+        time.sleep(1.0)
+        return measure(server, wav, tmp_path / "passthrough.wav")
+    finally:
+        helper.terminate()
+        helper.wait(timeout=10)
+
+
+def rtenhance_ms(server: PulseServer, tmp_path: Path, seconds: float) -> tuple[list[float], list[float], str]:
+    """(delay per window, the stats' end-to-end estimates while measuring, the daemon log)."""
+    wav = write_wav(tmp_path / "speech.wav", noisy_speech(seconds, tmp_path, SNR_DB))
+    stats = tmp_path / "stats.jsonl"
+    daemon = DaemonProcess(
+        ["--input", "pulse:A.monitor", "--output", "pulse:B", "--weights", str(weights_path(tmp_path)),
+         "--stats-json", str(stats), "--set", "stats.interval_s=1"],
+        daemon_env(server.env), tmp_path / "daemon.log",
+    )
+    try:
+        daemon.wait_ready()
+        time.sleep(2.0)
+        before = len(read_json_lines(stats))
+        lags = measure(server, wav, tmp_path / "rtenhance.wav")
+        estimates = [float(s["latency_ms"]) for s in read_json_lines(stats)[before + 1 :] if s["latency_ms"]]
+    finally:
+        code, _ = daemon.terminate()
+    assert code == 0, daemon.log()[-2000:]
+    return lags, estimates, daemon.log()
+
+
+def check_rtenhance(lags: list[float], estimates: list[float], passthrough: float, log: str, drift_span: int) -> None:
+    measured = statistics.median(lags)
+    assert measured - passthrough <= STFT_FLOOR_PLUS_HOP_MS, (lags, passthrough, log[-3000:])
+    assert measured <= MAX_TOTAL_MS, (lags, log[-3000:])
+    first, last = statistics.median(lags[:drift_span]), statistics.median(lags[-drift_span:])
+    assert abs(last - first) <= MAX_DRIFT_MS, (lags, log[-3000:])
+    estimate = statistics.median(estimates)
+    assert abs(estimate - measured) <= MAX_ESTIMATE_ERROR_MS, (estimates, lags)
+
+
+def test_latency_loopback_passthrough_rtenhance(pulse_server, tmp_path, record_property):
+    loopback = statistics.median(loopback_ms(pulse_server, tmp_path))
+    passthrough = statistics.median(passthrough_ms(pulse_server, tmp_path))
+    lags, estimates, log = rtenhance_ms(pulse_server, tmp_path, seconds=15.0)
+    figures = {"loopback_ms": loopback, "passthrough_ms": passthrough, "rtenhance_ms": statistics.median(lags),
+               "rtenhance_windows_ms": lags, "stats_estimate_ms": statistics.median(estimates)}
+    for key, value in figures.items():
+        record_property(key, value)
+    print(f"latency figures: {figures}")
+    check_rtenhance(lags, estimates, passthrough, log, drift_span=2)
+
+
+@pytest.mark.slow
+def test_latency_does_not_drift_over_a_minute(pulse_server, tmp_path):
+    passthrough = statistics.median(passthrough_ms(pulse_server, tmp_path))
+    lags, estimates, log = rtenhance_ms(pulse_server, tmp_path, seconds=60.0)
+    print(f"60 s run: windows {lags}, estimates {estimates}")
+    check_rtenhance(lags, estimates, passthrough, log, drift_span=int(10.0 / WINDOW_S))

@@ -1,0 +1,47 @@
+"""--output virtual-mic: a source named "rtenhance" that records the enhanced audio, gone after SIGTERM."""
+
+from __future__ import annotations
+
+import time
+
+import soundfile as sf
+
+from rtenhance.audio.devices import VIRTUAL_SINK, VIRTUAL_SOURCE
+from tests.audio.daemon_support import (
+    DaemonProcess, daemon_env, lag_and_correlation, noisy_speech, weights_path, write_wav,
+)
+from tests.audio.pulse_support import RATE, stop_recording
+
+MIN_CORRELATION = 0.5  # the enhanced recording against the high-SNR input it came from
+
+
+def test_virtual_mic_records_enhanced_audio_and_disappears(pulse_server, tmp_path):
+    modules_before = pulse_server.module_lines()
+    speech = noisy_speech(4.0, tmp_path, snr_db=15)
+    wav = write_wav(tmp_path / "speech.wav", speech)
+    daemon = DaemonProcess(
+        ["--input", "pulse:A.monitor", "--output", "virtual-mic", "--weights", str(weights_path(tmp_path))],
+        daemon_env(pulse_server.env), tmp_path / "daemon.log",
+    )
+    try:
+        daemon.wait_ready()
+        assert VIRTUAL_SOURCE in pulse_server.sources()
+        recorder = pulse_server.record(VIRTUAL_SOURCE, tmp_path / "mic.wav")
+        time.sleep(0.5)
+        pulse_server.play(wav).wait(timeout=30)
+        time.sleep(0.3)
+        stop_recording(recorder)
+    finally:
+        code, elapsed = daemon.terminate()
+    assert code == 0, daemon.log()[-2000:]
+    assert elapsed < 1.0, elapsed
+    assert VIRTUAL_SOURCE not in pulse_server.sources()
+    assert f"{VIRTUAL_SINK}.monitor" not in pulse_server.sources()
+    assert pulse_server.module_lines() == modules_before
+
+    recorded, rate = sf.read(str(tmp_path / "mic.wav"), dtype="float32", always_2d=True)
+    from rtenhance.dsp.resample import resample
+
+    reference = resample(speech, 16000, RATE)
+    _, corr = lag_and_correlation(reference, recorded[:, 0], max_lag=recorded.shape[0] - reference.shape[0] // 2)
+    assert corr >= MIN_CORRELATION, corr

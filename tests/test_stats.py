@@ -1,0 +1,60 @@
+"""Stats: per-interval hop percentiles, every field in the line and the JSON, rate-limited warnings."""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+
+import numpy as np
+
+from rtenhance.stats import HopTimes, RateLimitedWarning, StatsSnapshot, append_json_line, hop_percentiles
+
+
+def test_hop_times_returns_each_interval_once():
+    times = HopTimes(capacity=8)
+    for ms in range(5):
+        times.add(float(ms))
+    np.testing.assert_array_equal(times.take(), [0, 1, 2, 3, 4])
+    assert times.take().shape == (0,)
+    for ms in range(20):
+        times.add(float(ms))
+    np.testing.assert_array_equal(times.take(), np.arange(12, 20))  # only the newest capacity survive
+
+
+def test_percentiles():
+    p50, p95, p99, pmax = hop_percentiles(np.arange(1.0, 101.0))
+    assert (round(p50, 1), round(p95, 2), round(p99, 2), pmax) == (50.5, 95.05, 99.01, 100.0)
+    assert all(math.isnan(v) for v in hop_percentiles(np.zeros(0)))
+
+
+def _snapshot(**changes) -> StatsSnapshot:
+    values = dict(hops=62, hop_ms_p50=1.0, hop_ms_p95=2.0, hop_ms_p99=3.0, hop_ms_max=4.0, rtf=0.07,
+                  latency_ms=58.2, latency_target_ms=60.0, hop_budget_ms=13.5, overflows=0, underflows=1,
+                  passthrough_hops=2, state_resets=1, adjust_ms=-1.5, device_errors=0, mode="enhance",
+                  cpu_percent=12.5)
+    values.update(changes)
+    return StatsSnapshot(**values)
+
+
+def test_line_and_json_hold_every_field(tmp_path):
+    snap = _snapshot()
+    line = snap.line()
+    for text in ("p50 1.00", "p95 2.00", "p99 3.00", "max 4.00", "rtf 0.070", "latency 58.2 ms", "overflows 0",
+                 "underflows 1", "passthrough 2", "resets 1", "cpu 12.5 %", "budget 13.5", "enhance"):
+        assert text in line, text
+    path = tmp_path / "stats.jsonl"
+    append_json_line(str(path), _snapshot(hop_ms_p50=math.nan, latency_ms=None).as_json())
+    append_json_line(str(path), snap.as_json())
+    first, second = (json.loads(x) for x in path.read_text().splitlines())
+    assert first["hop_ms_p50"] is None and first["latency_ms"] is None
+    assert second == snap.as_json()
+    assert "latency n/a" in _snapshot(latency_ms=None).line()
+
+
+def test_rate_limited_warning(caplog):
+    warn = RateLimitedWarning(logging.getLogger("t"), period_s=60.0)
+    with caplog.at_level(logging.WARNING):
+        for _ in range(5):
+            warn.warn("xrun")
+    assert [r.getMessage() for r in caplog.records] == ["xrun"]
