@@ -11,8 +11,13 @@ $(STAMP): pyproject.toml scripts/setup.sh
 	bash scripts/setup.sh
 	touch $(STAMP)
 
+DEMO_IN := rtenhance/data/demo_noisy.wav
+DEMO_OUT := demo-output/demo_enhanced.wav
+
 demo: setup
-	$(PY) -m rtenhance demo
+	mkdir -p $(dir $(DEMO_OUT))
+	$(PY) -m rtenhance run --input file:$(DEMO_IN) --output file:$(DEMO_OUT) --set stats.interval_s=2
+	@echo "demo: the daemon enhanced $(DEMO_IN) in real time -> $(DEMO_OUT)"
 
 test: setup
 	$(PY) -m pytest -q -m "not slow"
