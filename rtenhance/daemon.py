@@ -31,26 +31,7 @@ log = logging.getLogger("rtenhance")
 STOP_TIMEOUT_S = 0.8  # the worker gets this long to close the streams on stop
 READY_POLL_S = 0.05  # how often start-up checks whether the streams run
 XRUN_WARN_PERIOD_S = 60.0  # at most one xrun warning a minute
-REFERENCE_BACKEND = "torch"
-AUTO_BACKEND = "auto"
 WARMUP_FRAMES = 20  # model steps run before the streams open (first calls are slow)
-
-
-def choose_backend(name: str) -> str:
-    """The backend to use: ``name``, or for "auto" the first registered backend other than the torch
-    reference (the fast one), else torch.
-
-    Raises:
-        ConfigError: an unknown backend name.
-    """
-    from rtenhance.backends import BACKENDS
-
-    if name == AUTO_BACKEND:
-        return next((b for b in BACKENDS if b not in (AUTO_BACKEND, REFERENCE_BACKEND)), REFERENCE_BACKEND)
-    if name not in BACKENDS:
-        allowed = ", ".join(dict.fromkeys((AUTO_BACKEND, *BACKENDS)))
-        raise ConfigError(f"engine.backend: {name!r} is not allowed; allowed values: {allowed}")
-    return name
 
 
 def raise_priority(nice: int) -> None:
@@ -130,11 +111,11 @@ class Daemon:
     def _load_model(self, cfg: RuntimeConfig) -> tuple[FrameGate, StftConfig]:
         import torch
 
-        from rtenhance.backends import make_stepper
+        from rtenhance.backends import make_stepper, resolve_backend
         from rtenhance.weights import resolve_model
 
         torch.set_num_threads(cfg.engine.threads)
-        backend = choose_backend(cfg.engine.backend)
+        backend = resolve_backend(cfg.engine.backend)
         model, name = resolve_model(cfg.engine.weights)
         log.info("model %s on backend %s (%d thread%s)", name, backend, cfg.engine.threads,
                  "" if cfg.engine.threads == 1 else "s")

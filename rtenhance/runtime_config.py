@@ -13,6 +13,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from rtenhance.backends import BACKENDS
 from rtenhance.config import ConfigError, apply_overrides, from_dict, to_dict
 
 ETC_CONFIG = Path("/etc/rtenhance/config.yaml")
@@ -73,7 +74,7 @@ class EngineConfig:
     nice: int = -10
 
     def __post_init__(self) -> None:
-        _check(self.backend != "", "engine.backend", self.backend, "auto or a backend name")
+        _check(self.backend in BACKENDS, "engine.backend", self.backend, f"one of {', '.join(BACKENDS)}")
         _check(1 <= self.threads <= 64, "engine.threads", self.threads, "1..64")
         _check(-20 <= self.nice <= 19, "engine.nice", self.nice, "-20..19")
 

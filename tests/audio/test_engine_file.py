@@ -10,8 +10,7 @@ import pytest
 import soundfile as sf
 import torch
 
-from rtenhance.backends import make_stepper
-from rtenhance.daemon import choose_backend
+from rtenhance.backends import make_stepper, resolve_backend
 from rtenhance.dsp.resample import resample
 from rtenhance.enhancer import Enhancer
 from rtenhance.model.checkpoint import load_model, save_checkpoint
@@ -50,7 +49,7 @@ def test_fast_file_run_equals_the_streaming_enhancer(weights, tmp_path):
     assert "stats: hop p50" in done.stderr
     y, rate = sf.read(str(tmp_path / "out.wav"), dtype="float32")
     model = load_model(weights)
-    expected = Enhancer(make_stepper(model, choose_backend("auto")), model.config.stft).enhance(x)
+    expected = Enhancer(make_stepper(model, resolve_backend("auto")), model.config.stft).enhance(x)
     assert rate == 16000 and y.shape == x.shape
     np.testing.assert_allclose(y, expected, atol=2e-4)  # 16-bit WAV output
 
