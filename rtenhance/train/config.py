@@ -108,6 +108,8 @@ class OptimConfig:
         min_lr: floor of the learning rate.
         grad_clip_norm: maximum global gradient norm.
         weight_decay: Adam weight decay (L2).
+        ema_decay: per-step decay of the moving average of the weights that is validated and saved as
+            ``best.pt`` (0.999 averages about the last 1000 steps); 0 validates the raw weights.
     """
 
     lr: float = 1e-3
@@ -116,6 +118,11 @@ class OptimConfig:
     min_lr: float = 5e-5
     grad_clip_norm: float = 5.0
     weight_decay: float = 0.0
+    ema_decay: float = 0.999
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.ema_decay < 1.0:
+            raise ConfigError(f"optim.ema_decay: {self.ema_decay!r} is not allowed; expected 0 <= x < 1")
 
 
 @dataclass(frozen=True)

@@ -1,8 +1,9 @@
 """The training loop: steps, learning-rate schedule, validation, checkpoints and exact resume.
 
-``runs/NAME/last.pt`` holds everything needed to continue bit-for-bit (model, optimizer, scheduler,
-step, data-generator and torch RNG states, best metric); ``runs/NAME/best.pt`` is a self-describing
-model-only checkpoint (``rtenhance.model.checkpoint``) of the best validation so far; ``train.log``
+``runs/NAME/last.pt`` holds everything needed to continue bit-for-bit (model, weight average, optimizer,
+scheduler, step, data-generator and torch RNG states, best metric); ``runs/NAME/best.pt`` is a
+self-describing model-only checkpoint (``rtenhance.model.checkpoint``) of the weight average
+(``rtenhance.train.ema``) at its best validation so far; ``train.log``
 gets one line per logging interval and per validation.
 """
 
@@ -24,6 +25,7 @@ from rtenhance.model.checkpoint import atomic_torch_save, save_checkpoint
 from rtenhance.model.gtcrn import GTCRN
 from rtenhance.train.config import OptimConfig, TrainConfig
 from rtenhance.train.corpus import Corpus, load_corpora
+from rtenhance.train.ema import WeightAverage
 from rtenhance.train.loss import LossTerms, hybrid_loss
 from rtenhance.train.mixing import Mixer, MixtureStream
 from rtenhance.train.validation import ValidationSet, validate
@@ -88,6 +90,7 @@ class Trainer:
             self.model.parameters(), lr=cfg.optim.lr, weight_decay=cfg.optim.weight_decay
         )
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, lambda s: lr_factor(s, cfg.optim))
+        self.average = WeightAverage(self.model, cfg.optim.ema_decay)
         train, val = corpora or load_corpora(cfg.data, cfg.model.stft.sample_rate, cfg.seed)
         rate = cfg.model.stft.sample_rate
         self.stream = MixtureStream(Mixer(train, cfg.augment, rate, cfg.seed), cfg.data.segment_seconds)
@@ -100,12 +103,12 @@ class Trainer:
         self.run_dir = cfg.run_dir
 
     # ----- one step -------------------------------------------------------------------------------
-    def compute_loss(self, noisy: torch.Tensor, target: torch.Tensor) -> LossTerms:
-        """Hybrid loss of the model on (B, N) noisy and target waveforms (causal framing)."""
+    def compute_loss(self, model: GTCRN, noisy: torch.Tensor, target: torch.Tensor) -> LossTerms:
+        """Hybrid loss of ``model`` on (B, N) noisy and target waveforms (causal framing)."""
         stft_cfg = self.cfg.model.stft
         noisy_spec = stft(noisy, stft_cfg, causal=True)  # (B, F, T, 2)
         target_spec = stft(target, stft_cfg, causal=True)
-        pred_spec = self.model(noisy_spec)
+        pred_spec = model(noisy_spec)
         pred = istft(pred_spec, stft_cfg, noisy.shape[-1], causal=True)  # (B, N)
         return hybrid_loss(pred_spec, target_spec, pred, target, self.cfg.loss)
 
@@ -113,12 +116,13 @@ class Trainer:
         """Draw a batch, take one optimizer step and advance the schedule."""
         self.model.train()
         noisy, target = self.stream.next_batch(self.cfg.batch_size)
-        terms = self.compute_loss(noisy.to(self.device), target.to(self.device))
+        terms = self.compute_loss(self.model, noisy.to(self.device), target.to(self.device))
         self.optimizer.zero_grad(set_to_none=True)
         terms.total.backward()
         grad_norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.optim.grad_clip_norm)
         self.optimizer.step()
         self.scheduler.step()
+        self.average.update(self.model)
         self.step += 1
         return StepResult(
             terms.total.item(), terms.ri.item(), terms.mag.item(), terms.neg_log_sisnr.item(), grad_norm.item()
@@ -133,6 +137,7 @@ class Trainer:
             "config": to_dict(self.cfg),
             "step": self.step,
             "model": {k: v.detach().cpu().clone() for k, v in self.model.state_dict().items()},
+            "average": self.average.state_dict(),
             "optimizer": self.optimizer.state_dict(),
             "scheduler": self.scheduler.state_dict(),
             "data_rng": self.stream.state_dict(),
@@ -159,6 +164,8 @@ class Trainer:
         if saved_model != self.cfg.model:
             raise ResumeError(f"the checkpoint's model {to_dict(saved_model)} differs from the config's {to_dict(self.cfg.model)}")
         self.model.load_state_dict(state["model"])
+        # states written before the weight average existed start the average at the current weights
+        self.average.load_state_dict(state.get("average", state["model"]))
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
         self.stream.load_state_dict(state["data_rng"])
@@ -191,15 +198,17 @@ class Trainer:
 
     # ----- validation and logging -----------------------------------------------------------------
     def validate(self) -> dict[str, float]:
-        """Metrics on the fixed validation set; updates ``best.pt`` when ``best_metric`` improved."""
-        metrics = validate(self.model, self.val_set, self.compute_loss, self.cfg.val_pesq)
+        """Metrics of the weight average on the fixed validation set (plus the raw weights' loss as
+        ``raw_loss``); updates ``best.pt`` when ``best_metric`` improved."""
+        metrics = validate(self.average.model, self.val_set, self.compute_loss, self.cfg.val_pesq)
+        metrics["raw_loss"] = validate(self.model, self.val_set, self.compute_loss, with_pesq=False)["loss"]
         metrics["neg_loss"] = -metrics["loss"]
         value = metrics.get(self.cfg.best_metric, -math.inf)
         if value > self.best_metric:
             self.best_metric = value
             self.best_step = self.step
             meta = {"step": self.step, "wall_seconds": round(self.wall_seconds, 1), "val": metrics}
-            save_checkpoint(self.model, self.run_dir / BEST, meta=meta)
+            save_checkpoint(self.average.model, self.run_dir / BEST, meta=meta)
         return metrics
 
     def _log(self, line: str) -> None:

@@ -45,23 +45,24 @@ class ValidationSet:
 def validate(
     model: GTCRN,
     val_set: ValidationSet,
-    compute_loss: Callable[[torch.Tensor, torch.Tensor], LossTerms],
+    compute_loss: Callable[[GTCRN, torch.Tensor, torch.Tensor], LossTerms],
     with_pesq: bool,
 ) -> dict[str, float]:
     """Mean loss, SI-SDR (dB) and, if asked, WB-PESQ of the model's output on ``val_set``.
 
-    The model is put in eval mode for the pass and back in train mode afterwards.
+    The model is put in eval mode for the pass and back in its previous mode afterwards.
     """
     device = next(model.parameters()).device
     cfg = model.config.stft
     losses, sdrs, pesqs = [], [], []
+    was_training = model.training
     model.eval()
     try:
         with torch.inference_mode():
             for i in range(0, val_set.noisy.shape[0], VAL_BATCH):
                 noisy = val_set.noisy[i : i + VAL_BATCH].to(device)  # (b, N)
                 target = val_set.target[i : i + VAL_BATCH].to(device)
-                losses.append(float(compute_loss(noisy, target).total) * noisy.shape[0])
+                losses.append(float(compute_loss(model, noisy, target).total) * noisy.shape[0])
                 enhanced = istft(model(stft(noisy, cfg, causal=True)), cfg, noisy.shape[-1], causal=True)
                 for est, ref in zip(enhanced.cpu().numpy(), target.cpu().numpy()):
                     sdrs.append(si_sdr(est, ref))
@@ -71,7 +72,7 @@ def validate(
                         except MetricError:
                             continue
     finally:
-        model.train()
+        model.train(was_training)
     metrics = {"loss": sum(losses) / val_set.noisy.shape[0], "si_sdr": float(np.mean(sdrs))}
     if pesqs:
         metrics["pesq"] = float(np.mean(pesqs))

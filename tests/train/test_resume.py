@@ -33,6 +33,9 @@ def test_resume_matches_uninterrupted_run(tmp_path, tiny_corpora):
     assert a.keys() == b.keys()
     for key in a:
         assert torch.equal(a[key], b[key]), key
+    avg_a, avg_b = straight.average.state_dict(), resumed.average.state_dict()
+    for key in avg_a:
+        assert torch.equal(avg_a[key], avg_b[key]), key
     assert resumed.scheduler.get_last_lr() == straight.scheduler.get_last_lr()
     assert resumed.best_metric == straight.best_metric and resumed.best_step == straight.best_step == 4
 
@@ -48,7 +51,7 @@ def test_run_writes_log_last_and_loadable_best(tmp_path, tiny_corpora):
     model = load_model(run_dir / BEST)
     assert model.config == cfg.model
     for key, value in model.state_dict().items():
-        assert torch.equal(value, trainer.model.state_dict()[key]), key
+        assert torch.equal(value, trainer.average.model.state_dict()[key]), key
 
 
 def test_resume_rejects_other_model_shape(tmp_path, tiny_corpora):
