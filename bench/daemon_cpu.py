@@ -42,6 +42,8 @@ def main() -> None:
     parser.add_argument("--backend", default="auto", help="inference backend (auto, onnx, torch)")
     parser.add_argument("--weights", help="checkpoint; default: the shared DNS3 weights or a random model")
     parser.add_argument("--cpu", type=int, help="pin the daemon to this CPU (taskset)")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="daemon config override, repeatable (e.g. audio.block_ms=16)")
     args = parser.parse_args()
 
     root = Path(tempfile.mkdtemp(prefix="rtenhance-bench-"))
@@ -53,6 +55,8 @@ def main() -> None:
         command = ["--input", "pulse:A.monitor", "--output", "pulse:B", "--weights", weights, "--backend",
                    args.backend, "--stats-json", str(root / "stats.jsonl"),
                    "--set", f"stats.interval_s={args.seconds:g}"]
+        for override in args.set:
+            command += ["--set", override]
         daemon = DaemonProcess(command, daemon_env(server.env), root / "daemon.log")
         if args.cpu is not None:
             os.sched_setaffinity(daemon.process.pid, {args.cpu})

@@ -20,6 +20,7 @@ from rtenhance.audio.devices import FILE_PREFIX, VIRTUAL_MIC, DeviceError, Endpo
 from rtenhance.audio.engine import Engine, Sink, Source
 from rtenhance.audio.gate import FrameGate
 from rtenhance.audio.pulse import PresenceWatch
+from rtenhance.audio.pulse_streams import PulseCapture, PulsePlayback
 from rtenhance.audio.streams import Capture, FileSink, FileSource, Playback
 from rtenhance.config import ConfigError, StftConfig
 from rtenhance.notify import SystemdNotifier
@@ -129,11 +130,15 @@ class Daemon:
         source: Source
         if source_end.kind == "file":
             source = FileSource(source_end, realtime=not self._fast)
+        elif source_end.kind == "pulse":
+            source = PulseCapture(source_end, cfg.audio.block_ms)
         else:
             source = Capture(source_end, round(cfg.audio.block_ms * source_end.sample_rate / 1e3), latency_s)
         sink: Sink
         if sink_end.kind == "file":
             sink = FileSink(sink_end, source.rate)
+        elif sink_end.kind == "pulse":
+            sink = PulsePlayback(sink_end, cfg.audio.block_ms)
         else:
             sink = Playback(sink_end, round(cfg.audio.block_ms * sink_end.sample_rate / 1e3), latency_s)
         return source, sink

@@ -1,8 +1,8 @@
 """Audio endpoints: listing devices, turning ``--input``/``--output`` specs into endpoints, virtual mic.
 
 Specs: ``mic`` / ``speakers`` (the system defaults), a PortAudio device index, a device-name substring,
-``pulse:NAME`` (a PulseAudio/PipeWire source or sink, reached through PortAudio's ALSA ``pulse`` device
-with ``PULSE_SOURCE``/``PULSE_SINK`` set while the stream opens), ``file:PATH``, and for output
+``pulse:NAME`` (a PulseAudio/PipeWire source or sink, streamed with libpulse-simple, not PortAudio),
+``file:PATH``, and for output
 ``virtual-mic``. sounddevice is imported inside functions: importing it initialises PortAudio.
 """
 
@@ -20,7 +20,6 @@ log = logging.getLogger(__name__)
 PULSE_PREFIX = "pulse:"
 FILE_PREFIX = "file:"
 VIRTUAL_MIC = "virtual-mic"
-PULSE_PORTAUDIO_DEVICE = "pulse"  # ALSA plugin device that routes to the PulseAudio/PipeWire server
 MAX_CHANNELS = 2  # stereo devices are downmixed on input and fed the same signal on every output channel
 VIRTUAL_SINK = "rtenhance_sink"  # null sink the daemon plays into
 VIRTUAL_SOURCE = "rtenhance"  # the microphone applications see: a remap of the sink's monitor
@@ -38,18 +37,18 @@ class Endpoint:
     """Where audio comes from or goes to.
 
     Attributes:
-        kind: "device" (a PortAudio stream) or "file".
+        kind: "device" (a PortAudio stream), "pulse" (a PulseAudio stream) or "file".
         direction: "input" or "output".
         spec: the user's text, for messages.
         device: PortAudio device index (kind "device").
         device_name: PortAudio device name, used to find the device again after it comes back.
-        pulse_name: the PulseAudio source/sink to select with PULSE_SOURCE/PULSE_SINK, or None.
+        pulse_name: the PulseAudio source or sink (kind "pulse").
         path: the file (kind "file").
         sample_rate: the rate to open the stream at, in Hz.
         channels: channels to open (1 or 2).
     """
 
-    kind: Literal["device", "file"]
+    kind: Literal["device", "pulse", "file"]
     direction: Direction
     spec: str
     device: int | None = None
@@ -115,7 +114,7 @@ def _device_endpoint(dev: dict[str, Any], spec: str, direction: Direction, rate:
     return Endpoint("device", direction, spec, dev["index"], dev["name"], None, None, rate or dev["rate"], channels)
 
 
-def _pulse_endpoint(name: str, spec: str, direction: Direction, rate: int, devices: list[dict[str, Any]]) -> Endpoint:
+def _pulse_endpoint(name: str, spec: str, direction: Direction, rate: int) -> Endpoint:
     kind = "sources" if direction == "input" else "sinks"
     try:
         known = pulse.list_devices(kind)
@@ -123,11 +122,8 @@ def _pulse_endpoint(name: str, spec: str, direction: Direction, rate: int, devic
         raise DeviceError(f"{direction} {spec!r}: {exc}") from None
     if name not in known:
         raise DeviceError(f"{direction} {spec!r}: no pulse {kind[:-1]} named {name!r}; {kind}: {', '.join(known) or 'none'}")
-    dev = next((d for d in devices if d["name"] == PULSE_PORTAUDIO_DEVICE and d[_channels_key(direction)] > 0), None)
-    if dev is None:
-        raise DeviceError(f"{direction} {spec!r}: PortAudio has no 'pulse' device (install libasound2-plugins)")
-    endpoint = _device_endpoint(dev, spec, direction, rate or known[name].rate)
-    return replace(endpoint, pulse_name=name, channels=min(MAX_CHANNELS, known[name].channels))
+    # mono both ways: the server mixes the device's channels down (capture) and up (playback)
+    return Endpoint("pulse", direction, spec, pulse_name=name, sample_rate=rate or known[name].rate, channels=1)
 
 
 def _file_endpoint(path_text: str, spec: str, direction: Direction) -> Endpoint:
@@ -158,9 +154,9 @@ def resolve(spec: str, direction: Direction, sample_rate: int = 0) -> Endpoint:
     """
     if spec.startswith(FILE_PREFIX):
         return _file_endpoint(spec[len(FILE_PREFIX) :], spec, direction)
-    devices = list_devices()
     if spec.startswith(PULSE_PREFIX):
-        return _pulse_endpoint(spec[len(PULSE_PREFIX) :], spec, direction, sample_rate, devices)
+        return _pulse_endpoint(spec[len(PULSE_PREFIX) :], spec, direction, sample_rate)
+    devices = list_devices()
     if spec in ("mic", "speakers"):
         wanted = "input" if spec == "mic" else "output"
         if wanted != direction:

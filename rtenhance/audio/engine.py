@@ -29,6 +29,7 @@ from rtenhance.audio.gate import FrameGate, dry_gain
 from rtenhance.audio.limiter import SoftLimiter
 from rtenhance.audio.overload import OverloadGuard
 from rtenhance.audio.pulse import PresenceWatch
+from rtenhance.audio.pulse_streams import PulseCapture, PulsePlayback
 from rtenhance.audio.streams import Capture, FileSink, FileSource, Playback, reinitialize_portaudio
 from rtenhance.config import StftConfig
 from rtenhance.dsp.polyphase import PolyphaseResampler
@@ -49,8 +50,9 @@ MAX_HOPS_PER_READ = 8  # input read per worker iteration, in hops (bounds the ca
 DEVICE_LATENCY_REFRESH_HOPS = 64  # re-read the devices' reported latency about once a second
 TARGET_DEADBAND_S = 0.005  # the latency target ignores smaller moves of the devices' latency estimate
 
-Source = Capture | FileSource
-Sink = Playback | FileSink
+Source = Capture | PulseCapture | FileSource
+Sink = Playback | PulsePlayback | FileSink
+DEVICE_ENDS = (Capture, Playback, PulseCapture, PulsePlayback)
 
 
 class Engine:
@@ -236,10 +238,10 @@ class Engine:
             self.watch.refresh()
             if self.watch.missing:
                 raise DeviceError(self.watch.missing)
-        devices = [end for end in (self.source, self.sink) if isinstance(end, (Capture, Playback))]
-        if self.device_errors and devices:
+        portaudio = [end for end in (self.source, self.sink) if isinstance(end, (Capture, Playback))]
+        if self.device_errors and portaudio:
             reinitialize_portaudio()
-            for end in devices:
+            for end in portaudio:
                 end.endpoint = refind(end.endpoint)
         try:
             self.sink.open()
@@ -256,7 +258,7 @@ class Engine:
 
     def _close_devices(self) -> None:
         for end in (self.source, self.sink):
-            if isinstance(end, (Capture, Playback)):
+            if isinstance(end, DEVICE_ENDS):
                 end.close()
 
     def _reset_pipeline(self) -> None:
@@ -288,7 +290,7 @@ class Engine:
             channels = self.source.channels
             available = self.source.ring.available // channels
             if available < self._frames_for_next_hop() and not self.source.exhausted:
-                self._stop.wait(self._sleep_s(available))
+                self.source.wait_input(self._sleep_s(available))
                 continue
             if available == 0:  # a file source has been read to its end
                 self._drain()

@@ -8,7 +8,6 @@ real-time pace (a thread) or as fast as the worker drains it; ``FileSink`` write
 
 from __future__ import annotations
 
-import os
 import threading
 import time
 from typing import Any
@@ -56,33 +55,22 @@ def reinitialize_portaudio() -> None:
     sd._initialize()
 
 
-def _open_stream(factory: Any, endpoint: Endpoint, env_key: str, **kwargs: Any) -> Any:
-    """Open a PortAudio stream with PULSE_SOURCE/PULSE_SINK set to the endpoint's pulse name meanwhile."""
-    previous = os.environ.get(env_key)
-    if endpoint.pulse_name is not None:
-        os.environ[env_key] = endpoint.pulse_name
+def _open_stream(factory: Any, endpoint: Endpoint, **kwargs: Any) -> Any:
+    """Open a PortAudio stream on the endpoint's device."""
     try:
         return factory(device=endpoint.device, samplerate=endpoint.sample_rate, channels=endpoint.channels,
                        dtype="float32", **kwargs)
     except Exception as exc:  # sounddevice raises PortAudioError or ValueError for a missing/busy device
         raise DeviceError(f"{endpoint.direction} {endpoint.spec!r}: cannot open ({exc})") from None
-    finally:
-        if endpoint.pulse_name is not None:
-            if previous is None:
-                os.environ.pop(env_key, None)
-            else:
-                os.environ[env_key] = previous
 
 
 class _DeviceStream:
     """What capture and playback share: open/close and fault detection.
 
-    Subclasses name their sounddevice stream class, the PulseAudio variable that selects their device,
-    and define ``_callback``.
+    Subclasses name their sounddevice stream class and define ``_callback``.
     """
 
     stream_class: str
-    pulse_env: str
 
     def __init__(self, endpoint: Endpoint, block_frames: int, latency_s: float | None) -> None:
         self.endpoint = endpoint
@@ -102,8 +90,7 @@ class _DeviceStream:
         Raises:
             DeviceError: the device cannot be opened.
         """
-        self._stream = _open_stream(getattr(_sd(), self.stream_class), self.endpoint, self.pulse_env,
-                                    blocksize=self._block_frames, latency=self._latency_arg, callback=self._callback)
+        self._stream = _open_stream(getattr(_sd(), self.stream_class), self.endpoint, blocksize=self._block_frames, latency=self._latency_arg, callback=self._callback)
 
     def start(self, prefill: int = 0) -> None:
         """Empty the ring, put ``prefill`` samples of silence in it, and start the callbacks."""
@@ -146,7 +133,6 @@ class Capture(_DeviceStream):
     """A PortAudio input stream filling ``ring`` with interleaved float32 frames."""
 
     stream_class = "InputStream"
-    pulse_env = "PULSE_SOURCE"
 
     def _callback(self, indata: np.ndarray, frames: int, time_info: Any, status: Any) -> None:
         self.ring.write(indata.reshape(-1))
@@ -160,6 +146,10 @@ class Capture(_DeviceStream):
 
     def pump(self) -> None:
         """Devices fill the ring from their callback: nothing to do."""
+
+    def wait_input(self, expected_s: float) -> None:
+        """Sleep ``expected_s``, when the engine expects the rest of its next hop (callbacks do not signal)."""
+        time.sleep(expected_s)
 
     @property
     def exhausted(self) -> bool:
@@ -176,7 +166,6 @@ class Playback(_DeviceStream):
         self._scratch = np.zeros(MAX_CALLBACK_FRAMES, dtype=np.float32)
 
     stream_class = "OutputStream"
-    pulse_env = "PULSE_SINK"
 
     def _callback(self, outdata: np.ndarray, frames: int, time_info: Any, status: Any) -> None:
         n = self.ring.read_into(self._scratch[: min(frames, MAX_CALLBACK_FRAMES)])
@@ -247,6 +236,10 @@ class FileSource:
             delay = start + blocks * self._block / self.rate - time.monotonic()
             if delay > 0:
                 self._stop.wait(delay)
+
+    def wait_input(self, expected_s: float) -> None:
+        """Sleep ``expected_s`` (real-time mode: the pacing thread is due to deliver by then)."""
+        time.sleep(expected_s)
 
     def pump(self) -> None:
         """Fast mode: read as much of the file as the ring takes now."""

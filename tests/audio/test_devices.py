@@ -30,8 +30,8 @@ def test_pulse_specs_use_the_server_device_and_rate(pulse_server, monkeypatch):
         monkeypatch.setenv(key, value)
     source = resolve("pulse:A.monitor", "input")
     sink = resolve("pulse:B", "output")
-    assert (source.pulse_name, source.sample_rate, source.channels) == ("A.monitor", 48000, 1)
-    assert (sink.pulse_name, sink.device_name) == ("B", devices.PULSE_PORTAUDIO_DEVICE)
+    assert (source.kind, source.pulse_name, source.sample_rate, source.channels) == ("pulse", "A.monitor", 48000, 1)
+    assert (sink.kind, sink.pulse_name, sink.sample_rate) == ("pulse", "B", 48000)
     with pytest.raises(DeviceError, match="no pulse sink named 'A.monitor'"):
         resolve("pulse:A.monitor", "output")
     with pytest.raises(DeviceError, match="mic is an input device"):
