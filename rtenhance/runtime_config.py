@@ -36,7 +36,8 @@ class AudioConfig:
         input: capture spec: mic, an index, a name substring, pulse:NAME or file:PATH.
         output: playback spec: speakers, an index, a name substring, pulse:NAME, file:PATH or virtual-mic.
         sample_rate: device rate in Hz; 0 uses the device's native rate.
-        block_ms: PortAudio block in ms; 0 lets PortAudio choose per callback (lowest latency).
+        block_ms: PortAudio block in ms, 0 lets PortAudio choose per callback (lowest latency); for pulse:
+            devices the fragment each I/O thread moves per wake-up, 0 for 8 ms.
         device_latency_ms: PortAudio's suggested device latency in ms; 0 means its "low" setting.
     """
 

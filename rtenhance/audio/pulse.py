@@ -1,6 +1,6 @@
 """PulseAudio / PipeWire-pulse control through ``pactl``: devices, modules, and a presence watch.
 
-Audio itself goes through PortAudio's ALSA ``pulse`` device; ``pactl`` is only used to look devices up,
+Audio itself is streamed by ``pulse_streams`` (libpulse-simple); ``pactl`` is only used to look devices up,
 to load and unload the virtual microphone's modules, and to notice a named device disappearing (the
 server then moves our streams to its default device, which must not go unnoticed).
 """
