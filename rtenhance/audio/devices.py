@@ -1,6 +1,8 @@
 """Audio endpoints: listing devices, turning ``--input``/``--output`` specs into endpoints, virtual mic.
 
-Specs: ``mic`` / ``speakers`` (the system defaults), a PortAudio device index, a device-name substring,
+Specs: ``mic`` / ``speakers`` (the system defaults: the sound server's default source and sink through
+libpulse-simple when a PulseAudio/PipeWire server answers, else PortAudio's defaults), a PortAudio device
+index, a device-name substring,
 ``pulse:NAME`` (a PulseAudio/PipeWire source or sink, streamed with libpulse-simple, not PortAudio),
 ``file:PATH``, and for output
 ``virtual-mic``. sounddevice is imported inside functions: importing it initialises PortAudio.
@@ -42,7 +44,7 @@ class Endpoint:
         spec: the user's text, for messages.
         device: PortAudio device index (kind "device").
         device_name: PortAudio device name, used to find the device again after it comes back.
-        pulse_name: the PulseAudio source or sink (kind "pulse").
+        pulse_name: the PulseAudio source or sink (kind "pulse"); None follows the server's default.
         path: the file (kind "file").
         sample_rate: the rate to open the stream at, in Hz.
         channels: channels to open (1 or 2).
@@ -161,6 +163,9 @@ def resolve(spec: str, direction: Direction, sample_rate: int = 0) -> Endpoint:
         wanted = "input" if spec == "mic" else "output"
         if wanted != direction:
             raise DeviceError(f"{direction} {spec!r}: {spec} is an {wanted} device")
+        server_default = pulse.default_device("sources" if direction == "input" else "sinks")
+        if server_default is not None:
+            return Endpoint("pulse", direction, spec, sample_rate=sample_rate or server_default.rate, channels=1)
         default = next((d for d in devices if d[f"default_{direction}"]), None)
         if default is None:
             raise DeviceError(f"{direction} {spec!r}: the system has no default {direction} device")

@@ -67,6 +67,20 @@ def list_devices(kind: str) -> dict[str, PulseDevice]:
     return devices
 
 
+def default_device(kind: str) -> PulseDevice | None:
+    """The server's default sink or source, or None when no sound server answers or it has none.
+
+    Args:
+        kind: "sinks" or "sources".
+    """
+    key = "Default Sink: " if kind == "sinks" else "Default Source: "
+    try:
+        name = next((line[len(key) :].strip() for line in pactl("info").splitlines() if line.startswith(key)), "")
+        return list_devices(kind).get(name)
+    except PulseError:
+        return None
+
+
 def load_module(name: str, *args: str) -> int:
     """Load a server module; returns its index."""
     return int(pactl("load-module", name, *args).strip())

@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 
 import numpy as np
+import pytest
 
 from rtenhance.dsp.resample import resample
 from rtenhance.enhancer import enhance_offline
@@ -24,13 +25,29 @@ JSON_FIELDS = ("hop_ms_p50", "hop_ms_p95", "hop_ms_p99", "hop_ms_max", "rtf", "l
                "underflows", "passthrough_hops", "state_resets", "cpu_percent")
 
 
-def test_live_output_matches_offline_enhancement(pulse_server, tmp_path):
+@pytest.fixture
+def server_defaults(pulse_server):
+    """Make A.monitor and B the server's default source and sink for one test."""
+    info = pulse_server.pactl("info")
+    before = {key: line.split(": ", 1)[1] for line in info.splitlines() for key in ("Default Sink", "Default Source")
+              if line.startswith(key + ": ")}
+    pulse_server.pactl("set-default-source", "A.monitor")
+    pulse_server.pactl("set-default-sink", "B")
+    yield
+    pulse_server.pactl("set-default-sink", before["Default Sink"])
+    pulse_server.pactl("set-default-source", before["Default Source"])
+
+
+@pytest.mark.parametrize("ends", [("pulse:A.monitor", "pulse:B"), ("mic", "speakers")], ids=["named", "defaults"])
+def test_live_output_matches_offline_enhancement(pulse_server, tmp_path, ends, request):
+    if ends[0] == "mic":
+        request.getfixturevalue("server_defaults")
     weights = weights_path(tmp_path)
     noisy = noisy_speech(SECONDS, tmp_path)
     wav = write_wav(tmp_path / "noisy.wav", noisy)
     stats_json = tmp_path / "stats.jsonl"
     daemon = DaemonProcess(
-        ["--input", "pulse:A.monitor", "--output", "pulse:B", "--weights", str(weights),
+        ["--input", ends[0], "--output", ends[1], "--weights", str(weights),
          "--stats-json", str(stats_json), "--set", "stats.interval_s=1", *TOLERANT_SET],
         daemon_env(pulse_server.env), tmp_path / "daemon.log",
     )
