@@ -58,6 +58,7 @@ def _library() -> Any:
     lib.pa_simple_read.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_size_t, err]
     lib.pa_simple_write.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_size_t, err]
     lib.pa_simple_flush.argtypes = [ctypes.c_void_p, err]
+    lib.pa_simple_drain.argtypes = [ctypes.c_void_p, err]
     lib.pa_simple_get_latency.restype = ctypes.c_uint64
     lib.pa_simple_get_latency.argtypes = [ctypes.c_void_p, err]
     lib.pa_simple_free.argtypes = [ctypes.c_void_p]
@@ -147,6 +148,14 @@ class SimpleStream:
             StreamError: the stream broke.
         """
         self._check(self._lib.pa_simple_flush(self._handle, ctypes.byref(self._err)), "flush")
+
+    def drain(self) -> None:
+        """Playback: block until everything written so far has been played.
+
+        Raises:
+            StreamError: the stream broke.
+        """
+        self._check(self._lib.pa_simple_drain(self._handle, ctypes.byref(self._err)), "drain")
 
     def latency_s(self) -> float:
         """Record: age of the next frame to be read; playback: time until the last written frame plays.

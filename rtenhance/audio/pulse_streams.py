@@ -16,7 +16,7 @@ from abc import ABC, abstractmethod
 
 import numpy as np
 
-from rtenhance.audio.devices import Endpoint
+from rtenhance.audio.devices import DeviceError, Endpoint
 from rtenhance.audio.pulse_simple import SimpleStream, StreamError
 from rtenhance.audio.ring import SpscRing
 from rtenhance.audio.streams import FIRST_CALLBACK_GRACE_S, RING_SECONDS, CallbackLatency
@@ -173,8 +173,19 @@ class PulsePlayback(_PulseStream):
 
     def _connect(self) -> SimpleStream:
         frames = self.fragment.shape[0]
-        return SimpleStream("playback", self.endpoint.pulse_name, self.rate, 1, frames,
-                            PLAYBACK_BUFFER_FRAGMENTS * frames, stream_name="rtenhance playback")
+        stream = SimpleStream("playback", self.endpoint.pulse_name, self.rate, 1, frames,
+                              PLAYBACK_BUFFER_FRAGMENTS * frames, stream_name="rtenhance playback")
+        # play one fragment of silence to the end: a sink that was idle (a null sink renders its first block
+        # of up to 2 s before it follows its streams' latency) is running when this returns, so the engine
+        # does not queue up seconds of audio behind it at start
+        self.fragment[:] = 0.0
+        try:
+            stream.write(self.fragment)
+            stream.drain()
+        except StreamError as exc:
+            stream.close()
+            raise DeviceError(f"pulse playback on {self.endpoint.pulse_name or 'the default sink'}: {exc}") from None
+        return stream
 
     def _move(self, stream: SimpleStream) -> None:
         n = self.ring.read_into(self.fragment)

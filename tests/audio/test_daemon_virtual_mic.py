@@ -13,6 +13,7 @@ from tests.audio.daemon_support import (
 from tests.audio.pulse_support import RATE, stop_recording
 
 MIN_CORRELATION = 0.5  # the enhanced recording against the high-SNR input it came from
+RECORDER_START_S = 2.5  # the remapped source may deliver its first 2 s block late: parec is running by then
 
 
 def test_virtual_mic_records_enhanced_audio_and_disappears(pulse_server, tmp_path):
@@ -27,7 +28,7 @@ def test_virtual_mic_records_enhanced_audio_and_disappears(pulse_server, tmp_pat
         daemon.wait_ready()
         assert VIRTUAL_SOURCE in pulse_server.sources()
         recorder = pulse_server.record(VIRTUAL_SOURCE, tmp_path / "mic.wav")
-        time.sleep(0.5)
+        time.sleep(RECORDER_START_S)
         pulse_server.play(wav).wait(timeout=30)
         time.sleep(0.3)
         stop_recording(recorder)
