@@ -46,6 +46,21 @@ def raise_priority(nice: int) -> None:
         log.debug("keeping the current priority (nice %d not allowed: %s)", nice, exc.strerror)
 
 
+def pin_cpus(cpus: tuple[int, ...]) -> None:
+    """Restrict the calling thread, and so every thread it starts later, to ``cpus`` (empty: leave as is).
+
+    Raises:
+        ConfigError: a CPU this process may not run on.
+    """
+    if not cpus:
+        return
+    allowed = sorted(os.sched_getaffinity(0))
+    if not set(cpus) <= set(allowed):
+        raise ConfigError(f"engine.cpus: {list(cpus)!r} is not allowed; expected some of {allowed}")
+    os.sched_setaffinity(0, cpus)
+    log.info("audio and model threads on CPU %s", ", ".join(map(str, cpus)))
+
+
 @dataclass
 class _Flags:
     stop: bool = False
@@ -89,7 +104,8 @@ class Daemon:
                         else resolve(cfg.audio.output, "output", cfg.audio.sample_rate))
             gate, stft_cfg = self._load_model(cfg)
             source, sink = self._make_ends(cfg, source_end, sink_end)
-            raise_priority(cfg.engine.nice)  # before the audio threads start: they inherit it
+            raise_priority(cfg.engine.nice)  # before the audio threads start: they inherit it and the affinity
+            pin_cpus(cfg.engine.cpus)
             watch = self._watch(source_end, sink_end)
             engine = Engine(cfg, gate, stft_cfg, source, sink, watch, heartbeat=self._notifier.watchdog)
             gc.freeze()  # the model and buffers live until exit: keep the collector from scanning them mid-hop

@@ -67,17 +67,21 @@ class EngineConfig:
         weights: checkpoint path; null uses the bundled weights (``--weights`` overrides it).
         nice: scheduling priority to ask for (negative = ahead of other programs); kept at the current
             one when the system does not allow it (needs CAP_SYS_NICE or a raised RLIMIT_NICE).
+        cpus: CPU indices the audio and model threads may run on; empty for any. One core keeps the
+            per-hop code and data in that core's caches (about a quarter less CPU on the development VM).
     """
 
     backend: str = "auto"
     threads: int = 1
     weights: str | None = None
     nice: int = -10
+    cpus: tuple[int, ...] = ()
 
     def __post_init__(self) -> None:
         _check(self.backend in BACKENDS, "engine.backend", self.backend, f"one of {', '.join(BACKENDS)}")
         _check(1 <= self.threads <= 64, "engine.threads", self.threads, "1..64")
         _check(-20 <= self.nice <= 19, "engine.nice", self.nice, "-20..19")
+        _check(all(cpu >= 0 for cpu in self.cpus), "engine.cpus", list(self.cpus), "CPU indices (0, 1, ...)")
 
 
 @dataclass(frozen=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import replace
 
 import pytest
@@ -57,11 +58,12 @@ def test_lookup_order(places, tmp_path):
         (["latency.target_ms=5"], "latency.target_ms: 5.0 is not allowed; expected 10..2000 ms"),
         (["enhance.bypass=maybe"], "enhance.bypass: 'maybe' is not allowed; expected true or false"),
         (["engine.threads=0"], "engine.threads: 0 is not allowed"),
+        (["engine.cpus=[-1]"], "engine.cpus: [-1] is not allowed; expected CPU indices"),
         (["nonsense"], "expected key=value"),
     ],
 )
 def test_bad_values_name_key_value_and_allowed(places, overrides, message):
-    with pytest.raises(ConfigError, match=message.replace(".", r"\.").replace("(", r"\(")):
+    with pytest.raises(ConfigError, match=re.escape(message)):
         load_runtime_config(None, overrides)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 
@@ -78,6 +79,17 @@ def test_realtime_file_input_runs_at_real_time(weights, tmp_path):
     assert done.returncode == 0, done.stderr
     assert time.monotonic() - start >= 1.0
     assert sf.info(str(tmp_path / "out.wav")).frames == 16000
+
+
+def test_engine_cpus_pins_the_threads_or_names_the_allowed_cpus(weights, tmp_path):
+    sf.write(str(tmp_path / "in.wav"), speech_like(0.5, 16000), 16000)
+    args = ["--input", f"file:{tmp_path / 'in.wav'}", "--output", f"file:{tmp_path / 'out.wav'}", "--fast",
+            "--weights", str(weights)]
+    cpu = min(os.sched_getaffinity(0))
+    done = run([*args, "--set", f"engine.cpus=[{cpu}]"], tmp_path)
+    assert done.returncode == 0 and f"audio and model threads on CPU {cpu}" in done.stderr, done.stderr
+    done = run([*args, "--set", "engine.cpus=[4096]"], tmp_path)
+    assert done.returncode == 2 and "engine.cpus: [4096] is not allowed; expected some of" in done.stderr
 
 
 def test_fast_needs_file_output(weights, tmp_path):
