@@ -289,8 +289,9 @@ class Engine:
             self.source.pump()
             channels = self.source.channels
             available = self.source.ring.available // channels
-            if available < self._frames_for_next_hop() and not self.source.exhausted:
-                self.source.wait_input(self._sleep_s(available))
+            needed = self._frames_for_next_hop()
+            if available < needed and not self.source.exhausted:
+                self.source.wait_input(needed * channels, self._sleep_s(available))
                 continue
             if available == 0:  # a file source has been read to its end
                 self._drain()

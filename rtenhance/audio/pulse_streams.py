@@ -3,8 +3,8 @@
 Each stream has one I/O thread that blocks in libpulse-simple (``pulse_simple``), moving one fragment
 per wake-up between the server and a preallocated ring; it never allocates sample buffers, logs or
 raises on the audio path (a broken stream ends the thread and is reported by ``fault``). The capture
-thread also sets ``arrived`` after each fragment, so the worker sleeps until input is there instead of
-polling. Both streams are mono: the server mixes the device's channels down on capture and up on
+thread also sets ``arrived`` once the ring holds what the worker waits for (a whole hop), so the worker
+wakes once per hop instead of polling. Both streams are mono: the server mixes the device's channels down on capture and up on
 playback.
 """
 
@@ -129,13 +129,14 @@ class _PulseStream(ABC):
 
 
 class PulseCapture(_PulseStream):
-    """Mono capture from a PulseAudio source into ``ring``; ``arrived`` is set after each fragment."""
+    """Mono capture from a PulseAudio source into ``ring``; ``arrived`` is set once it holds ``wanted`` samples."""
 
     direction = "record"
 
     def __init__(self, endpoint: Endpoint, fragment_ms: float = 0.0) -> None:
         super().__init__(endpoint, fragment_ms)
         self.arrived = threading.Event()
+        self.wanted = 1  # samples the worker waits for (set by wait_input)
 
     def _connect(self) -> SimpleStream:
         return SimpleStream("record", self.endpoint.pulse_name, self.rate, 1, self.fragment.shape[0],
@@ -150,15 +151,18 @@ class PulseCapture(_PulseStream):
             self.status_flags += 1
         # age of the fragment's middle sample when it enters the ring
         self.latency.add(stream.latency_s() + 0.5 * self.fragment.shape[0] / self.rate)
-        self.arrived.set()
+        if self.ring.available >= self.wanted:
+            self.arrived.set()
 
     def pump(self) -> None:
         """The I/O thread fills the ring: nothing to do."""
 
-    def wait_input(self, expected_s: float) -> None:
-        """Sleep until the next fragment lands in the ring (at most ``ARRIVAL_WAIT_S``, whatever ``expected_s``)."""
-        self.arrived.wait(ARRIVAL_WAIT_S)
+    def wait_input(self, samples: int, expected_s: float) -> None:
+        """Sleep until the ring holds ``samples`` samples (at most ``ARRIVAL_WAIT_S``, whatever ``expected_s``)."""
+        self.wanted = samples
         self.arrived.clear()
+        if self.ring.available < samples:
+            self.arrived.wait(ARRIVAL_WAIT_S)
 
     @property
     def exhausted(self) -> bool:

@@ -147,8 +147,8 @@ class Capture(_DeviceStream):
     def pump(self) -> None:
         """Devices fill the ring from their callback: nothing to do."""
 
-    def wait_input(self, expected_s: float) -> None:
-        """Sleep ``expected_s``, when the engine expects the rest of its next hop (callbacks do not signal)."""
+    def wait_input(self, samples: int, expected_s: float) -> None:
+        """Sleep ``expected_s``, when the ring should hold ``samples`` samples (callbacks do not signal)."""
         time.sleep(expected_s)
 
     @property
@@ -237,8 +237,8 @@ class FileSource:
             if delay > 0:
                 self._stop.wait(delay)
 
-    def wait_input(self, expected_s: float) -> None:
-        """Sleep ``expected_s`` (real-time mode: the pacing thread is due to deliver by then)."""
+    def wait_input(self, samples: int, expected_s: float) -> None:
+        """Sleep ``expected_s`` (real-time mode: the pacing thread is due to deliver ``samples`` by then)."""
         time.sleep(expected_s)
 
     def pump(self) -> None:

@@ -42,7 +42,7 @@ def test_capture_delivers_the_played_signal_at_the_device_rate(pulse_env, tmp_pa
         got = np.zeros(int(RATE * RUN_S), dtype=np.float32)
         count, start = 0, 0.0
         while count < got.shape[0]:
-            capture.wait_input(0.0)
+            capture.wait_input(1, 0.0)
             assert capture.fault(1.0) is None
             count += capture.ring.read_into(got[count:])
             if not start and count >= got.shape[0] - TIMED_S * RATE:  # an idle null sink starts with a burst
