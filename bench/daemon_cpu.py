@@ -3,7 +3,7 @@
 Starts a private PulseAudio server (the test suite's: sinks A and B on a 48 kHz null sink), plays noisy
 speech into A in a loop, runs ``rtenhance --input pulse:A.monitor --output pulse:B`` for ``--seconds``
 after a warm-up, and reports the daemon process's CPU time as a percentage of one core (read from
-/proc, all threads) together with its own last stats line.
+/proc, all threads) together with its own last stats line, and the sound server's CPU over the same time.
 
     python bench/daemon_cpu.py [--seconds 30] [--backend auto] [--cpu 0]
 """
@@ -65,17 +65,21 @@ def main() -> None:
         player = server.play(clip)
         time.sleep(WARMUP_S)
         start_cpu, start = cpu_seconds(daemon.process.pid), time.monotonic()
+        start_server_cpu = cpu_seconds(server.process.pid)
         while time.monotonic() < start + args.seconds:
             if player.poll() is not None and time.monotonic() < player_deadline:
                 player = server.play(clip)
             time.sleep(0.1)
         used, elapsed = cpu_seconds(daemon.process.pid) - start_cpu, time.monotonic() - start
+        server_used = cpu_seconds(server.process.pid) - start_server_cpu
         time.sleep(1.0)
         player.terminate()
         stats = read_json_lines(root / "stats.jsonl")
         lines = [line for line in daemon.log().splitlines() if "stats: " in line]
         print(f"daemon CPU: {100.0 * used / elapsed:.1f} % of one core over {elapsed:.0f} s "
-              f"(backend {args.backend}, 48 kHz, pulse null-sink loop)")
+              f"(backend {args.backend}, pulse loop on 48 kHz null sinks)")
+        print(f"sound server CPU meanwhile: {100.0 * server_used / elapsed:.1f} % of one core (mixing, the null sinks,"
+              " the player, and any resampling for the daemon's streams)")
         if lines:
             print(lines[-1][lines[-1].index("stats: "):])
         if stats:

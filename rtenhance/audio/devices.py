@@ -26,6 +26,7 @@ MAX_CHANNELS = 2  # stereo devices are downmixed on input and fed the same signa
 VIRTUAL_SINK = "rtenhance_sink"  # null sink the daemon plays into
 VIRTUAL_SOURCE = "rtenhance"  # the microphone applications see: a remap of the sink's monitor
 VIRTUAL_RATE = 48000
+PULSE_STREAM_RATE = 16000  # pulse streams run at the model's rate: the sound server converts, in optimised C
 
 Direction = Literal["input", "output"]
 
@@ -125,7 +126,7 @@ def _pulse_endpoint(name: str, spec: str, direction: Direction, rate: int) -> En
     if name not in known:
         raise DeviceError(f"{direction} {spec!r}: no pulse {kind[:-1]} named {name!r}; {kind}: {', '.join(known) or 'none'}")
     # mono both ways: the server mixes the device's channels down (capture) and up (playback)
-    return Endpoint("pulse", direction, spec, pulse_name=name, sample_rate=rate or known[name].rate, channels=1)
+    return Endpoint("pulse", direction, spec, pulse_name=name, sample_rate=rate or PULSE_STREAM_RATE, channels=1)
 
 
 def _file_endpoint(path_text: str, spec: str, direction: Direction) -> Endpoint:
@@ -149,7 +150,8 @@ def resolve(spec: str, direction: Direction, sample_rate: int = 0) -> Endpoint:
     Args:
         spec: mic, speakers, an index, a name substring, pulse:NAME or file:PATH.
         direction: "input" or "output".
-        sample_rate: rate to open at in Hz; 0 for the device's native rate.
+        sample_rate: rate to open at in Hz; 0 for the device's native rate (PortAudio) or
+            ``PULSE_STREAM_RATE`` (PulseAudio streams, which the server converts to the device's rate).
 
     Raises:
         DeviceError: nothing matches, or the match cannot do the direction asked (the message lists what exists).
@@ -165,7 +167,7 @@ def resolve(spec: str, direction: Direction, sample_rate: int = 0) -> Endpoint:
             raise DeviceError(f"{direction} {spec!r}: {spec} is an {wanted} device")
         server_default = pulse.default_device("sources" if direction == "input" else "sinks")
         if server_default is not None:
-            return Endpoint("pulse", direction, spec, sample_rate=sample_rate or server_default.rate, channels=1)
+            return Endpoint("pulse", direction, spec, sample_rate=sample_rate or PULSE_STREAM_RATE, channels=1)
         default = next((d for d in devices if d[f"default_{direction}"]), None)
         if default is None:
             raise DeviceError(f"{direction} {spec!r}: the system has no default {direction} device")

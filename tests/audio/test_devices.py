@@ -30,10 +30,11 @@ def test_pulse_specs_use_the_server_device_and_rate(pulse_server, monkeypatch):
         monkeypatch.setenv(key, value)
     source = resolve("pulse:A.monitor", "input")
     sink = resolve("pulse:B", "output")
-    assert (source.kind, source.pulse_name, source.sample_rate, source.channels) == ("pulse", "A.monitor", 48000, 1)
-    assert (sink.kind, sink.pulse_name, sink.sample_rate) == ("pulse", "B", 48000)
+    assert (source.kind, source.pulse_name, source.sample_rate, source.channels) == ("pulse", "A.monitor", 16000, 1)
+    assert (sink.kind, sink.pulse_name, sink.sample_rate) == ("pulse", "B", 16000)
+    assert resolve("pulse:B", "output", 48000).sample_rate == 48000
     mic, speakers = resolve("mic", "input"), resolve("speakers", "output")
-    assert (mic.kind, mic.pulse_name, mic.sample_rate, speakers.kind, speakers.pulse_name) == ("pulse", None, 48000,
+    assert (mic.kind, mic.pulse_name, mic.sample_rate, speakers.kind, speakers.pulse_name) == ("pulse", None, 16000,
                                                                                              "pulse", None)
     with pytest.raises(DeviceError, match="no pulse sink named 'A.monitor'"):
         resolve("pulse:A.monitor", "output")

@@ -33,7 +33,7 @@ def _tone(seconds: float) -> np.ndarray:
 
 def test_capture_delivers_the_played_signal_at_the_device_rate(pulse_env, tmp_path):
     sf.write(tmp_path / "tone.wav", _tone(RUN_S + 2.0), RATE)
-    capture = PulseCapture(resolve("pulse:A.monitor", "input"))
+    capture = PulseCapture(resolve("pulse:A.monitor", "input", RATE))
     capture.open()
     player = pulse_env.play(tmp_path / "tone.wav")
     try:
@@ -60,7 +60,7 @@ def test_capture_delivers_the_played_signal_at_the_device_rate(pulse_env, tmp_pa
 
 def test_playback_plays_the_ring_and_counts_underflows(pulse_env, tmp_path):
     tone = _tone(RUN_S)
-    playback = PulsePlayback(resolve("pulse:B", "output"))
+    playback = PulsePlayback(resolve("pulse:B", "output", RATE))
     recorder = pulse_env.record("B.monitor", tmp_path / "b.wav")
     playback.open()
     try:
