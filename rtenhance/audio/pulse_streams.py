@@ -19,7 +19,7 @@ import numpy as np
 from rtenhance.audio.devices import DeviceError, Endpoint
 from rtenhance.audio.pulse_simple import SimpleStream, StreamError
 from rtenhance.audio.ring import SpscRing
-from rtenhance.audio.streams import FIRST_CALLBACK_GRACE_S, RING_SECONDS, CallbackLatency
+from rtenhance.audio.streams import FIRST_CALLBACK_GRACE_S, RING_SECONDS, CallbackLatency, RingPlayback, prime
 
 FRAGMENT_MS = 8.0  # default fragment: the server wakes each I/O thread 125 times a second
 PLAYBACK_QUEUE_FRAGMENTS = 1  # playback keeps about this much queued in the server (its latency)...
@@ -67,9 +67,7 @@ class _PulseStream(ABC):
 
     def start(self, prefill: int = 0) -> None:
         """Empty the ring, put ``prefill`` samples of silence in it, and start the I/O thread."""
-        self.ring.reset()
-        if prefill > 0:
-            self.ring.write(np.zeros(prefill, dtype=np.float32))
+        prime(self.ring, prefill)
         self.latency = CallbackLatency()
         self.callbacks = 0
         self._error = None
@@ -170,7 +168,7 @@ class PulseCapture(_PulseStream):
         return False
 
 
-class PulsePlayback(_PulseStream):
+class PulsePlayback(_PulseStream, RingPlayback):
     """Mono playback of ``ring`` to a PulseAudio sink; silence when the ring runs dry."""
 
     direction = "playback"
@@ -205,13 +203,3 @@ class PulsePlayback(_PulseStream):
         # this thread for each: sleep instead until the queue is back to its target (at most one fragment:
         # a sink that reports a long latency, such as an idle null sink, is still fed at the stream's rate)
         self._stop.wait(min(fragment_s, max(0.0, queued_s - PLAYBACK_QUEUE_FRAGMENTS * fragment_s)))
-
-    @property
-    def realtime(self) -> bool:
-        return True
-
-    def write(self, samples: np.ndarray) -> None:
-        self.ring.write(samples)
-
-    def depth_samples(self) -> int:
-        return self.ring.available

@@ -42,6 +42,13 @@ class CallbackLatency:
         return float(np.median(self._values[:n])) if n else None
 
 
+def prime(ring: SpscRing, prefill: int) -> None:
+    """Empty ``ring`` and put ``prefill`` samples of silence in it (before a stream starts)."""
+    ring.reset()
+    if prefill > 0:
+        ring.write(np.zeros(prefill, dtype=np.float32))
+
+
 def _sd() -> Any:
     import sounddevice
 
@@ -62,6 +69,25 @@ def _open_stream(factory: Any, endpoint: Endpoint, **kwargs: Any) -> Any:
                        dtype="float32", **kwargs)
     except Exception as exc:  # sounddevice raises PortAudioError or ValueError for a missing/busy device
         raise DeviceError(f"{endpoint.direction} {endpoint.spec!r}: cannot open ({exc})") from None
+
+
+class RingPlayback:
+    """What a real-time playback end shows the engine: the worker writes into ``ring``, the device drains it."""
+
+    ring: SpscRing
+
+    @property
+    def realtime(self) -> bool:
+        """Plays on a device clock (file sinks do not)."""
+        return True
+
+    def write(self, samples: np.ndarray) -> None:
+        """Queue mono samples for playback."""
+        self.ring.write(samples)
+
+    def depth_samples(self) -> int:
+        """Samples queued and not yet taken by the device."""
+        return self.ring.available
 
 
 class _DeviceStream:
@@ -90,13 +116,12 @@ class _DeviceStream:
         Raises:
             DeviceError: the device cannot be opened.
         """
-        self._stream = _open_stream(getattr(_sd(), self.stream_class), self.endpoint, blocksize=self._block_frames, latency=self._latency_arg, callback=self._callback)
+        self._stream = _open_stream(getattr(_sd(), self.stream_class), self.endpoint, blocksize=self._block_frames,
+                                    latency=self._latency_arg, callback=self._callback)
 
     def start(self, prefill: int = 0) -> None:
         """Empty the ring, put ``prefill`` samples of silence in it, and start the callbacks."""
-        self.ring.reset()
-        if prefill > 0:
-            self.ring.write(np.zeros(prefill, dtype=np.float32))
+        prime(self.ring, prefill)
         self.latency = CallbackLatency()
         self.callbacks = 0
         self._stream.start()
@@ -157,7 +182,7 @@ class Capture(_DeviceStream):
         return False
 
 
-class Playback(_DeviceStream):
+class Playback(_DeviceStream, RingPlayback):
     """A PortAudio output stream playing ``ring`` (mono) on every channel; silence when it runs dry."""
 
     def __init__(self, endpoint: Endpoint, block_frames: int, latency_s: float | None) -> None:
@@ -178,16 +203,6 @@ class Playback(_DeviceStream):
             self.latency.add(time_info.outputBufferDacTime - time_info.currentTime + 0.5 * frames / self.rate)
         self.latency.last_callback = time.monotonic()
         self.callbacks += 1
-
-    @property
-    def realtime(self) -> bool:
-        return True
-
-    def write(self, samples: np.ndarray) -> None:
-        self.ring.write(samples)
-
-    def depth_samples(self) -> int:
-        return self.ring.available
 
 
 class FileSource:
