@@ -38,10 +38,15 @@ def server_defaults(pulse_server):
     pulse_server.pactl("set-default-source", before["Default Source"])
 
 
-@pytest.mark.parametrize("ends", [("pulse:A.monitor", "pulse:B"), ("mic", "speakers")], ids=["named", "defaults"])
+@pytest.mark.parametrize(
+    "ends", [("pulse:A.monitor", "pulse:B"), ("mic", "speakers"), ("pulse", "pulse")], ids=["named", "defaults", "portaudio"]
+)
 def test_live_output_matches_offline_enhancement(pulse_server, tmp_path, ends, request):
+    env = daemon_env(pulse_server.env)
     if ends[0] == "mic":
         request.getfixturevalue("server_defaults")
+    if ends[0] == "pulse":  # PortAudio's ALSA "pulse" device, routed by the PulseAudio client variables
+        env.update(PULSE_SOURCE="A.monitor", PULSE_SINK="B")
     weights = weights_path(tmp_path)
     noisy = noisy_speech(SECONDS, tmp_path)
     wav = write_wav(tmp_path / "noisy.wav", noisy)
@@ -49,7 +54,7 @@ def test_live_output_matches_offline_enhancement(pulse_server, tmp_path, ends, r
     daemon = DaemonProcess(
         ["--input", ends[0], "--output", ends[1], "--weights", str(weights),
          "--stats-json", str(stats_json), "--set", "stats.interval_s=1", *TOLERANT_SET],
-        daemon_env(pulse_server.env), tmp_path / "daemon.log",
+        env, tmp_path / "daemon.log",
     )
     try:
         daemon.wait_ready()
