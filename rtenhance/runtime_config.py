@@ -40,7 +40,7 @@ class AudioConfig:
         block_ms: PortAudio block in ms, 0 lets PortAudio choose per callback (lowest latency); for pulse:
             streams the fragment each I/O thread moves per wake-up, 0 for 8 ms.
         device_latency_ms: PortAudio's suggested device latency in ms; 0 means its "low" setting (PulseAudio
-            streams keep about two fragments queued in the server instead).
+            streams keep one to three fragments queued in the server instead).
     """
 
     input: str = "mic"
