@@ -8,11 +8,11 @@ import soundfile as sf
 
 from rtenhance.audio.devices import VIRTUAL_SINK, VIRTUAL_SOURCE
 from tests.audio.daemon_support import (
-    DaemonProcess, daemon_env, lag_and_correlation, noisy_speech, weights_path, write_wav,
+    DaemonProcess, aligned_correlation, daemon_env, noisy_speech, weights_path, write_wav,
 )
 from tests.audio.pulse_support import RATE, stop_recording
 
-MIN_CORRELATION = 0.5  # the enhanced recording against the high-SNR input it came from
+MIN_CORRELATION = 0.9  # the enhanced recording against the high-SNR input it came from, window by window
 RECORDER_START_S = 2.5  # the remapped source may deliver its first 2 s block late: parec is running by then
 
 
@@ -44,5 +44,7 @@ def test_virtual_mic_records_enhanced_audio_and_disappears(pulse_server, tmp_pat
     from rtenhance.dsp.resample import resample
 
     reference = resample(speech, 16000, RATE)
-    _, corr = lag_and_correlation(reference, recorded[:, 0], max_lag=recorded.shape[0] - reference.shape[0] // 2)
+    # window by window: the daemon may have dropped or inserted a few ms to hold its latency meanwhile
+    corr = aligned_correlation(reference, recorded[:, 0], RATE, max_lag_s=RECORDER_START_S + 1.5)
+    print(f"virtual mic correlation {corr:.3f}")
     assert corr >= MIN_CORRELATION, corr
