@@ -115,6 +115,7 @@ class SimpleStream:
             raise DeviceError(f"pulse {direction} stream on {device or 'the default device'}: {self._message(err)}")
         self._handle: int | None = handle
         self._err = err
+        self._err_ref = ctypes.byref(err)  # made once: the per-fragment calls allocate nothing for it
 
     def _message(self, err: ctypes.c_int) -> str:
         return (self._lib.pa_strerror(err.value) or b"unknown error").decode(errors="replace")
@@ -129,7 +130,7 @@ class SimpleStream:
         Raises:
             StreamError: the stream broke.
         """
-        self._check(self._lib.pa_simple_read(self._handle, buffer.ctypes.data, buffer.nbytes, ctypes.byref(self._err)),
+        self._check(self._lib.pa_simple_read(self._handle, buffer.ctypes.data, buffer.nbytes, self._err_ref),
                     "read")
 
     def write(self, buffer: np.ndarray) -> None:
@@ -138,7 +139,7 @@ class SimpleStream:
         Raises:
             StreamError: the stream broke.
         """
-        self._check(self._lib.pa_simple_write(self._handle, buffer.ctypes.data, buffer.nbytes, ctypes.byref(self._err)),
+        self._check(self._lib.pa_simple_write(self._handle, buffer.ctypes.data, buffer.nbytes, self._err_ref),
                     "write")
 
     def flush(self) -> None:
@@ -147,7 +148,7 @@ class SimpleStream:
         Raises:
             StreamError: the stream broke.
         """
-        self._check(self._lib.pa_simple_flush(self._handle, ctypes.byref(self._err)), "flush")
+        self._check(self._lib.pa_simple_flush(self._handle, self._err_ref), "flush")
 
     def drain(self) -> None:
         """Playback: block until everything written so far has been played.
@@ -155,7 +156,7 @@ class SimpleStream:
         Raises:
             StreamError: the stream broke.
         """
-        self._check(self._lib.pa_simple_drain(self._handle, ctypes.byref(self._err)), "drain")
+        self._check(self._lib.pa_simple_drain(self._handle, self._err_ref), "drain")
 
     def latency_s(self) -> float:
         """Record: age of the next frame to be read; playback: time until the last written frame plays.
@@ -163,7 +164,7 @@ class SimpleStream:
         Raises:
             StreamError: the stream broke.
         """
-        micros = self._lib.pa_simple_get_latency(self._handle, ctypes.byref(self._err))
+        micros = self._lib.pa_simple_get_latency(self._handle, self._err_ref)
         if micros == 2**64 - 1:
             self._check(-1, "latency query")
         return micros / 1e6

@@ -202,4 +202,5 @@ class PulsePlayback(_PulseStream, RingPlayback):
         # a write into a nearly full buffer would trickle in as the server frees a few bytes at a time, waking
         # this thread for each: sleep instead until the queue is back to its target (at most one fragment:
         # a sink that reports a long latency, such as an idle null sink, is still fed at the stream's rate)
-        self._stop.wait(min(fragment_s, max(0.0, queued_s - PLAYBACK_QUEUE_FRAGMENTS * fragment_s)))
+        # (time.sleep, not Event.wait: no lock is allocated per fragment; close() waits at most one fragment)
+        time.sleep(min(fragment_s, max(0.0, queued_s - PLAYBACK_QUEUE_FRAGMENTS * fragment_s)))
