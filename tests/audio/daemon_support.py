@@ -196,13 +196,15 @@ def lag_and_correlation(reference: np.ndarray, signal_: np.ndarray, max_lag: int
     return lag, float(np.dot(a, b) / denom)
 
 
-def aligned_correlation(reference: np.ndarray, signal_: np.ndarray, rate: int, window_s: float = 0.5,
-                        max_lag_s: float = 1.0, search_s: float = 0.01) -> float:
+def aligned_correlation(reference: np.ndarray, signal_: np.ndarray, rate: int, window_s: float = 0.1,
+                        max_lag_s: float = 1.0, search_s: float = 0.03, confident: float = 0.5) -> float:
     """Normalised correlation of ``signal_`` with ``reference``, aligned window by window.
 
-    The global delay is found first; each window is then re-aligned within +-``search_s`` of it (the
-    daemon may drop or insert a few milliseconds to hold its latency), and the windows' correlations are
-    combined weighted by the reference's energy.
+    The global delay is found first. The daemon may then drop or insert a few milliseconds at a time to
+    hold its latency, and those steps add up, so the delay is tracked: each window is re-aligned within
+    +-``search_s`` of the delay found for the last window that matched with correlation ``confident`` or
+    better. Windows are short so that few of them straddle a splice; their correlations are combined
+    weighted by the reference's energy.
     """
     lag, _ = lag_and_correlation(reference, signal_, int(max_lag_s * rate), rate)
     window, search = int(window_s * rate), int(search_s * rate)
@@ -216,7 +218,11 @@ def aligned_correlation(reference: np.ndarray, signal_: np.ndarray, rate: int, w
         dots = np.correlate(seg, ref, mode="valid")  # one value per shift
         power = np.cumsum(np.concatenate([[0.0], seg * seg]))
         seg_energy = power[window:] - power[:-window]  # energy of seg[k : k + window] per shift k
-        best = float(np.max(dots / np.sqrt(np.maximum(seg_energy * np.dot(ref, ref), 1e-20))))
+        scores = dots / np.sqrt(np.maximum(seg_energy * np.dot(ref, ref), 1e-20))
+        shift = int(np.argmax(scores))
+        best = float(scores[shift])
+        if best >= confident:
+            lag = lo + shift - start
         energy = float(np.dot(ref, ref))
         total, weight = total + best * energy, weight + energy
     return total / weight if weight else 0.0
