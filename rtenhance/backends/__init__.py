@@ -1,9 +1,12 @@
 """Inference backends: objects that run ``GTCRN.step`` on one STFT frame held in NumPy buffers.
 
 A backend keeps its own streaming state between calls. ``make_stepper`` picks one by name:
-- ``"onnx"``: the step as a small ONNX graph built from the weights, run in onnxruntime (fast);
+- ``"native"``: the step in a small C library compiled on first use with the system C compiler (fastest;
+  needs a C compiler, see ``rtenhance.backends.native``);
+- ``"onnx"``: the step as a small ONNX graph built from the weights, run in onnxruntime;
 - ``"torch"``: eager ``GTCRN.step``, the reference;
-- ``"auto"``: the fastest one available (``"onnx"`` when onnxruntime imports, else ``"torch"``).
+- ``"auto"``: the fastest one available: ``"native"`` when it builds and loads, else ``"onnx"`` when
+  onnxruntime imports, else ``"torch"``.
 """
 
 from __future__ import annotations
@@ -33,21 +36,36 @@ class FrameStepper(Protocol):
         ...
 
 
-BACKENDS = ("auto", "onnx", "torch")
+BACKENDS = ("auto", "native", "onnx", "torch")
 DEFAULT_BACKEND = "auto"
+
+
+def _native_unavailable() -> str | None:
+    """Why the native backend cannot run here, or None (its first call builds the library; the outcome is
+    remembered by ``rtenhance.backends.native``)."""
+    from rtenhance.backends.native import unavailable_reason
+
+    return unavailable_reason()
 
 
 def resolve_backend(backend: str = DEFAULT_BACKEND) -> str:
     """The concrete backend a name selects (``"auto"`` -> the fastest available).
 
     Raises:
-        ValueError: unknown backend name, or ``"onnx"`` without onnxruntime installed.
+        ValueError: unknown backend name, ``"native"`` without a working C compiler (the message says
+            why), or ``"onnx"`` without onnxruntime installed.
     """
     if backend not in BACKENDS:
         raise ValueError(f"backend {backend!r} is not available; choose one of: {', '.join(BACKENDS)}")
     has_ort = importlib.util.find_spec("onnxruntime") is not None
     if backend == "auto":
+        if _native_unavailable() is None:
+            return "native"
         return "onnx" if has_ort else "torch"
+    if backend == "native":
+        reason = _native_unavailable()
+        if reason is not None:
+            raise ValueError(f"backend 'native' is unavailable: {reason}; choose 'onnx' or 'torch'")
     if backend == "onnx" and not has_ort:
         raise ValueError("backend 'onnx' needs the onnxruntime package (pip install onnxruntime), or choose 'torch'")
     return backend
@@ -59,7 +77,12 @@ def make_stepper(model: GTCRN, backend: str = DEFAULT_BACKEND) -> FrameStepper:
     Raises:
         ValueError: unknown or unavailable backend name.
     """
-    if resolve_backend(backend) == "onnx":
+    concrete = resolve_backend(backend)
+    if concrete == "native":
+        from rtenhance.backends.native import NativeStepper
+
+        return NativeStepper(model)
+    if concrete == "onnx":
         from rtenhance.backends.onnx_backend import OnnxStepper
 
         return OnnxStepper(model)

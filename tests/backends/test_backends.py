@@ -19,6 +19,7 @@ import soundfile as sf
 import torch
 
 from rtenhance.backends import BACKENDS, make_stepper, resolve_backend
+from rtenhance.backends.native import unavailable_reason
 from rtenhance.backends.onnx_graph import build_step_graph
 from rtenhance.config import ModelConfig
 from rtenhance.dsp.stft import stft
@@ -33,6 +34,7 @@ TOLERANCE = 1e-5
 SCALE_FLOOR = 1.0  # errors are divided by max(SCALE_FLOOR, peak magnitude of the reference tensor)
 TORCH_BACKEND_FRAMES = 100  # the eager backend wraps GTCRN.step; a shorter run checks its plumbing
 CONCRETE_BACKENDS = [b for b in BACKENDS if b != "auto"]
+FAST_BACKENDS = ["native", "onnx"]
 
 
 
@@ -124,25 +126,36 @@ def test_random_model_on_synthetic_audio(backend: str) -> None:
     assert_backend_matches_eager(model, backend, frames)
 
 
-def test_onnx_backend_on_other_model_shapes() -> None:
-    """Our own checkpoints may change the ERB layout, width, DPGRNN count and dilations."""
-    config = ModelConfig(erb_low_bins=33, erb_bands=16, channels=8, dpgrnn_blocks=1, gt_dilations=(1, 3))
+OTHER_SHAPES = [
+    ModelConfig(erb_low_bins=33, erb_bands=16, channels=8, dpgrnn_blocks=1, gt_dilations=(1, 3)),
+    ModelConfig(erb_low_bins=40, erb_bands=30, channels=12, dpgrnn_blocks=0, gt_dilations=(2,)),
+    ModelConfig(erb_low_bins=64, erb_bands=65, channels=20, dpgrnn_blocks=3, gt_dilations=(1, 1, 4, 2)),
+]
+
+
+@pytest.mark.parametrize("backend", FAST_BACKENDS)
+@pytest.mark.parametrize("config", OTHER_SHAPES, ids=["narrow", "no-dpgrnn", "wide"])
+def test_fast_backends_on_other_model_shapes(backend: str, config: ModelConfig) -> None:
+    """Our own checkpoints may change the ERB layout (odd and even band counts), width, DPGRNN count and
+    dilations."""
     model = random_model(config, seed=1)
-    assert_backend_matches_eager(model, "onnx", frames_of(model, synthetic_audio(2.0, seed=1)))
+    assert_backend_matches_eager(model, backend, frames_of(model, synthetic_audio(2.0, seed=1)))
 
 
-def test_enhancer_fast_backend_equals_torch_backend() -> None:
+@pytest.mark.parametrize("backend", FAST_BACKENDS)
+def test_enhancer_fast_backend_equals_torch_backend(backend: str) -> None:
     model = random_model(seed=2)
     audio = synthetic_audio(2.0, seed=2)
-    fast = Enhancer(make_stepper(model, "onnx"), model.config.stft).enhance(audio)
+    fast = Enhancer(make_stepper(model, backend), model.config.stft).enhance(audio)
     eager = Enhancer(make_stepper(model, "torch"), model.config.stft).enhance(audio)
     assert np.abs(fast - eager).max() <= TOLERANCE
 
 
-def test_reset_returns_to_zero_state() -> None:
+@pytest.mark.parametrize("backend", FAST_BACKENDS)
+def test_reset_returns_to_zero_state(backend: str) -> None:
     model = random_model(seed=3)
     frames = frames_of(model, synthetic_audio(0.5, seed=3))
-    stepper = make_stepper(model, "onnx")
+    stepper = make_stepper(model, backend)
     first = [stepper.step(f).copy() for f in frames]
     stepper.reset()
     again = [stepper.step(f).copy() for f in frames]
@@ -159,7 +172,7 @@ def test_graph_is_folded_and_merged() -> None:
 
 
 def test_backend_names() -> None:
-    assert resolve_backend("auto") == "onnx"
+    assert resolve_backend("auto") == ("native" if unavailable_reason() is None else "onnx")
     assert resolve_backend("torch") == "torch"
     with pytest.raises(ValueError, match="choose one of"):
         make_stepper(random_model(), "tensorrt")
