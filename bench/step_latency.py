@@ -1,5 +1,6 @@
-"""Per-hop latency of the streaming model: our fast step, our full Enhancer hop, our eager PyTorch step, and
-the official GTCRN ONNX export, in one run, one thread, pinned to one core.
+"""Per-hop latency of the streaming model: our fast step (the backend ``auto`` picks: native when a C compiler
+is available), our full Enhancer hop on it, our ONNX step, our eager PyTorch step, and the official GTCRN
+ONNX export, in one run, one thread, pinned to one core.
 
     taskset -c 0 python bench/step_latency.py [--json OUT] [--hops N] [--weights PATH]
 
@@ -28,7 +29,7 @@ import onnxruntime as ort  # noqa: E402
 import soundfile as sf  # noqa: E402
 import torch  # noqa: E402
 
-from rtenhance.backends import make_stepper  # noqa: E402
+from rtenhance.backends import make_stepper, resolve_backend  # noqa: E402
 from rtenhance.dsp.stft import StreamingStft  # noqa: E402
 from rtenhance.enhancer import Enhancer  # noqa: E402
 from rtenhance.model.checkpoint import load_model  # noqa: E402
@@ -153,21 +154,23 @@ def _time_in_rounds(
 
 
 def _ratios(stats: dict[str, dict[str, float]]) -> dict[str, float]:
-    """official / ours at p50 and p99 (above 1: ours is faster), and eager / fast at p50."""
+    """official / ours at p50 and p99 (above 1: ours is faster), and eager / fast and onnx / fast at p50."""
     ratios = {}
     if "official_onnx" in stats:
         for ours in ("fast_step", "enhancer_hop"):
             for q in ("p50", "p99"):
                 ratios[f"official_over_{ours}_{q}"] = stats["official_onnx"][f"{q}_ms"] / stats[ours][f"{q}_ms"]
     ratios["torch_over_fast_step_p50"] = stats["torch_step"]["p50_ms"] / stats["fast_step"]["p50_ms"]
+    ratios["onnx_over_fast_step_p50"] = stats["onnx_step"]["p50_ms"] / stats["fast_step"]["p50_ms"]
     return ratios
 
 
 def _print_report(stats: dict[str, dict[str, float]], ratios: dict[str, float], setup: dict[str, object]) -> None:
     print(f"model: {setup['model']}\ninput: {setup['audio']}\nofficial: {setup['official']}")
+    print(f"fast backend: {setup['fast_backend']}, gap between hops {setup['gap_ms']} ms")
     print(f"{setup['hops']} hops after {setup['warmup_hops']} warm-up, core {setup['core']}, 1 thread")
     print(f"{'':16}{'p50 ms':>9}{'p95 ms':>9}{'p99 ms':>9}{'max ms':>9}{'RTF':>8}   CPU p50/p99 ms")
-    for name in ("fast_step", "enhancer_hop", "torch_step", "official_onnx"):
+    for name in ("fast_step", "enhancer_hop", "onnx_step", "torch_step", "official_onnx"):
         if name in stats:
             s = stats[name]
             cells = "".join(f"{s[k]:9.3f}" for k in ("p50_ms", "p95_ms", "p99_ms", "max_ms"))
@@ -188,12 +191,15 @@ def main() -> int:
     analysis = StreamingStft(cfg)
     frames = np.stack([analysis.analyze(h).copy() for h in hops])  # (hops, F, 2)
 
-    fast = make_stepper(model, "onnx")
-    enhancer = Enhancer(make_stepper(model, "onnx"), cfg)
+    fast_backend = resolve_backend("auto")
+    fast = make_stepper(model, fast_backend)
+    enhancer = Enhancer(make_stepper(model, fast_backend), cfg)
+    onnx = make_stepper(model, "onnx")
     eager = make_stepper(model, "torch")
     tasks: dict[str, Callable[[int], object]] = {
         "fast_step": lambda i: fast.step(frames[i]),
         "enhancer_hop": lambda i: enhancer.process(hops[i]),
+        "onnx_step": lambda i: onnx.step(frames[i]),
         "torch_step": lambda i: eager.step(frames[i]),
     }
     official = _official(args.official)
@@ -206,6 +212,7 @@ def main() -> int:
         "hops": args.hops,
         "warmup_hops": WARMUP_HOPS,
         "gap_ms": args.gap_ms,
+        "fast_backend": fast_backend,
         "core": core,
         "model": model_name,
         "audio": audio_name,

@@ -31,7 +31,7 @@ from rtenhance.model.state import StreamState
 
 SOURCE = Path(__file__).with_name("gtcrn_step.c")
 DEFAULT_COMPILER = "cc"
-CFLAGS = ("-std=c99", "-O3", "-fPIC", "-shared", "-fno-math-errno", "-Wall")
+CFLAGS = ("-std=c99", "-O3", "-fPIC", "-shared", "-fno-math-errno", "-fno-trapping-math", "-Wall")
 LIBS = ("-lm",)
 CACHE_SUBDIR = "rtenhance"
 LIBRARY_PREFIX = "gtcrn_step-"

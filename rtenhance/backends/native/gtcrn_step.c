@@ -85,7 +85,7 @@ static size_t work_floats(const Dims *d) {
     size_t in_max = c > INPUT_FEATURES * SFE_NEIGHBOURS ? c : INPUT_FEATURES * SFE_NEIGHBOURS;
     size_t wide = (size_t)d->bands0 + BAND_KERNEL;
     size_t conv = 2 * aligned(in_max * wide) + 2 * aligned(c * wide); /* >= 2 (cin, wout + 2) + 2 wout */
-    size_t gt = 3 * aligned(c * f) + 2 * aligned(GATES * c) + aligned(half);
+    size_t gt = 3 * aligned(c * f) + 2 * aligned(GATES * c) + aligned(half) + 2 * aligned(f);
     size_t dpgrnn = 2 * aligned(f * GATES * c) + 2 * aligned(f * c) + aligned(GATES * c) + aligned(c);
     return max_size(conv, max_size(gt, dpgrnn));
 }
@@ -115,7 +115,38 @@ static size_t carve(const Dims *d, float *base, Scratch *s) {
     return total;
 }
 
-static float sigmoid(float x) { return 1.0f / (1.0f + expf(-x)); }
+/* expm1 in float, branch-free so that loops calling it vectorise: x = n ln2 + r with |r| <= ln2 / 2
+ * (Cody-Waite: ln2 split so that n * LN2_HI is exact), expm1(r) by its Taylor series to r^8 (truncation
+ * below 1e-9 relative), then expm1(x) = 2^n expm1(r) + (2^n - 1). Relative error a few ulp everywhere,
+ * including near 0 (so tanh and sigmoid built on it keep their relative accuracy near 0). */
+static inline float expm1_fast(float x) {
+    const float lo = -87.0f, hi = 88.0f; /* 2^n stays a normal float, exp(x) finite */
+    const float log2e = 1.44269504f, ln2_hi = 0.693359375f, ln2_lo = -2.12194440e-4f;
+    const float round_magic = 12582912.0f; /* 1.5 * 2^23: adding and subtracting it rounds to an integer */
+    x = x < lo ? lo : (x > hi ? hi : x);
+    float n = (x * log2e + round_magic) - round_magic;
+    float r = (x - n * ln2_hi) - n * ln2_lo;
+    float p = 1.0f / 40320.0f;
+    p = p * r + 1.0f / 5040.0f;
+    p = p * r + 1.0f / 720.0f;
+    p = p * r + 1.0f / 120.0f;
+    p = p * r + 1.0f / 24.0f;
+    p = p * r + 1.0f / 6.0f;
+    p = p * r + 0.5f;
+    p = (p * r) * r + r;
+    int32_t bits = ((int32_t)n + 127) << 23;
+    float scale;
+    memcpy(&scale, &bits, sizeof scale);
+    return scale * p + (scale - 1.0f);
+}
+
+static inline float sigmoid(float x) { return 1.0f / (2.0f + expm1_fast(-x)); }
+
+static inline float tanh_fast(float x) {
+    float e = expm1_fast(-2.0f * fabsf(x)); /* tanh |x| = -e / (e + 2) */
+    float t = -e / (e + 2.0f);
+    return x < 0.0f ? -t : t;
+}
 
 static void prelu(float *x, int n, float slope) {
     for (int i = 0; i < n; i++) x[i] = x[i] > 0.0f ? x[i] : slope * x[i];
@@ -124,7 +155,7 @@ static void prelu(float *x, int n, float slope) {
 /* Tanh, or PReLU with the given slope (a convolution block's activation). */
 static void activate(float *x, int n, int is_tanh, float slope) {
     if (is_tanh)
-        for (int i = 0; i < n; i++) x[i] = tanhf(x[i]);
+        for (int i = 0; i < n; i++) x[i] = tanh_fast(x[i]);
     else
         prelu(x, n, slope);
 }
@@ -183,7 +214,7 @@ static void gru_cell(const float *gx, const float *rt, const float *rb, const fl
     for (int k = 0; k < units; k++) {
         float z = sigmoid(gx[k] + tmp[k]);
         float r = sigmoid(gx[units + k] + tmp[units + k]);
-        float n = tanhf(gx[2 * units + k] + r * tmp[2 * units + k]);
+        float n = tanh_fast(gx[2 * units + k] + r * tmp[2 * units + k]);
         h_new[k] = (1.0f - z) * n + z * h[k];
     }
 }
@@ -305,10 +336,12 @@ static void gt_block(Cursor *cur, const Dims *d, const float *x, float *out, con
         memcpy(next + (size_t)(frames - 1) * f, p + (size_t)ch * f, sizeof(float) * (size_t)f);
     }
 
+    double *acc = (double *)(gain + aligned((size_t)half)); /* (F) */
     for (int h = 0; h < half; h++) {
         float *qh = q + (size_t)h * f;
-        fill(qh, f, out_b[h]);
-        for (int ch = 0; ch < c; ch++) axpy(qh, dw + (size_t)ch * f, out_w[(size_t)h * c + ch], f);
+        for (int k = 0; k < f; k++) acc[k] = out_b[h];
+        for (int ch = 0; ch < c; ch++) axpy_double(acc, dw + (size_t)ch * f, out_w[(size_t)h * c + ch], f);
+        for (int k = 0; k < f; k++) qh[k] = (float)acc[k];
         gain[h] = moment(qh, f, 0.0f, 2); /* energy summed over bands (1 / F is folded into tra_wt) */
     }
     linear(gain, tra_wt, tra_b, gx, 1, half, GATES * c);
