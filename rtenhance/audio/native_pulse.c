@@ -98,6 +98,7 @@ void pa_context_rttime_restart(const pa_context *c, pa_time_event *e, pa_usec_t 
 pa_stream *pa_stream_new(pa_context *c, const char *name, const pa_sample_spec *ss, const void *map);
 void pa_stream_set_state_callback(pa_stream *s, pa_stream_notify_cb_t cb, void *userdata);
 void pa_stream_set_read_callback(pa_stream *s, pa_stream_request_cb_t cb, void *userdata);
+void pa_stream_set_underflow_callback(pa_stream *s, pa_stream_notify_cb_t cb, void *userdata);
 int pa_stream_connect_record(pa_stream *s, const char *dev, const pa_buffer_attr *attr, int flags);
 int pa_stream_connect_playback(pa_stream *s, const char *dev, const pa_buffer_attr *attr, int flags,
                                const void *volume, pa_stream *sync_stream);
@@ -149,6 +150,7 @@ typedef struct {
     rtp_ring ring;
     uint64_t fragments;         /* fragments moved since start */
     uint64_t short_fragments;   /* fragments the ring could not take (capture) or fill (playback) */
+    uint64_t server_underflows; /* playback: times the server ran out of audio */
     double last_callback_s;     /* CLOCK_MONOTONIC time of the latest fragment, s */
     uint64_t latency_count;     /* readings ever taken; the latest are in latency_s[count % SLOTS] */
     double latency_s[RTP_TIMING_SLOTS];
@@ -419,6 +421,16 @@ static void feed(rtp_end *end)
     arm_timer(conn, end, pa_rtclock_now() + (pa_usec_t)wait_us);
 }
 
+/* The server ran out of this stream's audio (it plays silence until a fragment arrives): counted like a
+ * fragment the ring could not fill. */
+static void on_underflow(pa_stream *s, void *userdata)
+{
+    rtp_end *end = userdata;
+    (void)s;
+    if (atomic_load(&end->running))
+        end->server_underflows++;
+}
+
 static void on_timer(pa_mainloop_api *api, pa_time_event *event, const struct timeval *tv, void *userdata)
 {
     rtp_conn *conn = userdata;
@@ -549,6 +561,7 @@ static void disconnect_stream(rtp_conn *conn, rtp_end *end)
     if (end->stream) {
         pa_stream_set_state_callback(end->stream, NULL, NULL);
         pa_stream_set_read_callback(end->stream, NULL, NULL);
+        pa_stream_set_underflow_callback(end->stream, NULL, NULL);
         pa_stream_disconnect(end->stream);
         pa_stream_unref(end->stream);
         end->stream = NULL;
@@ -590,6 +603,7 @@ int rtp_stream_open(rtp_conn *conn, rtp_end *end, const char *device, const char
     } else {
         pa_buffer_attr attr = {PA_ATTR_DEFAULT, RTP_BUFFER_FRAGMENTS * fragment_bytes, fragment_bytes,
                                fragment_bytes, PA_ATTR_DEFAULT};
+        pa_stream_set_underflow_callback(end->stream, on_underflow, end);
         status = pa_stream_connect_playback(end->stream, device, &attr, flags, NULL, NULL);
     }
     while (status >= 0 && !end->failed && pa_stream_get_state(end->stream) != PA_STREAM_READY)

@@ -58,6 +58,7 @@ class _End(ctypes.Structure):
         ("ring", _Ring),
         ("fragments", ctypes.c_uint64),
         ("short_fragments", ctypes.c_uint64),
+        ("server_underflows", ctypes.c_uint64),
         ("last_callback_s", ctypes.c_double),
         ("latency_count", ctypes.c_uint64),
         ("latency_s", ctypes.c_double * TIMING_SLOTS),
@@ -119,16 +120,45 @@ def unavailable_reason() -> str | None:
     return LIBRARY.unavailable_reason()
 
 
+class _EndMemory:
+    """An ``rtp_end`` in C memory, freed (its stream closed first) when the last holder lets go of it.
+
+    Args:
+        direction: ``RECORD`` or ``PLAYBACK``.
+        capacity: ring samples.
+        rate: sample rate in Hz.
+        fragment_frames: frames per fragment.
+
+    Raises:
+        NativeUnavailable: the library cannot be built or loaded, or there is no memory for the ring.
+    """
+
+    def __init__(self, direction: int, capacity: int, rate: int, fragment_frames: int) -> None:
+        self.lib = LIBRARY.load()
+        end = self.lib.rtp_end_new(direction, capacity, rate, fragment_frames)
+        if not end:
+            raise NativeUnavailable("out of memory for a stream's ring")
+        self.pointer = ctypes.c_void_p(end)
+        self.fields = _End.from_address(end)
+        weakref.finalize(self, _free_end, self.lib, end)
+
+
+def _free_end(lib: ctypes.CDLL, end: int) -> None:
+    lib.rtp_stream_close(end)
+    lib.rtp_end_free(end)
+
+
 class NativeRing:
     """The ``SpscRing`` interface over a ring in C memory (one end's ``rtp_ring``).
 
     The producer and the consumer are the C thread and the worker, one on each side.
     """
 
-    def __init__(self, lib: ctypes.CDLL, end: int) -> None:
-        lib = _ring_functions(lib)
-        self._fields = _End.from_address(end).ring
-        self._ring = ctypes.c_void_p(end)  # the ring is the end's first member
+    def __init__(self, memory: _EndMemory) -> None:
+        lib = _ring_functions(memory.lib)
+        self._memory = memory  # keeps the C memory alive
+        self._fields = memory.fields.ring
+        self._ring = memory.pointer  # the ring is the end's first member
         self._available = lib.rtp_ring_available
         self._free = lib.rtp_ring_free
         self._write = lib.rtp_ring_write
@@ -223,11 +253,6 @@ class PulseConnection:
                 self._lib.rtp_conn_close(handle)
 
 
-def _free_end(lib: ctypes.CDLL, end: int) -> None:
-    lib.rtp_stream_close(end)
-    lib.rtp_end_free(end)
-
-
 class _NativeStream:
     """What capture and playback share: the C end, open/start/close, latency readings and faults.
 
@@ -244,19 +269,14 @@ class _NativeStream:
     stream_name: bytes
 
     def __init__(self, endpoint: Endpoint, fragment_ms: float = 0.0, connection: PulseConnection | None = None) -> None:
-        self._lib = LIBRARY.load()
         self.endpoint = endpoint
         self.rate = endpoint.sample_rate
         self.channels = 1
         self.fragment_frames = max(1, round((fragment_ms or FRAGMENT_MS) * self.rate / 1e3))
-        end = self._lib.rtp_end_new(self.direction, int(RING_SECONDS * self.rate), self.rate, self.fragment_frames)
-        if not end:
-            raise NativeUnavailable("out of memory for a stream's ring")
-        self._end = ctypes.c_void_p(end)
-        weakref.finalize(self, _free_end, self._lib, end)
-        self._fields = _End.from_address(end)
+        memory = _EndMemory(self.direction, int(RING_SECONDS * self.rate), self.rate, self.fragment_frames)
+        self._memory, self._lib, self._end, self._fields = memory, memory.lib, memory.pointer, memory.fields
         self._latencies = np.ctypeslib.as_array(self._fields.latency_s)  # (TIMING_SLOTS,) s, a view on C memory
-        self.ring = NativeRing(self._lib, end)
+        self.ring = NativeRing(memory)
         self._connection = connection or PulseConnection()
         self._open = False
         self._started = 0.0  # time.monotonic() at start
