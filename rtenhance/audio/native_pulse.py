@@ -372,3 +372,9 @@ class NativePulsePlayback(_NativeStream, RingPlayback):
 
     direction = PLAYBACK
     stream_name = b"rtenhance playback"
+
+    @property
+    def server_underflows(self) -> int:
+        """Times the server ran out of this stream's audio since start (not when the ring ran dry: the C
+        thread then writes silence)."""
+        return int(self._fields.server_underflows)

@@ -176,7 +176,7 @@ def test_both_streams_on_one_connection_loop_noise_back(pulse_env) -> None:
     lag, corr = lag_and_correlation(tone, got, max_lag=MODEL_RATE // 2, rate=MODEL_RATE)
     # (the correlation is below 1 as the 16 kHz samples fall between the 48 kHz sink's samples)
     assert corr > 0.9 and 0 < lag < MODEL_RATE // 2, (lag, corr)
-    assert underflows_while_fed == 0 and capture.ring.overflows == 0
+    assert underflows_while_fed == 0 and playback.server_underflows == 0 and capture.ring.overflows == 0
 
 
 def test_a_lost_server_is_a_fault_not_an_exception(tmp_path, monkeypatch) -> None:
