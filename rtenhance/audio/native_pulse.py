@@ -195,19 +195,32 @@ class NativeRing:
         return int(self._fields.missing_samples)
 
     def write(self, samples: np.ndarray) -> int:
-        """Producer: append (N,) contiguous float32 samples; what does not fit is dropped and counted.
+        """Producer: append (N,) samples; what does not fit is dropped and counted.
+
+        Args:
+            samples: (N,) float32 samples; any other dtype or layout is first copied into a new array.
 
         Returns:
             The number of samples written.
         """
+        if samples.dtype != np.float32 or not samples.flags.c_contiguous:
+            samples = np.ascontiguousarray(samples, dtype=np.float32)
         return int(self._write(self._ring, samples.ctypes.data, samples.shape[0]))
 
     def read_into(self, out: np.ndarray) -> int:
-        """Consumer: move the oldest samples into (N,) contiguous float32 ``out``; a shortfall is counted.
+        """Consumer: move the oldest samples into ``out``; a shortfall is counted.
+
+        Args:
+            out: (N,) contiguous float32 destination; only its first (returned) samples are written.
 
         Returns:
             The number of samples read, at most N.
+
+        Raises:
+            ValueError: ``out`` is not a contiguous float32 array (the C side writes it as raw memory).
         """
+        if out.dtype != np.float32 or not out.flags.c_contiguous:
+            raise ValueError(f"read_into needs a contiguous float32 array, got {out.dtype} {out.flags.c_contiguous=}")
         return int(self._read(self._ring, out.ctypes.data, out.shape[0]))
 
     def reset(self) -> None:

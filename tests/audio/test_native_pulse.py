@@ -72,7 +72,10 @@ def test_ring_counts_overflows_and_underflows_and_keeps_them_over_reset() -> Non
     assert np.array_equal(rest[: ring.capacity - 1500], data[1000 : ring.capacity - 500])
     assert np.array_equal(rest[ring.capacity - 1000 : ring.capacity - 500], data[:500])
     assert (ring.underflows, ring.missing_samples) == (1, 500)
-    ring.write(data[:10])
+    ring.write(data[:20:2].astype(np.float64))  # converted, not written as raw memory
+    assert ring.available == 10
+    with pytest.raises(ValueError, match="contiguous float32"):
+        ring.read_into(np.zeros(4, dtype=np.float64))
     ring.reset()
     assert ring.available == 0 and (ring.overflows, ring.underflows) == (1, 1)
 
