@@ -15,9 +15,9 @@ import os
 import shlex
 import subprocess
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 DEFAULT_COMPILER = "cc"
 CACHE_SUBDIR = "rtenhance"

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from rtenhance.backends import make_stepper, resolve_backend
 from rtenhance import native_build
+from rtenhance.backends import make_stepper, resolve_backend
 from rtenhance.backends.native import NativeUnavailable, build_library, cache_dir, compiler, load_library
 from tests.backends.test_backends import random_model
 
