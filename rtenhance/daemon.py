@@ -19,6 +19,8 @@ from typing import Callable
 from rtenhance.audio.devices import FILE_PREFIX, VIRTUAL_MIC, DeviceError, Endpoint, VirtualMic, resolve
 from rtenhance.audio.engine import Engine, Sink, Source
 from rtenhance.audio.gate import FrameGate
+from rtenhance.audio.native_pulse import NativePulseCapture, NativePulsePlayback, PulseConnection
+from rtenhance.audio.native_pulse import unavailable_reason as native_pulse_unavailable
 from rtenhance.audio.pulse import PresenceWatch
 from rtenhance.audio.pulse_streams import PulseCapture, PulsePlayback
 from rtenhance.audio.streams import Capture, FileSink, FileSource, Playback
@@ -143,21 +145,36 @@ class Daemon:
 
     def _make_ends(self, cfg: RuntimeConfig, source_end: Endpoint, sink_end: Endpoint) -> tuple[Source, Sink]:
         latency_s = cfg.audio.device_latency_ms / 1e3 or None
+        connection = self._pulse_connection(cfg, source_end, sink_end)
         source: Source
         if source_end.kind == "file":
             source = FileSource(source_end, realtime=not self._fast)
         elif source_end.kind == "pulse":
-            source = PulseCapture(source_end, cfg.audio.block_ms)
+            source = (NativePulseCapture(source_end, cfg.audio.block_ms, connection) if connection
+                      else PulseCapture(source_end, cfg.audio.block_ms))
         else:
             source = Capture(source_end, round(cfg.audio.block_ms * source_end.sample_rate / 1e3), latency_s)
         sink: Sink
         if sink_end.kind == "file":
             sink = FileSink(sink_end, source.rate)
         elif sink_end.kind == "pulse":
-            sink = PulsePlayback(sink_end, cfg.audio.block_ms)
+            sink = (NativePulsePlayback(sink_end, cfg.audio.block_ms, connection) if connection
+                    else PulsePlayback(sink_end, cfg.audio.block_ms))
         else:
             sink = Playback(sink_end, round(cfg.audio.block_ms * sink_end.sample_rate / 1e3), latency_s)
         return source, sink
+
+    @staticmethod
+    def _pulse_connection(cfg: RuntimeConfig, source_end: Endpoint, sink_end: Endpoint) -> PulseConnection | None:
+        """The connection both ``pulse`` ends share on the C stream library, or None for libpulse-simple
+        (no ``pulse`` end, ``audio.pulse_io: simple``, or the library does not build here)."""
+        if "pulse" not in (source_end.kind, sink_end.kind) or cfg.audio.pulse_io == "simple":
+            return None
+        reason = native_pulse_unavailable()
+        if reason is not None:
+            log.warning("PulseAudio streams through libpulse-simple (more CPU): %s", reason)
+            return None
+        return PulseConnection()
 
     @staticmethod
     def _watch(source_end: Endpoint, sink_end: Endpoint) -> PresenceWatch | None:

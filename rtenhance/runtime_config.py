@@ -21,6 +21,7 @@ DEFAULT_CONFIG_FILE = Path(__file__).resolve().parent / "data" / "rtenhance.yaml
 RELOADABLE_SECTIONS = ("enhance", "latency", "debug")
 RELOADABLE_KEYS = ("stats.interval_s",)
 FULL_STRENGTH_DB = 100.0  # an attenuation limit this high leaves 1e-5 of the noisy signal: no limit
+PULSE_IO = ("auto", "simple")  # audio.pulse_io: the C stream library when it builds, or libpulse-simple
 
 
 def _check(ok: bool, key: str, value: Any, allowed: str) -> None:
@@ -41,6 +42,9 @@ class AudioConfig:
             streams the fragment each I/O thread moves per wake-up, 0 for 8 ms.
         device_latency_ms: PortAudio's suggested device latency in ms; 0 means its "low" setting (PulseAudio
             streams keep one to three fragments queued in the server instead).
+        pulse_io: how PulseAudio streams move audio: "auto" on one C thread (``native_pulse``, built on
+            first use; needs a C compiler) and else through libpulse-simple with a Python thread per stream,
+            "simple" always the latter.
     """
 
     input: str = "mic"
@@ -48,6 +52,7 @@ class AudioConfig:
     sample_rate: int = 0
     block_ms: float = 0.0
     device_latency_ms: float = 0.0
+    pulse_io: str = "auto"
 
     def __post_init__(self) -> None:
         _check(self.input != "", "audio.input", self.input, "a device spec such as mic or pulse:NAME")
@@ -57,6 +62,7 @@ class AudioConfig:
         _check(0.0 <= self.block_ms <= 100.0, "audio.block_ms", self.block_ms, "0..100 ms")
         _check(0.0 <= self.device_latency_ms <= 1000.0, "audio.device_latency_ms", self.device_latency_ms,
                "0..1000 ms")
+        _check(self.pulse_io in PULSE_IO, "audio.pulse_io", self.pulse_io, " or ".join(PULSE_IO))
 
 
 @dataclass(frozen=True)

@@ -27,6 +27,7 @@ from rtenhance.audio.delay import DelayController
 from rtenhance.audio.devices import DeviceError, refind
 from rtenhance.audio.gate import FrameGate, dry_gain
 from rtenhance.audio.limiter import SoftLimiter
+from rtenhance.audio.native_pulse import NativePulseCapture, NativePulsePlayback
 from rtenhance.audio.overload import OverloadGuard
 from rtenhance.audio.pulse import PresenceWatch
 from rtenhance.audio.pulse_streams import PulseCapture, PulsePlayback
@@ -50,9 +51,9 @@ MAX_HOPS_PER_READ = 8  # input read per worker iteration, in hops (bounds the ca
 DEVICE_LATENCY_REFRESH_HOPS = 64  # re-read the devices' reported latency about once a second
 TARGET_DEADBAND_S = 0.005  # the latency target ignores smaller moves of the devices' latency estimate
 
-Source = Capture | PulseCapture | FileSource
-Sink = Playback | PulsePlayback | FileSink
-DEVICE_ENDS = (Capture, Playback, PulseCapture, PulsePlayback)
+Source = Capture | PulseCapture | NativePulseCapture | FileSource
+Sink = Playback | PulsePlayback | NativePulsePlayback | FileSink
+DEVICE_ENDS = (Capture, Playback, PulseCapture, PulsePlayback, NativePulseCapture, NativePulsePlayback)
 
 
 class Engine:

@@ -1,5 +1,8 @@
 """PulseAudio capture and playback behind the same rings as the PortAudio streams, with less CPU.
 
+The fallback for ``native_pulse`` (which moves the audio of both streams on one C thread, at about a
+third of this CPU) where that library cannot be built, and what ``audio.pulse_io: simple`` selects.
+
 Each stream has one I/O thread that blocks in libpulse-simple (``pulse_simple``), moving one fragment
 per wake-up between the server and a preallocated ring; it never allocates sample buffers, logs or
 raises on the audio path (a broken stream ends the thread and is reported by ``fault``). The capture

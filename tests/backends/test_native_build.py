@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from rtenhance import native_build
 from rtenhance.backends import make_stepper, resolve_backend
-from rtenhance.backends import native
 from rtenhance.backends.native import NativeUnavailable, build_library, cache_dir, compiler, load_library
 from tests.backends.test_backends import random_model
 
@@ -35,7 +35,7 @@ def test_build_is_cached_and_reused(fresh_cache: Path, monkeypatch: pytest.Monke
     def no_compile(*_args: object) -> None:
         raise AssertionError("compiled again although the cache holds the library")
 
-    monkeypatch.setattr(native, "_compile", no_compile)
+    monkeypatch.setattr(native_build, "compile_library", no_compile)
     assert build_library(compiler(), fresh_cache) == first
     model = random_model()
     make_stepper(model, "native")  # loads the cached library

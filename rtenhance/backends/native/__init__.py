@@ -1,11 +1,9 @@
 """Native backend: one streaming GTCRN step in a small C library (``gtcrn_step.c``), called through ctypes.
 
-The library is compiled on first use with the system C compiler (``$CC``, default ``cc``) into the user's
-cache folder (``$XDG_CACHE_HOME/rtenhance``, else ``~/.cache/rtenhance``), under a file name keyed by the
-SHA-256 of the source, the flags and the compiler's version, written atomically, and reused by every
-later process. The flags are portable (no ``-march=native``, no ``-ffast-math``), so a home folder shared
-between machines never loads a binary that does not fit its CPU. Without a working compiler,
-``load_library`` raises ``NativeUnavailable`` with the reason.
+The library is built on first use with the system C compiler and cached (``rtenhance.native_build``).
+The flags are portable (no ``-march=native``, no ``-ffast-math``), so a home folder shared between
+machines never loads a binary that does not fit its CPU. Without a working compiler, ``load_library``
+raises ``NativeUnavailable`` with the reason.
 
 ``NativeStepper`` prepares everything once: the plan and weight blob (``plan.py``), two state sets, a
 scratch buffer and the foreign call's arguments. A hop is one ``np.copyto`` and one foreign call that reads
@@ -15,11 +13,6 @@ one state set and writes the other; the two then swap roles.
 from __future__ import annotations
 
 import ctypes
-import hashlib
-import os
-import shlex
-import subprocess
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -28,94 +21,34 @@ import torch
 from rtenhance.backends.native.plan import build_plan
 from rtenhance.model.gtcrn import GTCRN
 from rtenhance.model.state import StreamState
+from rtenhance.native_build import CLibrary, NativeUnavailable, cache_dir, compiler
 
-SOURCE = Path(__file__).with_name("gtcrn_step.c")
-DEFAULT_COMPILER = "cc"
-CFLAGS = ("-std=c99", "-O3", "-fPIC", "-shared", "-fno-math-errno", "-fno-trapping-math", "-Wall")
-LIBS = ("-lm",)
-CACHE_SUBDIR = "rtenhance"
-LIBRARY_PREFIX = "gtcrn_step-"
-KEY_HEX_CHARS = 16  # of the SHA-256 in the library's file name
-COMPILE_TIMEOUT_S = 120.0
-VERSION_TIMEOUT_S = 10.0
-ERROR_TAIL_CHARS = 2000  # of the compiler's messages kept in the exception
+__all__ = ["NativeStepper", "NativeUnavailable", "build_library", "cache_dir", "compiler", "load_library",
+           "unavailable_reason"]
+
 BUFFER_ALIGN_BYTES = 64
 FLOAT_BYTES = 4
 
 
-class NativeUnavailable(RuntimeError):
-    """The native library cannot be built or loaded here; the message says why."""
-
-
-_loaded: dict[tuple[tuple[str, ...], Path], ctypes.CDLL | NativeUnavailable] = {}  # per (compiler, cache folder)
-
-
-def compiler() -> list[str]:
-    """The C compiler command: ``$CC`` split like a shell word list, else ``cc``."""
-    return shlex.split(os.environ.get("CC", "")) or [DEFAULT_COMPILER]
-
-
-def cache_dir() -> Path:
-    """Where built libraries are kept: ``$XDG_CACHE_HOME/rtenhance``, else ``~/.cache/rtenhance``."""
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / CACHE_SUBDIR
-
-
-def _run(command: list[str], timeout_s: float, what: str) -> str:
-    """Run ``command``; its stdout, or ``NativeUnavailable`` naming ``what`` failed and why."""
-    try:
-        done = subprocess.run(command, capture_output=True, text=True, timeout=timeout_s, check=False)
-    except (OSError, subprocess.TimeoutExpired) as exc:
-        raise NativeUnavailable(f"{what} ({shlex.join(command)}) failed: {exc}") from exc
-    if done.returncode != 0:
-        tail = (done.stderr or done.stdout).strip()[-ERROR_TAIL_CHARS:]
-        raise NativeUnavailable(f"{what} ({shlex.join(command)}) exited with status {done.returncode}: {tail}")
-    return done.stdout
-
-
-def library_path(cc: list[str], folder: Path) -> Path:
-    """The cached library's path for this source, flags and compiler (asks the compiler its version)."""
-    version = _run([*cc, "--version"], VERSION_TIMEOUT_S, "C compiler version check")
-    key = hashlib.sha256()
-    for part in (SOURCE.read_bytes(), shlex.join([*cc, *CFLAGS, *LIBS]).encode(), version.encode()):
-        key.update(hashlib.sha256(part).digest())
-    return folder / f"{LIBRARY_PREFIX}{key.hexdigest()[:KEY_HEX_CHARS]}.so"
-
-
-def _compile(cc: list[str], target: Path) -> None:
-    """Compile the source to ``target`` through a temporary file in the same folder (atomic replace)."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=target.name + ".", suffix=".tmp", dir=target.parent)
-    os.close(fd)
-    try:
-        _run([*cc, *CFLAGS, "-o", tmp, str(SOURCE), *LIBS], COMPILE_TIMEOUT_S, "compiling the native backend")
-        os.replace(tmp, target)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-
-
-def build_library(cc: list[str], folder: Path) -> Path:
-    """The library's path, compiling it first unless the cache already holds it."""
-    path = library_path(cc, folder)
-    if not path.is_file():
-        try:
-            _compile(cc, path)
-        except OSError as exc:
-            raise NativeUnavailable(f"cannot write the native library to {folder}: {exc}") from exc
-    return path
-
-
-def _open(path: Path) -> ctypes.CDLL:
-    try:
-        lib = ctypes.CDLL(str(path))
-    except OSError as exc:
-        raise NativeUnavailable(f"cannot load {path}: {exc}") from exc
+def _declare(lib: ctypes.CDLL) -> None:
     lib.gtcrn_scratch_floats.argtypes = [ctypes.c_void_p]
     lib.gtcrn_scratch_floats.restype = ctypes.c_int64
     lib.gtcrn_step.argtypes = [ctypes.c_void_p] * 7
     lib.gtcrn_step.restype = None
-    return lib
+
+
+LIBRARY = CLibrary(
+    name="gtcrn_step",
+    source=Path(__file__).with_name("gtcrn_step.c"),
+    cflags=("-std=c99", "-O3", "-fPIC", "-shared", "-fno-math-errno", "-fno-trapping-math", "-Wall"),
+    libs=("-lm",),
+    declare=_declare,
+)
+
+
+def build_library(cc: list[str], folder: Path) -> Path:
+    """The library's path, compiling it first unless the cache already holds it."""
+    return LIBRARY.build(cc, folder)
 
 
 def load_library() -> ctypes.CDLL:
@@ -125,26 +58,12 @@ def load_library() -> ctypes.CDLL:
     Raises:
         NativeUnavailable: no working compiler, a failed build, or a library that does not load.
     """
-    cc, folder = compiler(), cache_dir()
-    key = (tuple(cc), folder)
-    if key not in _loaded:
-        try:
-            _loaded[key] = _open(build_library(cc, folder))
-        except NativeUnavailable as exc:
-            _loaded[key] = exc
-    outcome = _loaded[key]
-    if isinstance(outcome, NativeUnavailable):
-        raise outcome
-    return outcome
+    return LIBRARY.load()
 
 
 def unavailable_reason() -> str | None:
     """Why the native backend cannot run here, or None when it can (builds it on the first call)."""
-    try:
-        load_library()
-    except NativeUnavailable as exc:
-        return str(exc)
-    return None
+    return LIBRARY.unavailable_reason()
 
 
 def _aligned_zeros(floats: int) -> np.ndarray:

@@ -1,0 +1,669 @@
+/* PulseAudio capture and playback for rtenhance on one libpulse main-loop thread, behind lock-free rings.
+ *
+ * A connection (rtp_conn) is one pa_threaded_mainloop and one pa_context; it serves at most one record and
+ * one playback stream. Each stream belongs to an end (rtp_end): a single-producer single-consumer float32
+ * ring, counters, the latest latency readings and an error slot, all plain memory that the Python side
+ * (rtenhance/audio/native_pulse.py) reads. Ends outlive their streams, so the statistics stay readable
+ * while a stream is closed and reopened.
+ *
+ * Capture: the read callback copies each fragment from the server straight into the end's ring and wakes
+ * a worker blocked in rtp_wait_input once the ring holds what it waits for. Playback: a timer on the
+ * main loop moves one fragment from the ring to the server whenever the server's queue has fallen to
+ * RTP_QUEUE_FRAGMENTS fragments, then sleeps until it will have again (at most one fragment), so the
+ * server holds about one fragment beyond what is playing and every write fits at once (a write into a
+ * nearly full buffer would trickle in as the server frees a few bytes at a time). A dry ring plays
+ * silence and counts an underflow. Nothing on the audio path allocates, locks a lock another audio
+ * thread holds for long, or logs.
+ *
+ * libpulse's headers are not needed to build this: the few types, constants and prototypes used are
+ * declared below (its ABI has been stable since 0.9), and the library is linked as libpulse.so.0.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/time.h>
+#include <time.h>
+
+/* ---- the part of libpulse's API used here (pulse/def.h, sample.h, context.h, stream.h, ...) ---- */
+
+typedef struct pa_threaded_mainloop pa_threaded_mainloop;
+typedef struct pa_mainloop_api pa_mainloop_api;
+typedef struct pa_context pa_context;
+typedef struct pa_stream pa_stream;
+typedef struct pa_operation pa_operation;
+typedef struct pa_time_event pa_time_event;
+typedef uint64_t pa_usec_t;
+
+typedef struct {
+    int format;
+    uint32_t rate;
+    uint8_t channels;
+} pa_sample_spec;
+
+typedef struct {
+    uint32_t maxlength;
+    uint32_t tlength;
+    uint32_t prebuf;
+    uint32_t minreq;
+    uint32_t fragsize;
+} pa_buffer_attr;
+
+enum { PA_SAMPLE_FLOAT32LE = 5 };
+enum { PA_CONTEXT_READY = 4, PA_CONTEXT_FAILED = 5, PA_CONTEXT_TERMINATED = 6 };
+enum { PA_STREAM_READY = 2, PA_STREAM_FAILED = 3, PA_STREAM_TERMINATED = 4 };
+enum { PA_OPERATION_RUNNING = 0 };
+enum { PA_SEEK_RELATIVE = 0 };
+enum {
+    PA_STREAM_START_CORKED = 0x0001,
+    PA_STREAM_INTERPOLATE_TIMING = 0x0002,
+    PA_STREAM_AUTO_TIMING_UPDATE = 0x0008,
+    PA_STREAM_ADJUST_LATENCY = 0x2000,
+};
+#define PA_USEC_INVALID ((pa_usec_t)-1)
+#define PA_ATTR_DEFAULT ((uint32_t)-1)
+
+typedef void (*pa_context_notify_cb_t)(pa_context *c, void *userdata);
+typedef void (*pa_stream_notify_cb_t)(pa_stream *s, void *userdata);
+typedef void (*pa_stream_request_cb_t)(pa_stream *s, size_t nbytes, void *userdata);
+typedef void (*pa_stream_success_cb_t)(pa_stream *s, int success, void *userdata);
+typedef void (*pa_time_event_cb_t)(pa_mainloop_api *a, pa_time_event *e, const struct timeval *tv, void *userdata);
+typedef void (*pa_free_cb_t)(void *p);
+
+pa_threaded_mainloop *pa_threaded_mainloop_new(void);
+void pa_threaded_mainloop_free(pa_threaded_mainloop *m);
+int pa_threaded_mainloop_start(pa_threaded_mainloop *m);
+void pa_threaded_mainloop_stop(pa_threaded_mainloop *m);
+void pa_threaded_mainloop_lock(pa_threaded_mainloop *m);
+void pa_threaded_mainloop_unlock(pa_threaded_mainloop *m);
+void pa_threaded_mainloop_wait(pa_threaded_mainloop *m);
+void pa_threaded_mainloop_signal(pa_threaded_mainloop *m, int wait_for_accept);
+pa_mainloop_api *pa_threaded_mainloop_get_api(pa_threaded_mainloop *m);
+void pa_threaded_mainloop_set_name(pa_threaded_mainloop *m, const char *name);
+
+pa_context *pa_context_new(pa_mainloop_api *api, const char *name);
+void pa_context_set_state_callback(pa_context *c, pa_context_notify_cb_t cb, void *userdata);
+int pa_context_connect(pa_context *c, const char *server, int flags, const void *api);
+int pa_context_get_state(const pa_context *c);
+int pa_context_errno(const pa_context *c);
+void pa_context_disconnect(pa_context *c);
+void pa_context_unref(pa_context *c);
+pa_time_event *pa_context_rttime_new(const pa_context *c, pa_usec_t usec, pa_time_event_cb_t cb, void *userdata);
+void pa_context_rttime_restart(const pa_context *c, pa_time_event *e, pa_usec_t usec);
+
+pa_stream *pa_stream_new(pa_context *c, const char *name, const pa_sample_spec *ss, const void *map);
+void pa_stream_set_state_callback(pa_stream *s, pa_stream_notify_cb_t cb, void *userdata);
+void pa_stream_set_read_callback(pa_stream *s, pa_stream_request_cb_t cb, void *userdata);
+void pa_stream_set_underflow_callback(pa_stream *s, pa_stream_notify_cb_t cb, void *userdata);
+int pa_stream_connect_record(pa_stream *s, const char *dev, const pa_buffer_attr *attr, int flags);
+int pa_stream_connect_playback(pa_stream *s, const char *dev, const pa_buffer_attr *attr, int flags,
+                               const void *volume, pa_stream *sync_stream);
+int pa_stream_get_state(const pa_stream *s);
+int pa_stream_peek(pa_stream *s, const void **data, size_t *nbytes);
+int pa_stream_drop(pa_stream *s);
+size_t pa_stream_writable_size(const pa_stream *s);
+int pa_stream_begin_write(pa_stream *s, void **data, size_t *nbytes);
+int pa_stream_write(pa_stream *s, const void *data, size_t nbytes, pa_free_cb_t free_cb, int64_t offset, int seek);
+int pa_stream_get_latency(pa_stream *s, pa_usec_t *usec, int *negative);
+pa_operation *pa_stream_cork(pa_stream *s, int b, pa_stream_success_cb_t cb, void *userdata);
+pa_operation *pa_stream_flush(pa_stream *s, pa_stream_success_cb_t cb, void *userdata);
+pa_operation *pa_stream_drain(pa_stream *s, pa_stream_success_cb_t cb, void *userdata);
+int pa_stream_disconnect(pa_stream *s);
+void pa_stream_unref(pa_stream *s);
+int pa_operation_get_state(const pa_operation *o);
+void pa_operation_unref(pa_operation *o);
+const char *pa_strerror(int error);
+pa_usec_t pa_rtclock_now(void);
+
+/* ---- rtenhance's side ---- */
+
+#define RTP_TIMING_SLOTS 512    /* latest latency readings kept (a few seconds of fragments) */
+#define RTP_ERROR_BYTES 256     /* an end's error message, NUL-terminated */
+#define RTP_QUEUE_FRAGMENTS 1   /* playback keeps about this much queued in the server... */
+#define RTP_BUFFER_FRAGMENTS 3  /* ...below a server buffer (tlength) this large */
+#define RTP_RECORD 0
+#define RTP_PLAYBACK 1
+#define BYTES_PER_SAMPLE 4      /* mono float32 */
+#define USEC_PER_S 1000000.0
+#define NSEC_PER_S 1000000000L
+
+/* A single-producer single-consumer FIFO of float32 samples; each index is advanced by one side only. */
+typedef struct {
+    uint64_t capacity;          /* samples */
+    _Atomic uint64_t written;   /* samples ever written (producer) */
+    _Atomic uint64_t read;      /* samples ever read (consumer) */
+    uint64_t overflows;         /* writes that did not fit completely (producer) */
+    uint64_t dropped_samples;
+    uint64_t underflows;        /* reads that found fewer samples than asked for (consumer) */
+    uint64_t missing_samples;
+    float *data;
+} rtp_ring;
+
+typedef struct rtp_conn rtp_conn;
+
+/* One direction's state. The fields up to `error` are read by Python (its ctypes mirror). */
+typedef struct {
+    rtp_ring ring;
+    uint64_t fragments;         /* fragments moved since start */
+    uint64_t short_fragments;   /* fragments the ring could not take (capture) or fill (playback) */
+    uint64_t server_underflows; /* playback: times the server ran out of audio */
+    double last_callback_s;     /* CLOCK_MONOTONIC time of the latest fragment, s */
+    uint64_t latency_count;     /* readings ever taken; the latest are in latency_s[count % SLOTS] */
+    double latency_s[RTP_TIMING_SLOTS];
+    int32_t failed;             /* the stream or its connection broke: see error */
+    char error[RTP_ERROR_BYTES];
+    /* private */
+    int direction;
+    uint32_t rate;              /* Hz */
+    uint32_t fragment_frames;
+    _Atomic int running;        /* between rtp_stream_start and rtp_stream_close */
+    _Atomic uint64_t wanted;    /* samples a worker in rtp_wait_input waits for; 0 when none waits */
+    pthread_mutex_t wait_lock;
+    pthread_cond_t wait_cond;
+    pa_stream *stream;
+    rtp_conn *conn;
+    pa_usec_t next_feed_us;     /* playback: when the timer is armed for, PA_USEC_INVALID when idle */
+} rtp_end;
+
+struct rtp_conn {
+    pa_threaded_mainloop *loop;
+    pa_context *context;
+    pa_time_event *timer;       /* paces playback */
+    rtp_end *ends[2];           /* by direction; NULL when that stream is closed */
+    int context_state;
+};
+
+static double monotonic_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / NSEC_PER_S;
+}
+
+static void set_error(char *buffer, size_t size, const char *what, const char *why)
+{
+    snprintf(buffer, size, "%s: %s", what, why);
+}
+
+/* ---- rings ---- */
+
+static uint64_t ring_available(const rtp_ring *r)
+{
+    return atomic_load(&r->written) - atomic_load(&r->read);
+}
+
+uint64_t rtp_ring_available(const rtp_ring *r) { return ring_available(r); }
+
+uint64_t rtp_ring_free(const rtp_ring *r) { return r->capacity - ring_available(r); }
+
+/* Producer: append up to n samples (NULL: silence); the rest is dropped and counted. Returns samples written. */
+uint64_t rtp_ring_write(rtp_ring *r, const float *samples, uint64_t n)
+{
+    uint64_t written = atomic_load_explicit(&r->written, memory_order_relaxed);
+    uint64_t room = r->capacity - (written - atomic_load_explicit(&r->read, memory_order_acquire));
+    uint64_t take = n < room ? n : room;
+    if (take < n) {
+        r->overflows++;
+        r->dropped_samples += n - take;
+    }
+    uint64_t start = written % r->capacity;
+    uint64_t first = take < r->capacity - start ? take : r->capacity - start;
+    if (samples) {
+        memcpy(r->data + start, samples, first * sizeof(float));
+        memcpy(r->data, samples + first, (take - first) * sizeof(float));
+    } else {
+        memset(r->data + start, 0, first * sizeof(float));
+        memset(r->data, 0, (take - first) * sizeof(float));
+    }
+    atomic_store_explicit(&r->written, written + take, memory_order_release);
+    return take;
+}
+
+/* Consumer: move up to n of the oldest samples to out; a shortfall is counted. Returns samples read. */
+uint64_t rtp_ring_read(rtp_ring *r, float *out, uint64_t n)
+{
+    uint64_t read = atomic_load_explicit(&r->read, memory_order_relaxed);
+    uint64_t have = atomic_load_explicit(&r->written, memory_order_acquire) - read;
+    uint64_t take = n < have ? n : have;
+    if (take < n) {
+        r->underflows++;
+        r->missing_samples += n - take;
+    }
+    uint64_t start = read % r->capacity;
+    uint64_t first = take < r->capacity - start ? take : r->capacity - start;
+    memcpy(out, r->data + start, first * sizeof(float));
+    memcpy(out + first, r->data, (take - first) * sizeof(float));
+    atomic_store_explicit(&r->read, read + take, memory_order_release);
+    return take;
+}
+
+/* Empty the ring, keeping the counters; only while neither side runs. */
+void rtp_ring_reset(rtp_ring *r)
+{
+    atomic_store(&r->written, 0);
+    atomic_store(&r->read, 0);
+}
+
+/* ---- ends ---- */
+
+/* A new end for `direction` (RTP_RECORD or RTP_PLAYBACK) with a ring of `capacity` samples; NULL when out of memory. */
+rtp_end *rtp_end_new(int direction, uint64_t capacity, uint32_t rate, uint32_t fragment_frames)
+{
+    rtp_end *end = calloc(1, sizeof(rtp_end));
+    if (!end)
+        return NULL;
+    end->ring.data = calloc(capacity, sizeof(float));
+    if (!end->ring.data) {
+        free(end);
+        return NULL;
+    }
+    end->ring.capacity = capacity;
+    end->direction = direction;
+    end->rate = rate;
+    end->fragment_frames = fragment_frames;
+    end->next_feed_us = PA_USEC_INVALID;
+    pthread_condattr_t attr;
+    pthread_condattr_init(&attr);
+    pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+    pthread_cond_init(&end->wait_cond, &attr);
+    pthread_condattr_destroy(&attr);
+    pthread_mutex_init(&end->wait_lock, NULL);
+    return end;
+}
+
+/* Free an end whose stream is closed. */
+void rtp_end_free(rtp_end *end)
+{
+    if (!end)
+        return;
+    pthread_cond_destroy(&end->wait_cond);
+    pthread_mutex_destroy(&end->wait_lock);
+    free(end->ring.data);
+    free(end);
+}
+
+static void wake_waiter(rtp_end *end)
+{
+    pthread_mutex_lock(&end->wait_lock);
+    pthread_cond_broadcast(&end->wait_cond);
+    pthread_mutex_unlock(&end->wait_lock);
+}
+
+/* Record why the end's stream broke (first reason wins) and wake its waiter. Main-loop thread. */
+static void fail_end(rtp_end *end, const char *what, const char *why)
+{
+    if (!end->failed) {
+        set_error(end->error, sizeof end->error, what, why);
+        end->failed = 1;
+    }
+    wake_waiter(end);
+}
+
+static void add_latency(rtp_end *end, double seconds)
+{
+    end->latency_s[end->latency_count % RTP_TIMING_SLOTS] = seconds;
+    end->latency_count++;
+}
+
+/* The stream's latency in microseconds: record: age of the next sample to read; playback: time until the
+ * last written sample plays. 0 before timing data arrives, and when it is negative (a monitor source
+ * captures a sink's samples before they play; a playback stream that ran dry), as libpulse-simple reports. */
+static double stream_latency_us(pa_stream *s)
+{
+    pa_usec_t usec = 0;
+    int negative = 0;
+    if (pa_stream_get_latency(s, &usec, &negative) < 0 || negative)
+        return 0.0;
+    return (double)usec;
+}
+
+/* Block until the capture ring holds `samples` samples, the stream fails, or `timeout_us` passes.
+ * Returns the samples available. Called by the worker (Python releases the GIL around it). */
+uint64_t rtp_wait_input(rtp_end *end, uint64_t samples, int64_t timeout_us)
+{
+    struct timespec deadline;
+    clock_gettime(CLOCK_MONOTONIC, &deadline);
+    deadline.tv_sec += timeout_us / 1000000;
+    deadline.tv_nsec += (timeout_us % 1000000) * 1000;
+    if (deadline.tv_nsec >= NSEC_PER_S) {
+        deadline.tv_sec++;
+        deadline.tv_nsec -= NSEC_PER_S;
+    }
+    pthread_mutex_lock(&end->wait_lock);
+    atomic_store(&end->wanted, samples);
+    while (ring_available(&end->ring) < samples && !end->failed) {
+        if (pthread_cond_timedwait(&end->wait_cond, &end->wait_lock, &deadline) == ETIMEDOUT)
+            break;
+    }
+    atomic_store(&end->wanted, 0);
+    pthread_mutex_unlock(&end->wait_lock);
+    return ring_available(&end->ring);
+}
+
+/* ---- capture ---- */
+
+static void on_read(pa_stream *s, size_t nbytes, void *userdata)
+{
+    rtp_end *end = userdata;
+    int running = atomic_load(&end->running);
+    size_t delivered = 0;
+    (void)nbytes;
+    for (;;) {
+        const void *data = NULL;
+        size_t size = 0;
+        if (pa_stream_peek(s, &data, &size) < 0 || size == 0)
+            break;
+        uint64_t samples = size / BYTES_PER_SAMPLE;
+        /* data is NULL for a hole in the server's buffer: silence in its place */
+        if (running && rtp_ring_write(&end->ring, data, samples) < samples)
+            end->short_fragments++;
+        delivered += samples;
+        pa_stream_drop(s);
+    }
+    if (!running || delivered == 0)
+        return;
+    /* age of the delivered block's middle sample when it enters the ring */
+    add_latency(end, stream_latency_us(s) / USEC_PER_S + 0.5 * (double)delivered / end->rate);
+    end->last_callback_s = monotonic_s();
+    end->fragments++;
+    uint64_t wanted = atomic_load(&end->wanted);
+    if (wanted && ring_available(&end->ring) >= wanted)
+        wake_waiter(end);
+}
+
+/* ---- playback ---- */
+
+static void arm_timer(rtp_conn *conn, rtp_end *end, pa_usec_t at)
+{
+    end->next_feed_us = at;
+    pa_context_rttime_restart(conn->context, conn->timer, at);
+}
+
+/* Write one fragment from the ring whenever the server's queue is down to RTP_QUEUE_FRAGMENTS, then
+ * re-arm the timer for when it will be again (at most one fragment ahead). Main-loop thread. */
+static void feed(rtp_end *end)
+{
+    rtp_conn *conn = end->conn;
+    size_t fragment_bytes = (size_t)end->fragment_frames * BYTES_PER_SAMPLE;
+    double fragment_us = USEC_PER_S * end->fragment_frames / end->rate;
+    double target_us = RTP_QUEUE_FRAGMENTS * fragment_us;
+    double queued_us = stream_latency_us(end->stream);
+    while (queued_us <= target_us && pa_stream_writable_size(end->stream) >= fragment_bytes) {
+        void *buffer = NULL;
+        size_t size = fragment_bytes;
+        if (pa_stream_begin_write(end->stream, &buffer, &size) < 0 || size < fragment_bytes)
+            break;
+        float *out = buffer;
+        uint64_t got = rtp_ring_read(&end->ring, out, end->fragment_frames);
+        if (got < end->fragment_frames) {
+            memset(out + got, 0, (end->fragment_frames - got) * sizeof(float));
+            end->short_fragments++;
+        }
+        if (pa_stream_write(end->stream, out, fragment_bytes, NULL, 0, PA_SEEK_RELATIVE) < 0) {
+            fail_end(end, "playback write failed", pa_strerror(pa_context_errno(conn->context)));
+            return;
+        }
+        queued_us = stream_latency_us(end->stream);
+        /* time from leaving the ring to the speaker, for the fragment's middle sample */
+        add_latency(end, (queued_us - 0.5 * fragment_us) / USEC_PER_S);
+        end->last_callback_s = monotonic_s();
+        end->fragments++;
+    }
+    double wait_us = queued_us - target_us;
+    if (wait_us > fragment_us)
+        wait_us = fragment_us; /* an idle sink reports a long queue: still fed at the stream's rate */
+    if (wait_us < 0)
+        wait_us = 0;
+    arm_timer(conn, end, pa_rtclock_now() + (pa_usec_t)wait_us);
+}
+
+/* The server ran out of this stream's audio (it plays silence until a fragment arrives): counted like a
+ * fragment the ring could not fill. */
+static void on_underflow(pa_stream *s, void *userdata)
+{
+    rtp_end *end = userdata;
+    (void)s;
+    if (atomic_load(&end->running))
+        end->server_underflows++;
+}
+
+static void on_timer(pa_mainloop_api *api, pa_time_event *event, const struct timeval *tv, void *userdata)
+{
+    rtp_conn *conn = userdata;
+    rtp_end *end = conn->ends[RTP_PLAYBACK];
+    (void)api;
+    (void)event;
+    (void)tv;
+    if (end && atomic_load(&end->running) && !end->failed)
+        feed(end);
+}
+
+/* ---- connection ---- */
+
+static void on_context_state(pa_context *c, void *userdata)
+{
+    rtp_conn *conn = userdata;
+    conn->context_state = pa_context_get_state(c);
+    if (conn->context_state == PA_CONTEXT_FAILED || conn->context_state == PA_CONTEXT_TERMINATED) {
+        for (int i = 0; i < 2; i++)
+            if (conn->ends[i])
+                fail_end(conn->ends[i], "connection to the sound server lost", pa_strerror(pa_context_errno(c)));
+    }
+    pa_threaded_mainloop_signal(conn->loop, 0);
+}
+
+static void on_stream_state(pa_stream *s, void *userdata)
+{
+    rtp_end *end = userdata;
+    int state = pa_stream_get_state(s);
+    if (state == PA_STREAM_FAILED || state == PA_STREAM_TERMINATED)
+        fail_end(end, state == PA_STREAM_FAILED ? "stream failed" : "stream ended by the server",
+                 pa_strerror(pa_context_errno(end->conn->context)));
+    pa_threaded_mainloop_signal(end->conn->loop, 0);
+}
+
+static void on_operation_done(pa_stream *s, int success, void *userdata)
+{
+    (void)s;
+    (void)success;
+    pa_threaded_mainloop_signal(userdata, 0);
+}
+
+/* Wait (main loop locked) until `op` finishes or the end fails; consumes `op`. */
+static void wait_operation(rtp_conn *conn, rtp_end *end, pa_operation *op)
+{
+    if (!op)
+        return;
+    while (pa_operation_get_state(op) == PA_OPERATION_RUNNING && !end->failed)
+        pa_threaded_mainloop_wait(conn->loop);
+    pa_operation_unref(op);
+}
+
+static void close_connection(rtp_conn *conn)
+{
+    if (conn->loop)
+        pa_threaded_mainloop_stop(conn->loop);
+    if (conn->context) {
+        pa_context_disconnect(conn->context);
+        pa_context_unref(conn->context);
+    }
+    if (conn->loop)
+        pa_threaded_mainloop_free(conn->loop); /* frees the timer event too */
+    free(conn);
+}
+
+/* Connect to the default server (PULSE_SERVER etc. as libpulse reads them) and start the main-loop thread.
+ * Returns NULL with a message in `error` when there is no server. */
+rtp_conn *rtp_conn_open(const char *app_name, const char *thread_name, char *error, size_t error_size)
+{
+    rtp_conn *conn = calloc(1, sizeof(rtp_conn));
+    if (!conn) {
+        set_error(error, error_size, "cannot connect", "out of memory");
+        return NULL;
+    }
+    conn->loop = pa_threaded_mainloop_new();
+    if (!conn->loop) {
+        set_error(error, error_size, "cannot connect", "no main loop");
+        close_connection(conn);
+        return NULL;
+    }
+    pa_threaded_mainloop_set_name(conn->loop, thread_name);
+    conn->context = pa_context_new(pa_threaded_mainloop_get_api(conn->loop), app_name);
+    if (!conn->context) {
+        set_error(error, error_size, "cannot connect", "no context");
+        close_connection(conn);
+        return NULL;
+    }
+    pa_context_set_state_callback(conn->context, on_context_state, conn);
+    pa_threaded_mainloop_lock(conn->loop);
+    int status = pa_context_connect(conn->context, NULL, 0, NULL);
+    if (status >= 0 && pa_threaded_mainloop_start(conn->loop) < 0)
+        status = -1;
+    while (status >= 0) {
+        int state = pa_context_get_state(conn->context);
+        if (state == PA_CONTEXT_READY)
+            break;
+        if (state == PA_CONTEXT_FAILED || state == PA_CONTEXT_TERMINATED)
+            status = -1;
+        else
+            pa_threaded_mainloop_wait(conn->loop);
+    }
+    if (status >= 0)
+        conn->timer = pa_context_rttime_new(conn->context, PA_USEC_INVALID, on_timer, conn);
+    if (status < 0 || !conn->timer) {
+        set_error(error, error_size, "cannot connect", pa_strerror(pa_context_errno(conn->context)));
+        pa_threaded_mainloop_unlock(conn->loop);
+        close_connection(conn);
+        return NULL;
+    }
+    pa_threaded_mainloop_unlock(conn->loop);
+    return conn;
+}
+
+/* Disconnect and stop the main-loop thread; every stream must be closed. */
+void rtp_conn_close(rtp_conn *conn)
+{
+    if (conn)
+        close_connection(conn);
+}
+
+/* ---- streams ---- */
+
+static void disconnect_stream(rtp_conn *conn, rtp_end *end)
+{
+    atomic_store(&end->running, 0);
+    if (end->direction == RTP_PLAYBACK && conn->timer)
+        arm_timer(conn, end, PA_USEC_INVALID);
+    if (end->stream) {
+        pa_stream_set_state_callback(end->stream, NULL, NULL);
+        pa_stream_set_read_callback(end->stream, NULL, NULL);
+        pa_stream_set_underflow_callback(end->stream, NULL, NULL);
+        pa_stream_disconnect(end->stream);
+        pa_stream_unref(end->stream);
+        end->stream = NULL;
+    }
+    conn->ends[end->direction] = NULL;
+    end->conn = NULL;
+}
+
+/* Open `end`'s stream on `device` (NULL: the server's default): mono float32 at the end's rate. Capture
+ * starts corked; playback plays one fragment of silence to the end first, so that a sink that was idle (a
+ * null sink renders its first block of up to 2 s before it follows its streams' latency) is running when
+ * this returns. Returns 0, or -1 with a message in the end's error slot (and `failed` set). */
+int rtp_stream_open(rtp_conn *conn, rtp_end *end, const char *device, const char *stream_name)
+{
+    uint32_t fragment_bytes = end->fragment_frames * BYTES_PER_SAMPLE;
+    pa_sample_spec spec = {PA_SAMPLE_FLOAT32LE, end->rate, 1};
+    int flags = PA_STREAM_INTERPOLATE_TIMING | PA_STREAM_AUTO_TIMING_UPDATE | PA_STREAM_ADJUST_LATENCY;
+    const char *what = end->direction == RTP_RECORD ? "record stream" : "playback stream";
+    int status;
+
+    pa_threaded_mainloop_lock(conn->loop);
+    end->failed = 0;
+    end->error[0] = '\0';
+    atomic_store(&end->running, 0);
+    end->conn = conn;
+    conn->ends[end->direction] = end;
+    end->stream = pa_stream_new(conn->context, stream_name, &spec, NULL);
+    if (!end->stream) {
+        fail_end(end, what, pa_strerror(pa_context_errno(conn->context)));
+        disconnect_stream(conn, end);
+        pa_threaded_mainloop_unlock(conn->loop);
+        return -1;
+    }
+    pa_stream_set_state_callback(end->stream, on_stream_state, end);
+    if (end->direction == RTP_RECORD) {
+        pa_buffer_attr attr = {PA_ATTR_DEFAULT, PA_ATTR_DEFAULT, PA_ATTR_DEFAULT, PA_ATTR_DEFAULT, fragment_bytes};
+        pa_stream_set_read_callback(end->stream, on_read, end);
+        status = pa_stream_connect_record(end->stream, device, &attr, flags | PA_STREAM_START_CORKED);
+    } else {
+        pa_buffer_attr attr = {PA_ATTR_DEFAULT, RTP_BUFFER_FRAGMENTS * fragment_bytes, fragment_bytes,
+                               fragment_bytes, PA_ATTR_DEFAULT};
+        pa_stream_set_underflow_callback(end->stream, on_underflow, end);
+        status = pa_stream_connect_playback(end->stream, device, &attr, flags, NULL, NULL);
+    }
+    while (status >= 0 && !end->failed && pa_stream_get_state(end->stream) != PA_STREAM_READY)
+        pa_threaded_mainloop_wait(conn->loop);
+    if (status < 0)
+        fail_end(end, what, pa_strerror(pa_context_errno(conn->context)));
+    if (!end->failed && end->direction == RTP_PLAYBACK) {
+        void *buffer = NULL;
+        size_t size = fragment_bytes;
+        if (pa_stream_begin_write(end->stream, &buffer, &size) < 0 || size < fragment_bytes ||
+            (memset(buffer, 0, fragment_bytes),
+             pa_stream_write(end->stream, buffer, fragment_bytes, NULL, 0, PA_SEEK_RELATIVE) < 0))
+            fail_end(end, what, pa_strerror(pa_context_errno(conn->context)));
+        else
+            wait_operation(conn, end, pa_stream_drain(end->stream, on_operation_done, conn->loop));
+    }
+    if (end->failed) {
+        disconnect_stream(conn, end);
+        pa_threaded_mainloop_unlock(conn->loop);
+        return -1;
+    }
+    pa_threaded_mainloop_unlock(conn->loop);
+    return 0;
+}
+
+/* Start moving audio (the ring has been primed): capture drops what the server buffered and uncorks;
+ * playback writes its first fragments now. */
+void rtp_stream_start(rtp_end *end)
+{
+    rtp_conn *conn = end->conn;
+    if (!conn || !end->stream)
+        return;
+    pa_threaded_mainloop_lock(conn->loop);
+    end->fragments = 0;
+    end->latency_count = 0;
+    end->last_callback_s = monotonic_s();
+    atomic_store(&end->running, 1);
+    if (!end->failed) {
+        if (end->direction == RTP_RECORD) {
+            pa_operation *op = pa_stream_flush(end->stream, NULL, NULL);
+            if (op)
+                pa_operation_unref(op);
+            op = pa_stream_cork(end->stream, 0, NULL, NULL);
+            if (op)
+                pa_operation_unref(op);
+        } else {
+            feed(end);
+        }
+    }
+    pa_threaded_mainloop_unlock(conn->loop);
+}
+
+/* Stop and disconnect `end`'s stream (idempotent); the end and its counters stay. */
+void rtp_stream_close(rtp_end *end)
+{
+    rtp_conn *conn = end->conn;
+    if (!conn)
+        return;
+    pa_threaded_mainloop_lock(conn->loop);
+    disconnect_stream(conn, end);
+    pa_threaded_mainloop_unlock(conn->loop);
+    wake_waiter(end);
+}

@@ -1,0 +1,393 @@
+"""PulseAudio capture and playback on one C main-loop thread (``native_pulse.c``), behind the engine's interface.
+
+``NativePulseCapture`` and ``NativePulsePlayback`` show the engine what ``PulseCapture`` and
+``PulsePlayback`` (``pulse_streams``) show it, but no Python thread moves audio: libpulse's asynchronous
+API runs in one C thread per ``PulseConnection`` (named ``rtenhance-pulse``), which serves the capture
+and the playback stream when both share it, and moves each fragment between the server and a ring in C
+memory. The worker reads and writes those rings through ``NativeRing`` (the ``SpscRing`` interface) and
+blocks in ``wait_input`` with the interpreter lock released until the capture ring holds a whole hop.
+Counters, latency readings and errors are plain fields of the C end, read here without locking.
+
+The library is built on first use with the system C compiler (``rtenhance.native_build``) and linked
+against libpulse.so.0; ``unavailable_reason`` says why it cannot be used (the daemon then falls back to
+``pulse_streams``).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import threading
+import time
+import weakref
+from pathlib import Path
+
+import numpy as np
+
+from rtenhance.audio.devices import DeviceError, Endpoint
+from rtenhance.audio.streams import FIRST_CALLBACK_GRACE_S, RING_SECONDS, RingPlayback, prime
+from rtenhance.native_build import CLibrary, NativeUnavailable
+
+FRAGMENT_MS = 8.0  # default fragment: the server moves audio 125 times a second per stream
+TIMING_SLOTS = 512  # RTP_TIMING_SLOTS: latest latency readings kept per stream
+ERROR_BYTES = 256  # RTP_ERROR_BYTES
+RECORD, PLAYBACK = 0, 1  # RTP_RECORD, RTP_PLAYBACK
+ARRIVAL_WAIT_US = 50_000  # the worker re-checks stop and faults at least this often while waiting for input
+APP_NAME = b"rtenhance"
+THREAD_NAME = b"rtenhance-pulse"
+
+
+class _Ring(ctypes.Structure):
+    """Mirror of ``rtp_ring``."""
+
+    _fields_ = [
+        ("capacity", ctypes.c_uint64),
+        ("written", ctypes.c_uint64),
+        ("read", ctypes.c_uint64),
+        ("overflows", ctypes.c_uint64),
+        ("dropped_samples", ctypes.c_uint64),
+        ("underflows", ctypes.c_uint64),
+        ("missing_samples", ctypes.c_uint64),
+        ("data", ctypes.c_void_p),
+    ]
+
+
+class _End(ctypes.Structure):
+    """Mirror of the public head of ``rtp_end``."""
+
+    _fields_ = [
+        ("ring", _Ring),
+        ("fragments", ctypes.c_uint64),
+        ("short_fragments", ctypes.c_uint64),
+        ("server_underflows", ctypes.c_uint64),
+        ("last_callback_s", ctypes.c_double),
+        ("latency_count", ctypes.c_uint64),
+        ("latency_s", ctypes.c_double * TIMING_SLOTS),
+        ("failed", ctypes.c_int32),
+        ("error", ctypes.c_char * ERROR_BYTES),
+    ]
+
+
+_PTR, _U64 = ctypes.c_void_p, ctypes.c_uint64
+RING_SIGNATURES = {  # short, never blocking: called holding the interpreter lock (see ``_ring_functions``)
+    "rtp_ring_available": ([_PTR], _U64),
+    "rtp_ring_free": ([_PTR], _U64),
+    "rtp_ring_write": ([_PTR, _PTR, _U64], _U64),
+    "rtp_ring_read": ([_PTR, _PTR, _U64], _U64),
+    "rtp_ring_reset": ([_PTR], None),
+}
+
+
+def _set_types(lib: ctypes.CDLL, signatures: dict[str, tuple[list[type], type | None]]) -> None:
+    for name, (argtypes, restype) in signatures.items():
+        function = getattr(lib, name)
+        function.argtypes, function.restype = argtypes, restype
+
+
+def _declare(lib: ctypes.CDLL) -> None:
+    ptr, u64 = _PTR, _U64
+    _set_types(lib, RING_SIGNATURES)
+    _set_types(lib, {
+        "rtp_end_new": ([ctypes.c_int, u64, ctypes.c_uint32, ctypes.c_uint32], ptr),
+        "rtp_end_free": ([ptr], None),
+        "rtp_wait_input": ([ptr, u64, ctypes.c_int64], u64),
+        "rtp_conn_open": ([ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_size_t], ptr),
+        "rtp_conn_close": ([ptr], None),
+        "rtp_stream_open": ([ptr, ptr, ctypes.c_char_p, ctypes.c_char_p], ctypes.c_int),
+        "rtp_stream_start": ([ptr], None),
+        "rtp_stream_close": ([ptr], None),
+    })
+
+
+def _ring_functions(lib: ctypes.CDLL) -> ctypes.PyDLL:
+    """The library again as a ``PyDLL``, for the ring functions: a ``CDLL`` call releases and retakes the
+    interpreter lock, which costs a thread switch whenever another thread waits for it (the model thread)."""
+    fast = ctypes.PyDLL(lib._name)
+    _set_types(fast, RING_SIGNATURES)
+    return fast
+
+
+LIBRARY = CLibrary(
+    name="native_pulse",
+    source=Path(__file__).with_name("native_pulse.c"),
+    cflags=("-std=c11", "-O2", "-fPIC", "-shared", "-pthread", "-Wall"),
+    libs=("-l:libpulse.so.0",),
+    declare=_declare,
+)
+
+
+def unavailable_reason() -> str | None:
+    """Why the C stream library cannot be used here, or None when it can (builds it on the first call)."""
+    return LIBRARY.unavailable_reason()
+
+
+class _EndMemory:
+    """An ``rtp_end`` in C memory, freed (its stream closed first) when the last holder lets go of it.
+
+    Args:
+        direction: ``RECORD`` or ``PLAYBACK``.
+        capacity: ring samples.
+        rate: sample rate in Hz.
+        fragment_frames: frames per fragment.
+
+    Raises:
+        NativeUnavailable: the library cannot be built or loaded, or there is no memory for the ring.
+    """
+
+    def __init__(self, direction: int, capacity: int, rate: int, fragment_frames: int) -> None:
+        self.lib = LIBRARY.load()
+        end = self.lib.rtp_end_new(direction, capacity, rate, fragment_frames)
+        if not end:
+            raise NativeUnavailable("out of memory for a stream's ring")
+        self.pointer = ctypes.c_void_p(end)
+        self.fields = _End.from_address(end)
+        weakref.finalize(self, _free_end, self.lib, end)
+
+
+def _free_end(lib: ctypes.CDLL, end: int) -> None:
+    lib.rtp_stream_close(end)
+    lib.rtp_end_free(end)
+
+
+class NativeRing:
+    """The ``SpscRing`` interface over a ring in C memory (one end's ``rtp_ring``).
+
+    The producer and the consumer are the C thread and the worker, one on each side.
+    """
+
+    def __init__(self, memory: _EndMemory) -> None:
+        lib = _ring_functions(memory.lib)
+        self._memory = memory  # keeps the C memory alive
+        self._fields = memory.fields.ring
+        self._ring = memory.pointer  # the ring is the end's first member
+        self._available = lib.rtp_ring_available
+        self._free = lib.rtp_ring_free
+        self._write = lib.rtp_ring_write
+        self._read = lib.rtp_ring_read
+        self._reset = lib.rtp_ring_reset
+        self.capacity = int(self._fields.capacity)
+
+    @property
+    def available(self) -> int:
+        """Samples ready to read."""
+        return int(self._available(self._ring))
+
+    @property
+    def free(self) -> int:
+        """Samples that can be written without overflow."""
+        return int(self._free(self._ring))
+
+    @property
+    def overflows(self) -> int:
+        """Writes that did not fit completely."""
+        return int(self._fields.overflows)
+
+    @property
+    def dropped_samples(self) -> int:
+        return int(self._fields.dropped_samples)
+
+    @property
+    def underflows(self) -> int:
+        """Reads that asked for more samples than were available."""
+        return int(self._fields.underflows)
+
+    @property
+    def missing_samples(self) -> int:
+        return int(self._fields.missing_samples)
+
+    def write(self, samples: np.ndarray) -> int:
+        """Producer: append (N,) samples; what does not fit is dropped and counted.
+
+        Args:
+            samples: (N,) float32 samples; any other dtype or layout is first copied into a new array.
+
+        Returns:
+            The number of samples written.
+        """
+        if samples.dtype != np.float32 or not samples.flags.c_contiguous:
+            samples = np.ascontiguousarray(samples, dtype=np.float32)
+        return int(self._write(self._ring, samples.ctypes.data, samples.shape[0]))
+
+    def read_into(self, out: np.ndarray) -> int:
+        """Consumer: move the oldest samples into ``out``; a shortfall is counted.
+
+        Args:
+            out: (N,) contiguous float32 destination; only its first (returned) samples are written.
+
+        Returns:
+            The number of samples read, at most N.
+
+        Raises:
+            ValueError: ``out`` is not a contiguous float32 array (the C side writes it as raw memory).
+        """
+        if out.dtype != np.float32 or not out.flags.c_contiguous:
+            raise ValueError(f"read_into needs a contiguous float32 array, got {out.dtype} {out.flags.c_contiguous=}")
+        return int(self._read(self._ring, out.ctypes.data, out.shape[0]))
+
+    def reset(self) -> None:
+        """Empty the ring, keeping the counters; only while the stream is not running."""
+        self._reset(self._ring)
+
+
+class PulseConnection:
+    """One sound-server connection and its main-loop thread, shared by the streams opened on it.
+
+    Connects when the first stream opens and disconnects when the last one closes (so a connection the
+    server dropped is replaced at the next open). Used from one thread at a time (the worker's).
+    """
+
+    def __init__(self) -> None:
+        self._lib = LIBRARY.load()
+        self._handle: int | None = None
+        self._users = 0
+        self._lock = threading.Lock()
+
+    def acquire(self) -> int:
+        """The connection's handle, connecting first if no stream uses it.
+
+        Raises:
+            DeviceError: no sound server.
+        """
+        with self._lock:
+            if self._handle is None:
+                error = ctypes.create_string_buffer(ERROR_BYTES)
+                handle = self._lib.rtp_conn_open(APP_NAME, THREAD_NAME, error, ERROR_BYTES)
+                if not handle:
+                    raise DeviceError(f"pulse: {error.value.decode(errors='replace')}")
+                self._handle = handle
+            self._users += 1
+            return self._handle
+
+    def release(self) -> None:
+        """A stream no longer uses the connection; the last one disconnects it."""
+        with self._lock:
+            self._users -= 1
+            if self._users == 0 and self._handle is not None:
+                handle, self._handle = self._handle, None
+                self._lib.rtp_conn_close(handle)
+
+
+class _NativeStream:
+    """What capture and playback share: the C end, open/start/close, latency readings and faults.
+
+    Args:
+        endpoint: a ``pulse`` endpoint (``pulse_name`` None means the server's default device).
+        fragment_ms: frames moved per server round trip, in ms; 0 for ``FRAGMENT_MS``.
+        connection: the connection to open the stream on; None for one of its own.
+
+    Raises:
+        NativeUnavailable: the library cannot be built or loaded.
+    """
+
+    direction: int
+    stream_name: bytes
+
+    def __init__(self, endpoint: Endpoint, fragment_ms: float = 0.0, connection: PulseConnection | None = None) -> None:
+        self.endpoint = endpoint
+        self.rate = endpoint.sample_rate
+        self.channels = 1
+        self.fragment_frames = max(1, round((fragment_ms or FRAGMENT_MS) * self.rate / 1e3))
+        memory = _EndMemory(self.direction, int(RING_SECONDS * self.rate), self.rate, self.fragment_frames)
+        self._memory, self._lib, self._end, self._fields = memory, memory.lib, memory.pointer, memory.fields
+        self._latencies = np.ctypeslib.as_array(self._fields.latency_s)  # (TIMING_SLOTS,) s, a view on C memory
+        self.ring = NativeRing(memory)
+        self._connection = connection or PulseConnection()
+        self._open = False
+        self._started = 0.0  # time.monotonic() at start
+
+    @property
+    def status_flags(self) -> int:
+        """Fragments the ring could not take (capture) or fill (playback)."""
+        return int(self._fields.short_fragments)
+
+    @property
+    def callbacks(self) -> int:
+        """Fragments moved since start."""
+        return int(self._fields.fragments)
+
+    def open(self) -> None:
+        """Connect (if this stream's connection is not yet) and open the server-side stream.
+
+        Raises:
+            DeviceError: no server or no such device.
+        """
+        if self._open:
+            return
+        handle = self._connection.acquire()
+        device = self.endpoint.pulse_name.encode() if self.endpoint.pulse_name else None
+        if self._lib.rtp_stream_open(handle, self._end, device, self.stream_name) < 0:
+            self._connection.release()
+            kind = "record" if self.direction == RECORD else "playback"
+            raise DeviceError(f"pulse {kind} stream on {self.endpoint.pulse_name or 'the default device'}: "
+                              f"{self._error()}")
+        self._open = True
+
+    def _error(self) -> str:
+        return self._fields.error.decode(errors="replace")
+
+    def start(self, prefill: int = 0) -> None:
+        """Empty the ring, put ``prefill`` samples of silence in it, and start moving audio."""
+        prime(self.ring, prefill)
+        self._started = time.monotonic()
+        self._lib.rtp_stream_start(self._end)
+
+    def device_latency_s(self) -> float:
+        """Server-side latency: the median of the readings taken after each fragment, in s."""
+        n = min(int(self._fields.latency_count), TIMING_SLOTS)
+        return float(np.median(self._latencies[:n])) if n else 0.0
+
+    def fault(self, stall_s: float) -> str | None:
+        """Why the stream is no longer usable, or None."""
+        if not self._open:
+            return "not open"
+        if self._fields.failed:
+            return f"{self.endpoint.direction} stream: {self._error()}"
+        now = time.monotonic()
+        silent = now - max(self._fields.last_callback_s, self._started)
+        # an idle null sink takes its first 2 s block before it asks for more: no stall verdict during start-up
+        starting = now - self._started < FIRST_CALLBACK_GRACE_S
+        if silent > (max(stall_s, FIRST_CALLBACK_GRACE_S) if starting else stall_s):
+            return f"{self.endpoint.direction} device delivered no audio for {silent:.1f} s"
+        return None
+
+    def close(self) -> None:
+        """Stop and disconnect the stream (idempotent); the ring and counters stay readable."""
+        if self._open:
+            self._open = False
+            self._lib.rtp_stream_close(self._end)
+            self._connection.release()
+
+
+class NativePulseCapture(_NativeStream):
+    """Mono capture from a PulseAudio source into ``ring``."""
+
+    direction = RECORD
+    stream_name = b"rtenhance capture"
+
+    def __init__(self, endpoint: Endpoint, fragment_ms: float = 0.0, connection: PulseConnection | None = None) -> None:
+        super().__init__(endpoint, fragment_ms, connection)
+        self._wait = self._lib.rtp_wait_input
+
+    def pump(self) -> None:
+        """The C thread fills the ring: nothing to do."""
+
+    def wait_input(self, samples: int, expected_s: float) -> None:
+        """Block until the ring holds ``samples`` samples (at most ``ARRIVAL_WAIT_US``, whatever ``expected_s``)."""
+        self._wait(self._end, samples, ARRIVAL_WAIT_US)
+
+    @property
+    def exhausted(self) -> bool:
+        """A device never runs out of input."""
+        return False
+
+
+class NativePulsePlayback(_NativeStream, RingPlayback):
+    """Mono playback of ``ring`` to a PulseAudio sink; silence when the ring runs dry."""
+
+    direction = PLAYBACK
+    stream_name = b"rtenhance playback"
+
+    @property
+    def server_underflows(self) -> int:
+        """Times the server ran out of this stream's audio since start (not when the ring ran dry: the C
+        thread then writes silence)."""
+        return int(self._fields.server_underflows)

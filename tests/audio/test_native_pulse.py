@@ -1,0 +1,235 @@
+"""PulseAudio capture and playback on the C main-loop thread (``native_pulse``), on the private server's
+null sinks: the same behaviour as the libpulse-simple streams, both streams on one connection, faults
+reported rather than raised, the rings' counters, and the daemon's fallback when the library cannot build."""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from rtenhance import native_build
+from rtenhance.audio import native_pulse
+from rtenhance.audio.devices import DeviceError, Endpoint, resolve
+from rtenhance.audio.native_pulse import NativePulseCapture, NativePulsePlayback, PulseConnection
+from rtenhance.daemon import Daemon
+from rtenhance.runtime_config import AudioConfig, RuntimeConfig
+from tests.audio.daemon_support import lag_and_correlation
+from tests.audio.pulse_support import RATE, start_pulse_server, stop_pulse_server, stop_recording
+
+pytestmark = pytest.mark.skipif(native_pulse.unavailable_reason() is not None,
+                                reason=f"native pulse library unavailable: {native_pulse.unavailable_reason()}")
+
+TONE_HZ = 440.0
+RUN_S = 4.0
+TIMED_S = 1.5  # the capture rate is timed over the last this many seconds
+MODEL_RATE = 16000
+HOP = 256  # samples moved per step in the loopback test
+NOISE_TOP_HZ = 4000.0
+AHEAD_S = 0.2  # the loopback test keeps this much in the playback ring
+
+
+@pytest.fixture
+def pulse_env(pulse_server, monkeypatch):
+    for key, value in pulse_server.env.items():
+        monkeypatch.setenv(key, value)
+    return pulse_server
+
+
+def _tone(seconds: float, rate: int = RATE) -> np.ndarray:
+    t = np.arange(int(seconds * rate)) / rate
+    return (0.3 * np.sin(2 * np.pi * TONE_HZ * t)).astype(np.float32)
+
+
+def _band_noise(seconds: float, rate: int) -> np.ndarray:
+    """Noise below ``NOISE_TOP_HZ`` (the server's resamplers keep it intact), as (N,) float32."""
+    spectrum = np.fft.rfft(np.random.default_rng(0).standard_normal(int(seconds * rate)))
+    spectrum[np.fft.rfftfreq(int(seconds * rate), 1 / rate) > NOISE_TOP_HZ] = 0.0
+    noise = np.fft.irfft(spectrum, int(seconds * rate))
+    return (0.3 * noise / np.abs(noise).max()).astype(np.float32)
+
+
+def _endpoint(name: str) -> Endpoint:
+    direction = "input" if name.endswith(".monitor") else "output"
+    return Endpoint("pulse", direction, f"pulse:{name}", pulse_name=name, sample_rate=MODEL_RATE)
+
+
+def test_ring_counts_overflows_and_underflows_and_keeps_them_over_reset() -> None:
+    ring = NativePulseCapture(_endpoint("A.monitor")).ring
+    assert ring.capacity == 2 * MODEL_RATE and ring.available == 0 and ring.free == ring.capacity
+    data = np.arange(ring.capacity + 10, dtype=np.float32)
+    assert ring.write(data) == ring.capacity
+    assert (ring.overflows, ring.dropped_samples, ring.free) == (1, 10, 0)
+    out = np.zeros(1000, dtype=np.float32)
+    assert ring.read_into(out) == 1000 and np.array_equal(out, data[:1000])
+    assert ring.write(data[:500]) == 500  # wraps around the end
+    rest = np.zeros(ring.capacity, dtype=np.float32)
+    assert ring.read_into(rest) == ring.capacity - 500
+    assert np.array_equal(rest[: ring.capacity - 1500], data[1000 : ring.capacity - 500])
+    assert np.array_equal(rest[ring.capacity - 1000 : ring.capacity - 500], data[:500])
+    assert (ring.underflows, ring.missing_samples) == (1, 500)
+    ring.write(data[:20:2].astype(np.float64))  # converted, not written as raw memory
+    assert ring.available == 10
+    with pytest.raises(ValueError, match="contiguous float32"):
+        ring.read_into(np.zeros(4, dtype=np.float64))
+    ring.reset()
+    assert ring.available == 0 and (ring.overflows, ring.underflows) == (1, 1)
+
+
+def test_capture_delivers_the_played_signal_at_the_device_rate(pulse_env, tmp_path) -> None:
+    sf.write(tmp_path / "tone.wav", _tone(RUN_S + 2.0), RATE)
+    capture = NativePulseCapture(resolve("pulse:A.monitor", "input", RATE))
+    capture.open()
+    player = pulse_env.play(tmp_path / "tone.wav")
+    try:
+        time.sleep(0.5)
+        capture.start()
+        got = np.zeros(int(RATE * RUN_S), dtype=np.float32)
+        count, start = 0, 0.0
+        while count < got.shape[0]:
+            capture.wait_input(1, 0.0)
+            assert capture.fault(1.0) is None
+            count += capture.ring.read_into(got[count:])
+            if not start and count >= got.shape[0] - TIMED_S * RATE:  # an idle null sink starts with a burst
+                start, timed_from = time.monotonic(), count
+        rate = (count - timed_from) / (time.monotonic() - start)
+    finally:
+        capture.close()
+        player.terminate()
+    assert rate == pytest.approx(RATE, rel=0.1)  # the device's clock, not as fast as possible
+    assert 0.0 < capture.device_latency_s() < 0.1
+    assert capture.callbacks > 0 and capture.status_flags == 0
+    spectrum = np.abs(np.fft.rfft(got[RATE // 2 :]))
+    assert np.fft.rfftfreq(got[RATE // 2 :].shape[0], 1 / RATE)[spectrum.argmax()] == pytest.approx(TONE_HZ, abs=1.0)
+    assert capture.fault(1.0) == "not open"
+
+
+def test_wait_input_blocks_until_the_samples_arrive_or_the_timeout(pulse_env) -> None:
+    capture = NativePulseCapture(_endpoint("A.monitor"))
+    capture.open()
+    try:
+        capture.start()
+        started = time.monotonic()
+        capture.wait_input(10 * capture.ring.capacity, 0.0)  # never arrives: returns after the timeout
+        assert time.monotonic() - started == pytest.approx(native_pulse.ARRIVAL_WAIT_US / 1e6, abs=0.04)
+        capture.wait_input(HOP, 0.0)
+        capture.wait_input(HOP, 0.0)
+        assert capture.ring.available >= HOP
+    finally:
+        capture.close()
+
+
+def test_playback_plays_the_ring_and_counts_underflows(pulse_env, tmp_path) -> None:
+    tone = _tone(RUN_S)
+    playback = NativePulsePlayback(resolve("pulse:B", "output", RATE))
+    recorder = pulse_env.record("B.monitor", tmp_path / "b.wav")
+    playback.open()
+    try:
+        time.sleep(0.3)
+        playback.start(prefill=RATE // 50)
+        for block in np.split(tone, 30):  # 100 ms at a time, ahead of the device
+            while playback.ring.free < block.shape[0]:
+                time.sleep(0.005)
+            playback.write(block)
+            assert playback.fault(1.0) is None
+            time.sleep(0.09)
+        deadline = time.monotonic() + 5.0
+        while playback.ring.available and time.monotonic() < deadline:
+            time.sleep(0.05)
+        time.sleep(0.3)
+        underflows_after_drain = playback.status_flags
+    finally:
+        playback.close()
+        stop_recording(recorder)
+    assert underflows_after_drain > 0 and playback.ring.underflows > 0  # ran dry after the tone: silence, counted
+    recorded = sf.read(str(tmp_path / "b.wav"), dtype="float32")[0]
+    _, corr = lag_and_correlation(tone, recorded, max_lag=recorded.shape[0] - tone.shape[0] // 2)
+    assert corr > 0.9
+    assert 0.0 < playback.device_latency_s() < 0.1
+
+
+def test_both_streams_on_one_connection_loop_noise_back(pulse_env) -> None:
+    connection = PulseConnection()
+    capture = NativePulseCapture(_endpoint("B.monitor"), connection=connection)
+    playback = NativePulsePlayback(_endpoint("B"), connection=connection)
+    playback.open()
+    capture.open()
+    tone = _band_noise(RUN_S, MODEL_RATE)
+    got = np.zeros(tone.shape[0] + MODEL_RATE // 2, dtype=np.float32)
+    written = count = 0
+    try:
+        playback.start(MODEL_RATE // 50)
+        capture.start()
+        while count < got.shape[0]:
+            while written < tone.shape[0] and playback.ring.available < AHEAD_S * MODEL_RATE:
+                written += playback.ring.write(tone[written : written + HOP])
+                underflows_while_fed = playback.ring.underflows
+            capture.wait_input(HOP, 0.0)
+            assert capture.fault(1.0) is None and playback.fault(1.0) is None
+            count += capture.ring.read_into(got[count : count + HOP])
+        threads = [t.name for t in threading.enumerate()]
+    finally:
+        capture.close()
+        playback.close()
+    assert not any(name.startswith("rtenhance-pulse") for name in threads)  # no Python I/O thread
+    lag, corr = lag_and_correlation(tone, got, max_lag=MODEL_RATE // 2, rate=MODEL_RATE)
+    # (the correlation is below 1 as the 16 kHz samples fall between the 48 kHz sink's samples)
+    assert corr > 0.9 and 0 < lag < MODEL_RATE // 2, (lag, corr)
+    assert underflows_while_fed == 0 and playback.server_underflows == 0 and capture.ring.overflows == 0
+
+
+def test_a_lost_server_is_a_fault_not_an_exception(tmp_path, monkeypatch) -> None:
+    # a server of its own: the session's must survive (an unloaded sink is no fault here: the server moves
+    # its streams to another device, and the engine's PresenceWatch reports the device missing)
+    server = start_pulse_server(tmp_path / "pulse")
+    for key, value in server.env.items():
+        monkeypatch.setenv(key, value)
+    connection = PulseConnection()
+    capture = NativePulseCapture(_endpoint("B.monitor"), connection=connection)
+    playback = NativePulsePlayback(_endpoint("B"), connection=connection)
+    try:
+        playback.open()
+        capture.open()
+        playback.start(MODEL_RATE // 50)
+        capture.start()
+        time.sleep(0.3)
+        assert capture.fault(1.0) is None and playback.fault(1.0) is None
+    finally:
+        stop_pulse_server(server)
+    try:
+        started = time.monotonic()
+        capture.wait_input(capture.ring.capacity, 0.0)  # woken by the fault, not by the timeout
+        assert time.monotonic() - started < native_pulse.ARRIVAL_WAIT_US / 1e6
+        assert capture.fault(1.0).startswith("input stream: connection to the sound server lost")
+        assert playback.fault(1.0).startswith("output stream: connection to the sound server lost")
+    finally:
+        capture.close()
+        playback.close()
+    assert capture.fault(1.0) == playback.fault(1.0) == "not open"
+
+
+def test_missing_device_and_server_give_device_errors(pulse_env, monkeypatch) -> None:
+    with pytest.raises(DeviceError, match="pulse record stream on no_such_source"):
+        NativePulseCapture(_endpoint("no_such_source")).open()
+    monkeypatch.setenv("PULSE_SERVER", "unix:/nonexistent/native")
+    with pytest.raises(DeviceError, match="pulse: cannot connect"):
+        NativePulsePlayback(_endpoint("B")).open()
+
+
+def test_daemon_falls_back_to_libpulse_simple_without_a_compiler(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    source, sink = _endpoint("A.monitor"), _endpoint("B")
+    assert isinstance(Daemon._pulse_connection(RuntimeConfig(), source, sink), PulseConnection)
+    simple = RuntimeConfig(audio=AudioConfig(pulse_io="simple"))
+    assert Daemon._pulse_connection(simple, source, sink) is None
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    monkeypatch.setenv("CC", "false")
+    assert "status" in native_pulse.unavailable_reason()
+    assert Daemon._pulse_connection(RuntimeConfig(), source, sink) is None
+    assert not any((tmp_path / "cache").glob(f"**/{native_pulse.LIBRARY.name}*"))
+    assert native_build.cache_dir() == tmp_path / "cache" / "rtenhance"
