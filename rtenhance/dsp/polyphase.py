@@ -83,11 +83,12 @@ class PolyphaseResampler:
             chunk: (N,) float32 samples at ``in_rate``.
 
         Returns:
-            (M,) float32 samples at ``out_rate``, every output sample whose inputs have arrived.
+            (M,) float32 samples at ``out_rate``, every output sample whose inputs have arrived; when the
+            rates match, ``chunk`` itself (no copy, nothing allocated).
         """
         chunk = np.asarray(chunk, dtype=np.float32).reshape(-1)
         if self.passthrough:
-            return chunk.copy()
+            return chunk
         k = self.taps_per_phase
         start_in = self._samples_in
         self._samples_in += chunk.shape[0]
