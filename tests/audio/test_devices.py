@@ -9,7 +9,6 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from rtenhance.audio import devices
 from rtenhance.audio.devices import DeviceError, resolve
 from tests.audio.daemon_support import daemon_env
 
