@@ -1,6 +1,7 @@
 """PulseAudio capture and playback on the C main-loop thread (``native_pulse``), on the private server's
 null sinks: the same behaviour as the libpulse-simple streams, both streams on one connection, faults
-reported rather than raised, the rings' counters, and the daemon's fallback when the library cannot build."""
+reported rather than raised, the rings' counters, and the daemon's fallback when the library cannot build.
+Capture of a played tone at the device rate is checked for both stream kinds in ``test_pulse_streams``."""
 
 from __future__ import annotations
 
@@ -31,6 +32,7 @@ MODEL_RATE = 16000
 HOP = 256  # samples moved per step in the loopback test
 NOISE_TOP_HZ = 4000.0
 AHEAD_S = 0.2  # the loopback test keeps this much in the playback ring
+FIRST_DATA_S = 3.0  # the longest an idle null sink's monitor takes to deliver its first block
 
 
 @pytest.fixture
@@ -80,34 +82,6 @@ def test_ring_counts_overflows_and_underflows_and_keeps_them_over_reset() -> Non
     assert ring.available == 0 and (ring.overflows, ring.underflows) == (1, 1)
 
 
-def test_capture_delivers_the_played_signal_at_the_device_rate(pulse_env, tmp_path) -> None:
-    sf.write(tmp_path / "tone.wav", _tone(RUN_S + 2.0), RATE)
-    capture = NativePulseCapture(resolve("pulse:A.monitor", "input", RATE))
-    capture.open()
-    player = pulse_env.play(tmp_path / "tone.wav")
-    try:
-        time.sleep(0.5)
-        capture.start()
-        got = np.zeros(int(RATE * RUN_S), dtype=np.float32)
-        count, start = 0, 0.0
-        while count < got.shape[0]:
-            capture.wait_input(1, 0.0)
-            assert capture.fault(1.0) is None
-            count += capture.ring.read_into(got[count:])
-            if not start and count >= got.shape[0] - TIMED_S * RATE:  # an idle null sink starts with a burst
-                start, timed_from = time.monotonic(), count
-        rate = (count - timed_from) / (time.monotonic() - start)
-    finally:
-        capture.close()
-        player.terminate()
-    assert rate == pytest.approx(RATE, rel=0.1)  # the device's clock, not as fast as possible
-    assert 0.0 < capture.device_latency_s() < 0.1
-    assert capture.callbacks > 0 and capture.status_flags == 0
-    spectrum = np.abs(np.fft.rfft(got[RATE // 2 :]))
-    assert np.fft.rfftfreq(got[RATE // 2 :].shape[0], 1 / RATE)[spectrum.argmax()] == pytest.approx(TONE_HZ, abs=1.0)
-    assert capture.fault(1.0) == "not open"
-
-
 def test_wait_input_blocks_until_the_samples_arrive_or_the_timeout(pulse_env) -> None:
     capture = NativePulseCapture(_endpoint("A.monitor"))
     capture.open()
@@ -116,8 +90,9 @@ def test_wait_input_blocks_until_the_samples_arrive_or_the_timeout(pulse_env) ->
         started = time.monotonic()
         capture.wait_input(10 * capture.ring.capacity, 0.0)  # never arrives: returns after the timeout
         assert time.monotonic() - started == pytest.approx(native_pulse.ARRIVAL_WAIT_US / 1e6, abs=0.04)
-        capture.wait_input(HOP, 0.0)
-        capture.wait_input(HOP, 0.0)
+        deadline = time.monotonic() + FIRST_DATA_S  # an idle null sink may render its first block late
+        while capture.ring.available < HOP and time.monotonic() < deadline:
+            capture.wait_input(HOP, 0.0)
         assert capture.ring.available >= HOP
     finally:
         capture.close()

@@ -1,4 +1,5 @@
-"""PulseAudio capture and playback through libpulse-simple, on the private server's null sinks."""
+"""PulseAudio capture and playback through libpulse-simple, on the private server's null sinks (capture
+also through the C main-loop thread of ``native_pulse``, which must behave the same)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
+from rtenhance.audio import native_pulse
 from rtenhance.audio.devices import DeviceError, Endpoint, resolve
 from rtenhance.audio.pulse_simple import SimpleStream
 from rtenhance.audio.pulse_streams import PulseCapture, PulsePlayback
@@ -31,9 +33,15 @@ def _tone(seconds: float) -> np.ndarray:
     return (0.3 * np.sin(2 * np.pi * TONE_HZ * t)).astype(np.float32)
 
 
-def test_capture_delivers_the_played_signal_at_the_device_rate(pulse_env, tmp_path):
+NATIVE_REASON = native_pulse.unavailable_reason()
+CAPTURES = [PulseCapture, pytest.param(native_pulse.NativePulseCapture, marks=pytest.mark.skipif(
+    NATIVE_REASON is not None, reason=f"native pulse library unavailable: {NATIVE_REASON}"))]
+
+
+@pytest.mark.parametrize("capture_class", CAPTURES, ids=["simple", "native"])
+def test_capture_delivers_the_played_signal_at_the_device_rate(pulse_env, tmp_path, capture_class):
     sf.write(tmp_path / "tone.wav", _tone(RUN_S + 2.0), RATE)
-    capture = PulseCapture(resolve("pulse:A.monitor", "input", RATE))
+    capture = capture_class(resolve("pulse:A.monitor", "input", RATE))
     capture.open()
     player = pulse_env.play(tmp_path / "tone.wav")
     try:
@@ -53,6 +61,7 @@ def test_capture_delivers_the_played_signal_at_the_device_rate(pulse_env, tmp_pa
         player.terminate()
     assert rate == pytest.approx(RATE, rel=0.1)  # the device's clock, not as fast as possible
     assert 0.0 < capture.device_latency_s() < 0.1
+    assert capture.callbacks > 0 and capture.status_flags == 0
     spectrum = np.abs(np.fft.rfft(got[RATE // 2 :]))
     assert np.fft.rfftfreq(got[RATE // 2 :].shape[0], 1 / RATE)[spectrum.argmax()] == pytest.approx(TONE_HZ, abs=1.0)
     assert capture.fault(1.0) == "not open"
