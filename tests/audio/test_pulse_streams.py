@@ -38,6 +38,10 @@ CAPTURES = [PulseCapture, pytest.param(native_pulse.NativePulseCapture, marks=py
     NATIVE_REASON is not None, reason=f"native pulse library unavailable: {NATIVE_REASON}"))]
 
 
+PLAYBACKS = [PulsePlayback, pytest.param(native_pulse.NativePulsePlayback, marks=pytest.mark.skipif(
+    NATIVE_REASON is not None, reason=f"native pulse library unavailable: {NATIVE_REASON}"))]
+
+
 @pytest.mark.parametrize("capture_class", CAPTURES, ids=["simple", "native"])
 def test_capture_delivers_the_played_signal_at_the_device_rate(pulse_env, tmp_path, capture_class):
     sf.write(tmp_path / "tone.wav", _tone(RUN_S + 2.0), RATE)
@@ -67,9 +71,10 @@ def test_capture_delivers_the_played_signal_at_the_device_rate(pulse_env, tmp_pa
     assert capture.fault(1.0) == "not open"
 
 
-def test_playback_plays_the_ring_and_counts_underflows(pulse_env, tmp_path):
+@pytest.mark.parametrize("playback_class", PLAYBACKS, ids=["simple", "native"])
+def test_playback_plays_the_ring_and_counts_underflows(pulse_env, tmp_path, playback_class):
     tone = _tone(RUN_S)
-    playback = PulsePlayback(resolve("pulse:B", "output", RATE))
+    playback = playback_class(resolve("pulse:B", "output", RATE))
     recorder = pulse_env.record("B.monitor", tmp_path / "b.wav")
     playback.open()
     try:
@@ -89,10 +94,11 @@ def test_playback_plays_the_ring_and_counts_underflows(pulse_env, tmp_path):
     finally:
         playback.close()
         stop_recording(recorder)
-    assert underflows_after_drain > 0  # the ring ran dry after the tone: silence, counted
+    assert underflows_after_drain > 0 and playback.ring.underflows > 0  # ran dry after the tone: silence, counted
     recorded = sf.read(str(tmp_path / "b.wav"), dtype="float32")[0]
     _, corr = lag_and_correlation(tone, recorded, max_lag=recorded.shape[0] - tone.shape[0] // 2)
     assert corr > 0.9
+    assert 0.0 < playback.device_latency_s() < 0.1
     assert 0.0 < playback.device_latency_s() < 0.1
 
 
