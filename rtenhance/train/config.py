@@ -29,6 +29,8 @@ class DataConfig:
         segment_seconds: length of one training example in seconds.
         val_mixtures: number of fixed validation mixtures.
         val_seconds: length of one validation mixture in seconds.
+        workers: processes that make training batches ahead (0: the training process makes each batch
+            when it needs it). Batches are the same either way (``StepBatches``).
     """
 
     clean_dir: str = "../shared/data/train/clean"
@@ -41,8 +43,11 @@ class DataConfig:
     segment_seconds: float = 4.0
     val_mixtures: int = 64
     val_seconds: float = 4.0
+    workers: int = 0
 
     def __post_init__(self) -> None:
+        if self.workers < 0:
+            raise ConfigError(f"data.workers: {self.workers!r} is not allowed; expected an integer >= 0")
         for key in ("val_clip_fraction", "val_noise_fraction"):
             value = getattr(self, key)
             if not 0.0 <= value < 1.0:

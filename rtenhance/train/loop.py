@@ -1,7 +1,8 @@
 """The training loop: steps, learning-rate schedule, validation, checkpoints and exact resume.
 
 ``runs/NAME/last.pt`` holds everything needed to continue bit-for-bit (model, weight average, optimizer,
-scheduler, step, data-generator and torch RNG states, best metric); ``runs/NAME/best.pt`` is a
+scheduler, step, torch RNG state, best metric; the data stream is a function of the step,
+``rtenhance.train.mixing.StepBatches``); ``runs/NAME/best.pt`` is a
 self-describing model-only checkpoint (``rtenhance.model.checkpoint``) of the weight average
 (``rtenhance.train.ema``) at its best validation so far; ``train.log``
 gets one line per logging interval and per validation.
@@ -15,7 +16,7 @@ import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import torch
 
@@ -27,7 +28,7 @@ from rtenhance.train.config import OptimConfig, TrainConfig
 from rtenhance.train.corpus import Corpus, load_corpora
 from rtenhance.train.ema import WeightAverage
 from rtenhance.train.loss import LossTerms, hybrid_loss
-from rtenhance.train.mixing import Mixer, MixtureStream
+from rtenhance.train.mixing import Mixer, StepBatches
 from rtenhance.train.validation import ValidationSet, validate
 
 STATE_FORMAT = "rtenhance-train-state"
@@ -37,6 +38,7 @@ BEST = "best.pt"
 LOG = "train.log"
 VAL_SEED_OFFSET = 1_000_003  # the validation mixtures use seed + this, independent of training draws
 PROGRESS_INTERVAL_S = 5.0  # minimum seconds between progress-bar refreshes
+PREFETCH_BATCHES = 4  # batches each data worker process makes ahead
 
 log = logging.getLogger(__name__)
 
@@ -93,7 +95,7 @@ class Trainer:
         self.average = WeightAverage(self.model, cfg.optim.ema_decay)
         train, val = corpora or load_corpora(cfg.data, cfg.model.stft.sample_rate, cfg.seed)
         rate = cfg.model.stft.sample_rate
-        self.stream = MixtureStream(Mixer(train, cfg.augment, rate, cfg.seed), cfg.data.segment_seconds)
+        self.batches = StepBatches(train, cfg.augment, rate, cfg.seed, cfg.batch_size, cfg.data.segment_seconds)
         val_mixer = Mixer(val, cfg.augment, rate, cfg.seed + VAL_SEED_OFFSET)
         self.val_set = ValidationSet.make(val_mixer, cfg.data.val_mixtures, cfg.data.val_seconds)
         self.step = 0
@@ -112,10 +114,10 @@ class Trainer:
         pred = istft(pred_spec, stft_cfg, noisy.shape[-1], causal=True)  # (B, N)
         return hybrid_loss(pred_spec, target_spec, pred, target, self.cfg.loss)
 
-    def train_step(self) -> StepResult:
-        """Draw a batch, take one optimizer step and advance the schedule."""
+    def train_step(self, noisy: torch.Tensor, target: torch.Tensor) -> StepResult:
+        """One optimizer step on (B, N) noisy and target waveforms (the batch of ``self.step``), and
+        the schedule advanced."""
         self.model.train()
-        noisy, target = self.stream.next_batch(self.cfg.batch_size)
         terms = self.compute_loss(self.model, noisy.to(self.device), target.to(self.device))
         self.optimizer.zero_grad(set_to_none=True)
         terms.total.backward()
@@ -140,7 +142,6 @@ class Trainer:
             "average": self.average.state_dict(),
             "optimizer": self.optimizer.state_dict(),
             "scheduler": self.scheduler.state_dict(),
-            "data_rng": self.stream.state_dict(),
             "torch_rng": torch.get_rng_state(),
             "best_metric_name": self.cfg.best_metric,
             "val_fingerprint": self.val_set.fingerprint,
@@ -168,7 +169,6 @@ class Trainer:
         self.average.load_state_dict(state.get("average", state["model"]))
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
-        self.stream.load_state_dict(state["data_rng"])
         torch.set_rng_state(state["torch_rng"])
         self.step = int(state["step"])
         same_selection = state.get("best_metric_name") == self.cfg.best_metric
@@ -235,10 +235,11 @@ class Trainer:
         window: list[StepResult] = []
         window_seconds = 0.0
         bar = tqdm(total=end, initial=self.step, disable=not progress, mininterval=PROGRESS_INTERVAL_S, unit="step")
+        batches = self._batches(end)
         try:
             while self.step < end and not (stop and stop()):
                 t0 = time.monotonic()
-                result = self.train_step()
+                result = self.train_step(*next(batches))
                 window_seconds += time.monotonic() - t0
                 window.append(result)
                 bar.update(1)
@@ -262,6 +263,21 @@ class Trainer:
             bar.close()
         self.save()
         self._log(f"stop step={self.step} wall_s={self.wall_seconds:.0f}")
+
+    def _batches(self, end: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        """The batches of steps ``self.step`` to ``end - 1``, made ahead by ``data.workers`` processes
+        (none: made here, one at a time)."""
+        workers = self.cfg.data.workers
+        loader = torch.utils.data.DataLoader(
+            self.batches,
+            batch_size=None,
+            sampler=range(self.step, end),
+            num_workers=workers,
+            prefetch_factor=PREFETCH_BATCHES if workers else None,
+            multiprocessing_context="fork" if workers else None,
+            pin_memory=self.device.type == "cuda",
+        )
+        return iter(loader)
 
     def _log_window(self, window: list[StepResult], seconds: float) -> None:
         n = len(window)

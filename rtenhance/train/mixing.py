@@ -15,7 +15,7 @@ to the noisy input.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Iterator
+from typing import Any
 
 import numpy as np
 import torch
@@ -164,10 +164,10 @@ class Mixer:
         corpus: the clips to draw from.
         augment: the augmentation configuration.
         sample_rate: model rate in Hz.
-        seed: seed of the generator.
+        seed: seed of the generator (an int, or a tuple of ints such as (run seed, step)).
     """
 
-    def __init__(self, corpus: Corpus, augment: AugmentConfig, sample_rate: int, seed: int) -> None:
+    def __init__(self, corpus: Corpus, augment: AugmentConfig, sample_rate: int, seed: int | tuple[int, ...]) -> None:
         self.corpus = corpus
         self.cfg = augment
         self.sample_rate = sample_rate
@@ -239,34 +239,36 @@ class Mixer:
         return Mixture(noisy.astype(np.float32), target.astype(np.float32), speech, noise, snr_db)
 
 
-class MixtureStream(torch.utils.data.IterableDataset):
-    """Endless stream of (noisy, target) float32 tensors of ``seconds`` seconds from a ``Mixer``.
+class StepBatches(torch.utils.data.Dataset):
+    """The training batches, indexed by step: batch ``k`` is a pure function of (seed, k).
 
-    Draw from it in the training process (no worker processes) so that ``state_dict`` captures exactly
-    where the stream is.
+    Each batch has its own generator seeded with ``[seed, k]``, so any process can make any batch: worker
+    processes make them in parallel, and a resumed run needs only its step to continue the same stream.
+
+    Args:
+        corpus: the clips to draw from.
+        augment: the augmentation configuration.
+        sample_rate: model rate in Hz.
+        seed: the run's seed.
+        batch_size: examples per batch.
+        seconds: length of one example in seconds.
     """
 
-    def __init__(self, mixer: Mixer, seconds: float) -> None:
+    def __init__(
+        self, corpus: Corpus, augment: AugmentConfig, sample_rate: int, seed: int, batch_size: int, seconds: float
+    ) -> None:
         super().__init__()
-        self.mixer = mixer
+        self.corpus = corpus
+        self.augment = augment
+        self.sample_rate = sample_rate
+        self.seed = seed
+        self.batch_size = batch_size
         self.seconds = seconds
 
-    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        while True:
-            m = self.mixer.example(self.seconds)
-            yield torch.from_numpy(m.noisy), torch.from_numpy(m.target)
-
-    def next_batch(self, size: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """Draw ``size`` examples stacked into (B, N) noisy and (B, N) target tensors."""
-        mixtures = [self.mixer.example(self.seconds) for _ in range(size)]
+    def __getitem__(self, step: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """(B, N) noisy and (B, N) target float32 tensors of batch ``step``."""
+        mixer = Mixer(self.corpus, self.augment, self.sample_rate, (self.seed, step))
+        mixtures = [mixer.example(self.seconds) for _ in range(self.batch_size)]
         noisy = torch.from_numpy(np.stack([m.noisy for m in mixtures]))  # (B, N)
         target = torch.from_numpy(np.stack([m.target for m in mixtures]))  # (B, N)
         return noisy, target
-
-    def state_dict(self) -> dict[str, Any]:
-        """The mixer's generator state."""
-        return self.mixer.state_dict()
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        """Restore the mixer's generator state."""
-        self.mixer.load_state_dict(state)

@@ -6,11 +6,13 @@ import dataclasses
 
 import numpy as np
 import pytest
+import torch
 
 from rtenhance.train.config import AugmentConfig
 from rtenhance.train.corpus import Clip
 from rtenhance.train.mixing import (
     Mixer,
+    StepBatches,
     coloured_noise,
     mains_hum,
     noise_segment,
@@ -103,3 +105,16 @@ def test_random_eq_keeps_length_and_bounds_the_gain():
     assert y.shape == x.shape and not np.allclose(x, y)
     ratio_db = 10.0 * np.log10(np.abs(np.fft.rfft(y)) ** 2 / np.abs(np.fft.rfft(x)) ** 2)
     assert np.all(np.abs(ratio_db) <= 6.0 + 1e-3)
+
+
+def test_step_batches_depend_only_on_seed_and_step(tiny_corpora):
+    train, _ = tiny_corpora
+    batches = StepBatches(train, AugmentConfig(), 16000, seed=3, batch_size=2, seconds=0.5)
+    again = StepBatches(train, AugmentConfig(), 16000, seed=3, batch_size=2, seconds=0.5)
+    noisy, target = batches[5]
+    assert noisy.shape == target.shape == (2, 8000)
+    later_first = again[5]
+    assert torch.equal(noisy, later_first[0]) and torch.equal(target, later_first[1])
+    assert not torch.equal(noisy, batches[6][0])
+    other_seed = StepBatches(train, AugmentConfig(), 16000, seed=4, batch_size=2, seconds=0.5)
+    assert not torch.equal(noisy, other_seed[5][0])

@@ -40,6 +40,19 @@ def test_resume_matches_uninterrupted_run(tmp_path, tiny_corpora):
     assert resumed.best_metric == straight.best_metric and resumed.best_step == straight.best_step == 4
 
 
+def test_worker_processes_make_the_same_batches(tmp_path, tiny_corpora):
+    from rtenhance.train.config import DataConfig
+
+    here = Trainer(tiny_config(str(tmp_path / "a")), tiny_corpora)
+    here.run(max_steps=3, progress=False)
+    data = DataConfig(segment_seconds=1.0, val_mixtures=2, val_seconds=1.0, workers=2)
+    parallel = Trainer(tiny_config(str(tmp_path / "b"), data=data), tiny_corpora)
+    parallel.run(max_steps=3, progress=False)
+    a, b = here.model.state_dict(), parallel.model.state_dict()
+    for key in a:
+        assert torch.equal(a[key], b[key]), key
+
+
 def test_run_writes_log_last_and_loadable_best(tmp_path, tiny_corpora):
     cfg = tiny_config(str(tmp_path))
     trainer = Trainer(cfg, tiny_corpora)
