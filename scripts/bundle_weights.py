@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
+import re
 import shutil
 import sys
 from pathlib import Path
@@ -55,6 +55,12 @@ def main() -> int:
     return 0
 
 
+def training_devices(log: Path) -> list[str]:
+    """The devices the run's training sessions used (``device=`` of each ``start`` line), in order of use."""
+    devices = re.findall(r" start step=\d+ device=(\S+)", log.read_text()) if log.is_file() else []
+    return list(dict.fromkeys(devices))
+
+
 def bundle(run_dir: Path, dev: Path | None, with_dnsmos: bool) -> None:
     """Copy run_dir/best.pt into the package and write its manifest."""
     import torch
@@ -72,7 +78,7 @@ def bundle(run_dir: Path, dev: Path | None, with_dnsmos: bool) -> None:
         "step": meta.get("step"),
         "wall_seconds": meta.get("wall_seconds"),
         "val": meta.get("val"),
-        "hardware": f"{platform.machine()} CPU, torch {torch.__version__}",
+        "trained_on": training_devices(run_dir / "train.log"),
     }
     if dev:
         manifest["dev"] = dev_metrics(model, dev, with_dnsmos)

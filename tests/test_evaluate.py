@@ -88,27 +88,16 @@ def test_table_has_one_row_per_condition_and_group():
     assert sum(line.startswith("noisy") for line in table.splitlines()) == 1 + len(result["groups"])
 
 
-@pytest.fixture
-def one_thread():
-    import torch
-
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # two threads stall on a busy 2-core machine
-    yield
-    torch.set_num_threads(threads)
-
-
-@pytest.mark.slow  # about 45 s of CPU: 120 files x 2 conditions x (PESQ + STOI + SI-SDR)
 @pytest.mark.skipif(not MANIFEST.is_file(), reason="no bundled weights yet (rtenhance/weights/manifest.json)")
-def test_bundled_weights_beat_noisy_on_dev(one_thread):
-    from rtenhance.enhancer import enhance_offline
-    from rtenhance.weights import resolve_model
-
+def test_bundled_weights_beat_noisy_on_dev(tmp_path):
+    """``rtenhance eval`` on all of dev/ with the bundled weights (about 30 s): the acceptance margins."""
     dev = need_shared("data", "dev")
     assert bundled_weights() is not None
-    model, _ = resolve_model(None)
-    pairs = load_pairs(dev / "clean", dev / "noisy")
-    noisy = evaluate_condition(pairs, None, None)
-    enhanced = evaluate_condition(pairs, lambda x: enhance_offline(model, x, causal=True), None)
+    out = tmp_path / "dev.json"
+    proc = _cli("--clean", str(dev / "clean"), "--noisy", str(dev / "noisy"), "--no-dnsmos", "--json", str(out))
+    assert proc.returncode == 0, proc.stderr
+    result = json.loads(out.read_text())
+    noisy, enhanced = result["noisy"], result["default"]
+    assert noisy["n"] == enhanced["n"] == len(load_pairs(dev / "clean", dev / "noisy"))
     for key, gain in MIN_GAIN.items():
         assert enhanced[key] >= noisy[key] + gain, (key, noisy[key], enhanced[key])
