@@ -171,6 +171,7 @@ class Mixer:
         self.corpus = corpus
         self.cfg = augment
         self.sample_rate = sample_rate
+        self.seed = seed
         self.rng = np.random.default_rng(seed)
 
     def state_dict(self) -> dict[str, Any]:

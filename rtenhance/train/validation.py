@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 from dataclasses import dataclass
 from typing import Callable
@@ -16,29 +17,35 @@ from rtenhance.train.loss import LossTerms
 from rtenhance.train.mixing import Mixer
 
 VAL_BATCH = 16  # mixtures per forward pass during validation
+FINGERPRINT_HEX_CHARS = 16
 
 
 @dataclass(frozen=True)
 class ValidationSet:
-    """Noisy and target waveforms, (M, N) float32 tensors."""
+    """Noisy and target waveforms, (M, N) float32 tensors.
+
+    Attributes:
+        fingerprint: short digest of how the mixtures were made (seed, count, length, augmentation, and
+            the names and lengths of the clips): validation scores are comparable only under the same
+            fingerprint. It describes the recipe, not the samples, which differ in the last bits between
+            machines and library versions.
+    """
 
     noisy: torch.Tensor
     target: torch.Tensor
-
-    @property
-    def fingerprint(self) -> str:
-        """Short digest of the mixtures: validation scores are comparable only under the same fingerprint."""
-        digest = hashlib.sha256(self.noisy.numpy().tobytes())
-        digest.update(self.target.numpy().tobytes())
-        return digest.hexdigest()[:16]
+    fingerprint: str
 
     @classmethod
     def make(cls, mixer: Mixer, count: int, seconds: float) -> "ValidationSet":
         """Draw ``count`` mixtures of ``seconds`` seconds from ``mixer`` (seeded: always the same set)."""
+        corpus = mixer.corpus
+        clips = [(c.name, c.samples.shape[0]) for c in (*corpus.speech, *corpus.noise, *corpus.rirs)]
+        recipe = repr((mixer.seed, count, seconds, mixer.sample_rate, dataclasses.asdict(mixer.cfg), clips))
         mixtures = [mixer.example(seconds) for _ in range(count)]
         return cls(
             torch.from_numpy(np.stack([m.noisy for m in mixtures])),  # (M, N)
             torch.from_numpy(np.stack([m.target for m in mixtures])),
+            hashlib.sha256(recipe.encode()).hexdigest()[:FINGERPRINT_HEX_CHARS],
         )
 
 
