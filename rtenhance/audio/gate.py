@@ -35,6 +35,11 @@ def dry_gain(attenuation_limit_db: float) -> float:
     return float(10.0 ** (-attenuation_limit_db / 20.0))
 
 
+def model_wanted(dry: float) -> bool:
+    """Whether a strength mix with noisy-signal gain ``dry`` needs the model (not bypass, limit above 0 dB)."""
+    return dry < 1.0 - DRY_EPSILON
+
+
 class FrameGate:
     """Wraps the model's stepper; the engine sets the public attributes between hops.
 
@@ -70,7 +75,7 @@ class FrameGate:
     @property
     def wants_model(self) -> bool:
         """Whether the strength setting needs the model (not bypassed, attenuation limit above 0 dB)."""
-        return self.dry < 1.0 - DRY_EPSILON
+        return model_wanted(self.dry)
 
     @property
     def enhancing(self) -> bool:
