@@ -98,11 +98,17 @@ class Engine:
         self._thread: threading.Thread | None = None
         self._down = PolyphaseResampler(source.rate, self.model_rate)
         self._up = PolyphaseResampler(self.model_rate, sink.rate)
+        # fixed for the engine's life, so computed once: STFT overlap plus both resampler filters (s)
+        self._filters_s = self._down.delay_seconds + self._up.delay_seconds
+        self._algorithmic_s = processor.latency_samples / self.model_rate + self._filters_s
         self._pending = np.zeros(self.hop * (MAX_HOPS_PER_READ + 4), dtype=np.float32)
         self._pending_count = 0
         self._hop_input = self._pending[: self.hop]  # the same array each hop (NativeHop keeps its address)
         self._in_buffer = np.zeros(self._frames_per_read() * source.channels, dtype=np.float32)
         self._limiter_db = cfg.enhance.limiter_knee_dbfs
+        self._hop_cfg: RuntimeConfig | None = None  # the configuration the per-hop settings below come from
+        self._strength_dry = 0.0  # noisy gain of the strength mix (without bypass)
+        self._slow_s = 0.0
         self._guard = OverloadGuard()
         self._controller = DelayController(sink.rate, 0.0)
         self._device_latency_s = 0.0  # capture + playback latency PortAudio reports, latest reading
@@ -145,7 +151,7 @@ class Engine:
     @property
     def structural_delay_s(self) -> float:
         """Smallest engine delay: hop assembly + STFT overlap (two hops) and both resampler filters."""
-        return 2 * self.hop_s + self._down.delay_seconds + self._up.delay_seconds
+        return 2 * self.hop_s + self._filters_s
 
     def budget_s(self) -> float:
         """Compute time a hop may take: the engine delay target above its structural minimum."""
@@ -276,7 +282,7 @@ class Engine:
 
     def _algorithmic_delay_s(self) -> float:
         """Delay the signal path itself adds: STFT overlap plus both resampler filters."""
-        return self.processor.latency_samples / self.model_rate + self._down.delay_seconds + self._up.delay_seconds
+        return self._algorithmic_s
 
     def _process(self) -> str | None:
         """Process until stop, end of file (None) or a device fault (its description)."""
@@ -333,18 +339,26 @@ class Engine:
         if abs(self._device_latency_s - self._target_device_latency_s) > TARGET_DEADBAND_S:
             self._target_device_latency_s = self._device_latency_s
 
+    def _apply_config(self, cfg: RuntimeConfig) -> None:
+        """Take the per-hop settings from a new configuration (worker thread, between hops)."""
+        if self._limiter_db != cfg.enhance.limiter_knee_dbfs:
+            self._limiter_db = cfg.enhance.limiter_knee_dbfs
+            self.processor.set_limiter_knee(self._limiter_db)
+        self._strength_dry = dry_gain(cfg.enhance.attenuation_limit_db)
+        self._slow_s = cfg.debug.slow_hop_ms / 1e3
+        self._hop_cfg = cfg
+
     def _hop(self, hop: np.ndarray) -> None:
         cfg = self._cfg
         start = time.perf_counter()
-        processor = self.processor
-        if self._limiter_db != cfg.enhance.limiter_knee_dbfs:
-            self._limiter_db = cfg.enhance.limiter_knee_dbfs
-            processor.set_limiter_knee(self._limiter_db)
-        dry = 1.0 if self.bypass else dry_gain(cfg.enhance.attenuation_limit_db)
+        if cfg is not self._hop_cfg:
+            self._apply_config(cfg)
+        processor, realtime = self.processor, self.sink.realtime
+        dry = 1.0 if self.bypass else self._strength_dry
         wants_model = model_wanted(dry)
         run_model = self._guard.allow(time.monotonic())
         deadline_s = math.inf
-        if self.sink.realtime:
+        if realtime:
             # the output ring plays for ring_s more: the model must be done well before, with room for the
             # rest of the hop and for the worker being scheduled late
             ring_s = self.sink.depth_samples() / self.sink.rate
@@ -352,21 +366,21 @@ class Engine:
             # a ring already this low (start, device hiccup) is not the model's fault: skip it, no overload
             run_model = run_model and deadline_s >= MIN_DEADLINE_S
             self._controller.target_s = self._engine_target_s()
-        chunk = self._up.process(processor.process(hop, run_model, dry, deadline_s, cfg.debug.slow_hop_ms / 1e3))
+        chunk = self._up.process(processor.process(hop, run_model, dry, deadline_s, self._slow_s))
         missed = processor.missed
         if missed:
             self._guard.overloaded(time.monotonic(), f"the model missed its {1e3 * max(0.0, deadline_s):.1f} ms "
                                    f"deadline (last step {1e3 * processor.model_s:.1f} ms)", cfg.latency.recover_s)
         if wants_model and not run_model or missed:
             self.passthrough_hops += 1
-        if self.sink.realtime:
+        if realtime:
             chunk = self._controller.correct(chunk)
         else:
             chunk = self._trim_file_output(chunk)
         self.sink.write(chunk)
         self.hop_times.add(1e3 * (time.perf_counter() - start))
         self.mode = "bypass" if not wants_model else ("enhance" if self._guard.enhancing else "passthrough")
-        if self.sink.realtime:
+        if realtime:
             delay = self._engine_delay_s()
             self._controller.observe(delay)
             self._delay_sum += delay

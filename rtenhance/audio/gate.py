@@ -1,4 +1,5 @@
-"""The frame stepper the engine's ``Enhancer`` runs: the model on a deadline, strength mix and bypass.
+"""The frame stepper of the Python hop (``rtenhance.audio.hop.PythonHop``): the model on a deadline, strength
+mix and bypass. ``native_hop.c`` implements the same semantics in C for the native backend.
 
 Working per frame inside the STFT keeps every path on the same delay: a frame that skips the model
 comes out of the same overlap-add as an enhanced one, so switching between model and passthrough is

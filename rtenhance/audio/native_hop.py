@@ -141,7 +141,8 @@ class NativeHop:
         self._input_address = 0
         self.latency_samples = cfg.n_fft - cfg.hop_samples
         self.missed = False
-        weakref.finalize(self, lib.nh_free, handle)
+        # not at interpreter exit: a daemon worker thread may still be inside nh_process (the OS frees it all)
+        weakref.finalize(self, lib.nh_free, handle).atexit = False
 
     @property
     def model_s(self) -> float:
