@@ -383,6 +383,13 @@ nh_hop *nh_new(int hop, int n_fft, void *step, const int32_t *plan, const float 
     nh_hop *h = calloc(1, sizeof(nh_hop));
     if (!h)
         return NULL;
+    pthread_mutex_init(&h->lock, NULL);
+    pthread_condattr_t attr;
+    pthread_condattr_init(&attr);
+    pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+    pthread_cond_init(&h->request_cv, &attr);
+    pthread_cond_init(&h->done_cv, &attr);
+    pthread_condattr_destroy(&attr);
     h->model_s = NAN;
     h->knee = knee;
     h->hop = hop;
@@ -412,13 +419,6 @@ nh_hop *nh_new(int hop, int n_fft, void *step, const int32_t *plan, const float 
     }
     for (int i = 0; i < n_fft; i++)  /* periodic Hann, square-rooted: sqrt_hann in dsp/stft.py */
         h->window[i] = (float)sqrt(0.5 - 0.5 * cos(2.0 * M_PI * i / n_fft));
-    pthread_mutex_init(&h->lock, NULL);
-    pthread_condattr_t attr;
-    pthread_condattr_init(&attr);
-    pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
-    pthread_cond_init(&h->request_cv, &attr);
-    pthread_cond_init(&h->done_cv, &attr);
-    pthread_condattr_destroy(&attr);
     return h;
 }
 
@@ -441,12 +441,10 @@ void nh_close(nh_hop *h) {
 void nh_free(nh_hop *h) {
     if (!h)
         return;
-    if (h->window) {  /* fully constructed: the lock and conditions exist */
-        nh_close(h);
-        pthread_mutex_destroy(&h->lock);
-        pthread_cond_destroy(&h->request_cv);
-        pthread_cond_destroy(&h->done_cv);
-    }
+    nh_close(h);
+    pthread_mutex_destroy(&h->lock);
+    pthread_cond_destroy(&h->request_cv);
+    pthread_cond_destroy(&h->done_cv);
     nh_fft_free(h->fft);
     free(h->window);
     free(h->previous);
