@@ -59,6 +59,9 @@ class PolyphaseResampler:
 
     Equivalent to ``scipy.signal.upfirdn(h, x, up, down)`` computed incrementally: after N input samples
     exactly ceil(N * up / down) output samples have been returned, whatever the chunking.
+
+    Attributes:
+        passthrough: the rates are equal and samples pass unchanged.
     """
 
     def __init__(self, in_rate: int, out_rate: int, native: bool = True) -> None:
@@ -77,17 +80,13 @@ class PolyphaseResampler:
         common = gcd(in_rate, out_rate)
         self.up = out_rate // common
         self.down = in_rate // common
+        self.passthrough = self.up == self.down
         self._phases = self._design() if not self.passthrough else np.ones((1, 1), dtype=np.float32)
         self.taps_per_phase = self._phases.shape[1]
         self._native = _native_function() if native and not self.passthrough else None
         self._params = np.array([self.up, self.down, self.taps_per_phase, 0, 0], dtype=np.int64)
         self._history = np.zeros(self.taps_per_phase - 1, dtype=np.float32)  # the newest K - 1 input samples
         self._allocate(INITIAL_CAPACITY if self._native is not None else 0)
-
-    @property
-    def passthrough(self) -> bool:
-        """True when the rates are equal and samples pass unchanged."""
-        return self.up == self.down
 
     @property
     def delay_seconds(self) -> float:
@@ -133,7 +132,8 @@ class PolyphaseResampler:
             the next call (in C: a view of an internal buffer); when the rates match, ``chunk`` itself (no
             copy, nothing allocated).
         """
-        chunk = np.asarray(chunk, dtype=np.float32).reshape(-1)
+        if chunk.dtype != np.float32 or chunk.ndim != 1:
+            chunk = np.asarray(chunk, dtype=np.float32).reshape(-1)
         if self.passthrough:
             return chunk
         if self._native is not None:
