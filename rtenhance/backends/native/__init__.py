@@ -24,8 +24,8 @@ from rtenhance.model.gtcrn import GTCRN
 from rtenhance.model.state import StreamState
 from rtenhance.native_build import CLibrary, NativeUnavailable, cache_dir, compiler
 
-__all__ = ["NativeStep", "NativeStepper", "NativeUnavailable", "build_library", "cache_dir", "compiler", "load_library",
-           "unavailable_reason"]
+__all__ = ["NativeStep", "NativeStepper", "NativeUnavailable", "build_library", "cache_dir", "compiler",
+           "load_library", "unavailable_reason"]
 
 BUFFER_ALIGN_BYTES = 64
 FLOAT_BYTES = 4
