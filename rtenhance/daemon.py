@@ -18,7 +18,7 @@ from typing import Callable
 
 from rtenhance.audio.devices import FILE_PREFIX, VIRTUAL_MIC, DeviceError, Endpoint, VirtualMic, resolve
 from rtenhance.audio.engine import Engine, Sink, Source
-from rtenhance.audio.gate import FrameGate
+from rtenhance.audio.hop import HopProcessor, make_hop_processor
 from rtenhance.audio.native_pulse import NativePulseCapture, NativePulsePlayback, PulseConnection
 from rtenhance.audio.native_pulse import unavailable_reason as native_pulse_unavailable
 from rtenhance.audio.pulse import PresenceWatch
@@ -104,12 +104,12 @@ class Daemon:
         try:
             sink_end = (virtual_mic.create(cfg.audio.sample_rate) if virtual_mic is not None
                         else resolve(cfg.audio.output, "output", cfg.audio.sample_rate))
-            gate, stft_cfg = self._load_model(cfg)
+            processor, stft_cfg = self._load_model(cfg)
             source, sink = self._make_ends(cfg, source_end, sink_end)
             raise_priority(cfg.engine.nice)  # before the audio threads start: they inherit it and the affinity
             pin_cpus(cfg.engine.cpus)
             watch = self._watch(source_end, sink_end)
-            engine = Engine(cfg, gate, stft_cfg, source, sink, watch, heartbeat=self._notifier.watchdog)
+            engine = Engine(cfg, processor, stft_cfg, source, sink, watch, heartbeat=self._notifier.watchdog)
             gc.freeze()  # the model and buffers live until exit: keep the collector from scanning them mid-hop
             log.info("%s -> %s at %d/%d Hz, target latency %.0f ms", cfg.audio.input, cfg.audio.output,
                      source.rate, sink.rate, cfg.latency.target_ms)
@@ -127,7 +127,7 @@ class Daemon:
             self._notifier.close()
             self._restore_signals(previous)
 
-    def _load_model(self, cfg: RuntimeConfig) -> tuple[FrameGate, StftConfig]:
+    def _load_model(self, cfg: RuntimeConfig) -> tuple[HopProcessor, StftConfig]:
         import torch
 
         from rtenhance.backends import make_stepper, resolve_backend
@@ -139,9 +139,9 @@ class Daemon:
         log.info("model %s on backend %s (%d thread%s)", name, backend, cfg.engine.threads,
                  "" if cfg.engine.threads == 1 else "s")
         stft_cfg = model.config.stft
-        gate = FrameGate(make_stepper(model, backend), stft_cfg.n_bins)
-        gate.warm_up(WARMUP_FRAMES)
-        return gate, stft_cfg
+        processor = make_hop_processor(make_stepper(model, backend), stft_cfg, cfg.enhance.limiter_knee_dbfs)
+        processor.warm_up(WARMUP_FRAMES)
+        return processor, stft_cfg
 
     def _make_ends(self, cfg: RuntimeConfig, source_end: Endpoint, sink_end: Endpoint) -> tuple[Source, Sink]:
         latency_s = cfg.audio.device_latency_ms / 1e3 or None

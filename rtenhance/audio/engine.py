@@ -1,10 +1,11 @@
 """The real-time engine: capture ring -> worker (16 kHz enhancement) -> playback ring, inside a budget.
 
 The worker thread owns all DSP and model state. Per 16 ms hop it resamples the device audio to 16 kHz,
-runs the ``Enhancer`` (whose frame stepper is a ``FrameGate``: strength mix, passthrough, bypass),
-applies the soft limiter, resamples to the playback rate, lets the ``DelayController`` drop or insert a
-few samples to hold the latency target, and writes the playback ring. ``OverloadGuard`` decides per hop
-whether the model runs. Device faults close the streams, are logged once and retried with backoff.
+runs the ``HopProcessor`` (STFT, the model behind ``FrameGate``'s semantics: strength mix, passthrough,
+bypass, deadline; iSTFT and the soft limiter; in C or in Python, see ``rtenhance.audio.hop``), resamples
+to the playback rate, lets the ``DelayController`` drop or insert a few samples to hold the latency
+target, and writes the playback ring. ``OverloadGuard`` decides per hop whether the model runs. Device
+faults close the streams, are logged once and retried with backoff.
 
 Latency bookkeeping (all in seconds): the engine delay is the audio in flight between the capture and
 playback callbacks: input ring + the hop being assembled + STFT overlap (one hop) + resampler filter
@@ -25,8 +26,8 @@ import numpy as np
 
 from rtenhance.audio.delay import DelayController
 from rtenhance.audio.devices import DeviceError, refind
-from rtenhance.audio.gate import FrameGate, dry_gain
-from rtenhance.audio.limiter import SoftLimiter
+from rtenhance.audio.gate import dry_gain, model_wanted
+from rtenhance.audio.hop import HopProcessor
 from rtenhance.audio.native_pulse import NativePulseCapture, NativePulsePlayback
 from rtenhance.audio.overload import OverloadGuard
 from rtenhance.audio.pulse import PresenceWatch
@@ -34,7 +35,6 @@ from rtenhance.audio.pulse_streams import PulseCapture, PulsePlayback
 from rtenhance.audio.streams import Capture, FileSink, FileSource, Playback, reinitialize_portaudio
 from rtenhance.config import StftConfig
 from rtenhance.dsp.polyphase import PolyphaseResampler
-from rtenhance.enhancer import Enhancer
 from rtenhance.runtime_config import RuntimeConfig
 from rtenhance.stats import CpuMeter, HopTimes, StatsSnapshot, hop_percentiles
 
@@ -62,7 +62,7 @@ class Engine:
     def __init__(
         self,
         cfg: RuntimeConfig,
-        gate: FrameGate,
+        processor: HopProcessor,
         stft_cfg: StftConfig,
         source: Source,
         sink: Sink,
@@ -71,7 +71,7 @@ class Engine:
     ) -> None:
         """Args:
         cfg: the configuration; ``configure`` replaces it while running.
-        gate: the frame stepper wrapping the model's backend.
+        processor: the 16 kHz hop (STFT, model, iSTFT, limiter); the engine closes it when it finishes.
         stft_cfg: the model's STFT (16 kHz, 256-sample hops).
         source: where audio comes from (not yet open).
         sink: where audio goes (not yet open).
@@ -79,8 +79,7 @@ class Engine:
         heartbeat: called from the worker loop (the systemd watchdog).
         """
         self._cfg = cfg
-        self.gate = gate
-        self.enhancer = Enhancer(gate, stft_cfg)
+        self.processor = processor
         self.source = source
         self.sink = sink
         self.watch = watch
@@ -99,11 +98,17 @@ class Engine:
         self._thread: threading.Thread | None = None
         self._down = PolyphaseResampler(source.rate, self.model_rate)
         self._up = PolyphaseResampler(self.model_rate, sink.rate)
+        # fixed for the engine's life, so computed once: STFT overlap plus both resampler filters (s)
+        self._filters_s = self._down.delay_seconds + self._up.delay_seconds
+        self._algorithmic_s = processor.latency_samples / self.model_rate + self._filters_s
         self._pending = np.zeros(self.hop * (MAX_HOPS_PER_READ + 4), dtype=np.float32)
         self._pending_count = 0
+        self._hop_input = self._pending[: self.hop]  # the same array each hop (NativeHop keeps its address)
         self._in_buffer = np.zeros(self._frames_per_read() * source.channels, dtype=np.float32)
-        self._limiter = SoftLimiter(cfg.enhance.limiter_knee_dbfs)
         self._limiter_db = cfg.enhance.limiter_knee_dbfs
+        self._hop_cfg: RuntimeConfig | None = None  # the configuration the per-hop settings below come from
+        self._strength_dry = 0.0  # noisy gain of the strength mix (without bypass)
+        self._slow_s = 0.0
         self._guard = OverloadGuard()
         self._controller = DelayController(sink.rate, 0.0)
         self._device_latency_s = 0.0  # capture + playback latency PortAudio reports, latest reading
@@ -146,7 +151,7 @@ class Engine:
     @property
     def structural_delay_s(self) -> float:
         """Smallest engine delay: hop assembly + STFT overlap (two hops) and both resampler filters."""
-        return 2 * self.hop_s + self._down.delay_seconds + self._up.delay_seconds
+        return 2 * self.hop_s + self._filters_s
 
     def budget_s(self) -> float:
         """Compute time a hop may take: the engine delay target above its structural minimum."""
@@ -180,7 +185,7 @@ class Engine:
             overflows=self.source.status_flags + source_ring.overflows,
             underflows=underflows,
             passthrough_hops=self.passthrough_hops,
-            state_resets=self.gate.state_resets,
+            state_resets=self.processor.state_resets,
             adjust_ms=1e3 * self._controller.adjusted_samples / self.sink.rate,
             device_errors=self.device_errors,
             mode=self.mode,
@@ -224,7 +229,7 @@ class Engine:
             self._close_devices()
             for end in (self.source, self.sink):
                 end.close()
-            self.gate.close()
+            self.processor.close()
             self.finished.set()
 
     def _wait(self, seconds: float) -> None:
@@ -263,7 +268,7 @@ class Engine:
                 end.close()
 
     def _reset_pipeline(self) -> None:
-        self.enhancer.reset()
+        self.processor.reset()
         self._down.reset()
         self._up.reset()
         self._pending_count = 0
@@ -277,7 +282,7 @@ class Engine:
 
     def _algorithmic_delay_s(self) -> float:
         """Delay the signal path itself adds: STFT overlap plus both resampler filters."""
-        return self.enhancer.latency_samples / self.model_rate + self._down.delay_seconds + self._up.delay_seconds
+        return self._algorithmic_s
 
     def _process(self) -> str | None:
         """Process until stop, end of file (None) or a device fault (its description)."""
@@ -308,7 +313,7 @@ class Engine:
 
     def _run_hops(self) -> None:
         while self._pending_count >= self.hop:
-            self._hop(self._pending[: self.hop])
+            self._hop(self._hop_input)
             self._pending[: self._pending_count - self.hop] = self._pending[self.hop : self._pending_count]
             self._pending_count -= self.hop
             self._hops_done += 1
@@ -334,38 +339,48 @@ class Engine:
         if abs(self._device_latency_s - self._target_device_latency_s) > TARGET_DEADBAND_S:
             self._target_device_latency_s = self._device_latency_s
 
+    def _apply_config(self, cfg: RuntimeConfig) -> None:
+        """Take the per-hop settings from a new configuration (worker thread, between hops)."""
+        if self._limiter_db != cfg.enhance.limiter_knee_dbfs:
+            self._limiter_db = cfg.enhance.limiter_knee_dbfs
+            self.processor.set_limiter_knee(self._limiter_db)
+        self._strength_dry = dry_gain(cfg.enhance.attenuation_limit_db)
+        self._slow_s = cfg.debug.slow_hop_ms / 1e3
+        self._hop_cfg = cfg
+
     def _hop(self, hop: np.ndarray) -> None:
         cfg = self._cfg
         start = time.perf_counter()
-        if self._limiter_db != cfg.enhance.limiter_knee_dbfs:
-            self._limiter, self._limiter_db = SoftLimiter(cfg.enhance.limiter_knee_dbfs), cfg.enhance.limiter_knee_dbfs
-        gate = self.gate
-        gate.dry = 1.0 if self.bypass else dry_gain(cfg.enhance.attenuation_limit_db)
-        gate.slow_s = cfg.debug.slow_hop_ms / 1e3
-        wants_model = gate.wants_model
-        gate.run_model = self._guard.allow(time.monotonic())
-        if self.sink.realtime:
+        if cfg is not self._hop_cfg:
+            self._apply_config(cfg)
+        processor, realtime = self.processor, self.sink.realtime
+        dry = 1.0 if self.bypass else self._strength_dry
+        wants_model = model_wanted(dry)
+        run_model = self._guard.allow(time.monotonic())
+        deadline_s = math.inf
+        if realtime:
             # the output ring plays for ring_s more: the model must be done well before, with room for the
             # rest of the hop and for the worker being scheduled late
             ring_s = self.sink.depth_samples() / self.sink.rate
-            gate.deadline_s = ring_s - max(DEADLINE_MARGIN_S, DEADLINE_MARGIN_FRACTION * ring_s)
+            deadline_s = ring_s - max(DEADLINE_MARGIN_S, DEADLINE_MARGIN_FRACTION * ring_s)
             # a ring already this low (start, device hiccup) is not the model's fault: skip it, no overload
-            gate.run_model = gate.run_model and gate.deadline_s >= MIN_DEADLINE_S
+            run_model = run_model and deadline_s >= MIN_DEADLINE_S
             self._controller.target_s = self._engine_target_s()
-        chunk = self._up.process(self._limiter.apply(self.enhancer.process(hop)))
-        if gate.missed:
-            self._guard.overloaded(time.monotonic(), f"the model missed its {1e3 * max(0.0, gate.deadline_s):.1f} ms "
-                                   f"deadline (last step {1e3 * gate.model_s:.1f} ms)", cfg.latency.recover_s)
-        if wants_model and not gate.run_model or gate.missed:
+        chunk = self._up.process(processor.process(hop, run_model, dry, deadline_s, self._slow_s))
+        missed = processor.missed
+        if missed:
+            self._guard.overloaded(time.monotonic(), f"the model missed its {1e3 * max(0.0, deadline_s):.1f} ms "
+                                   f"deadline (last step {1e3 * processor.model_s:.1f} ms)", cfg.latency.recover_s)
+        if wants_model and not run_model or missed:
             self.passthrough_hops += 1
-        if self.sink.realtime:
+        if realtime:
             chunk = self._controller.correct(chunk)
         else:
             chunk = self._trim_file_output(chunk)
         self.sink.write(chunk)
         self.hop_times.add(1e3 * (time.perf_counter() - start))
         self.mode = "bypass" if not wants_model else ("enhance" if self._guard.enhancing else "passthrough")
-        if self.sink.realtime:
+        if realtime:
             delay = self._engine_delay_s()
             self._controller.observe(delay)
             self._delay_sum += delay

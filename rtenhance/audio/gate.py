@@ -1,4 +1,5 @@
-"""The frame stepper the engine's ``Enhancer`` runs: the model on a deadline, strength mix and bypass.
+"""The frame stepper of the Python hop (``rtenhance.audio.hop.PythonHop``): the model on a deadline, strength
+mix and bypass. ``native_hop.c`` implements the same semantics in C for the native backend.
 
 Working per frame inside the STFT keeps every path on the same delay: a frame that skips the model
 comes out of the same overlap-add as an enhanced one, so switching between model and passthrough is
@@ -33,6 +34,11 @@ MODEL_NICE_OFFSET = 5  # the model thread runs this much below the audio threads
 def dry_gain(attenuation_limit_db: float) -> float:
     """Gain of the noisy signal in the mix for an attenuation limit in dB (0 dB -> 1.0: bypass)."""
     return float(10.0 ** (-attenuation_limit_db / 20.0))
+
+
+def model_wanted(dry: float) -> bool:
+    """Whether a strength mix with noisy-signal gain ``dry`` needs the model (not bypass, limit above 0 dB)."""
+    return dry < 1.0 - DRY_EPSILON
 
 
 class FrameGate:
@@ -70,7 +76,7 @@ class FrameGate:
     @property
     def wants_model(self) -> bool:
         """Whether the strength setting needs the model (not bypassed, attenuation limit above 0 dB)."""
-        return self.dry < 1.0 - DRY_EPSILON
+        return model_wanted(self.dry)
 
     @property
     def enhancing(self) -> bool:

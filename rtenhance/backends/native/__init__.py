@@ -13,6 +13,7 @@ one state set and writes the other; the two then swap roles.
 from __future__ import annotations
 
 import ctypes
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -23,8 +24,8 @@ from rtenhance.model.gtcrn import GTCRN
 from rtenhance.model.state import StreamState
 from rtenhance.native_build import CLibrary, NativeUnavailable, cache_dir, compiler
 
-__all__ = ["NativeStepper", "NativeUnavailable", "build_library", "cache_dir", "compiler", "load_library",
-           "unavailable_reason"]
+__all__ = ["NativeStep", "NativeStepper", "NativeUnavailable", "build_library", "cache_dir", "compiler",
+           "load_library", "unavailable_reason"]
 
 BUFFER_ALIGN_BYTES = 64
 FLOAT_BYTES = 4
@@ -73,8 +74,29 @@ def _aligned_zeros(floats: int) -> np.ndarray:
     return raw[skip : skip + floats]
 
 
+@dataclass(frozen=True)
+class NativeStep:
+    """What C code needs to run the step itself: ``gtcrn_step``'s address and its constant arguments.
+
+    Attributes:
+        function: address of ``gtcrn_step`` in the loaded library.
+        plan: address of the int32 plan (valid while the ``NativeStepper`` lives).
+        blob: address of the float32 weight blob (valid while the ``NativeStepper`` lives).
+        state_floats: floats in one state set.
+        scratch_floats: floats of scratch one step needs (64-byte aligned).
+    """
+
+    function: int
+    plan: int
+    blob: int
+    state_floats: int
+    scratch_floats: int
+
+
 class NativeStepper:
     """One stream of ``model.step`` in the native library (see the module docstring).
+
+    ``native_step`` lets C code (``rtenhance.audio.native_hop``) run the same step on state of its own.
 
     Args:
         model: the network; its weights are copied (later changes to it are not seen).
@@ -107,6 +129,9 @@ class NativeStepper:
         states = [ctypes.c_void_p(s.ctypes.data) for s in self._states]
         scratch = ctypes.c_void_p(self._scratch.ctypes.data)
         self._step = lib.gtcrn_step
+        self.native_step = NativeStep(
+            function=ctypes.cast(lib.gtcrn_step, ctypes.c_void_p).value or 0, plan=self._plan.ctypes.data,
+            blob=self._blob.ctypes.data, state_floats=plan.state_floats, scratch_floats=int(scratch_floats))
         self._args = [(*pointers, states[i], states[1 - i], scratch) for i in range(2)]
         self._turn = 0
 

@@ -1,0 +1,84 @@
+"""Engine and its HopProcessor: per-hop settings reach the processor, a reloaded limiter knee applies."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import replace
+
+import numpy as np
+import pytest
+
+from rtenhance.audio.engine import Engine
+from rtenhance.audio.gate import dry_gain
+from rtenhance.config import StftConfig
+from rtenhance.runtime_config import RuntimeConfig
+
+RATE = 16000
+
+
+class RecordingProcessor:
+    """A ``HopProcessor`` (``rtenhance.audio.hop``) that passes hops through and records what the engine asked of it."""
+
+    def __init__(self, cfg: StftConfig) -> None:
+        self.latency_samples = cfg.n_fft - cfg.hop_samples
+        self.missed = False
+        self.model_s = math.nan
+        self.state_resets = 0
+        self.calls: list[tuple[bool, float, float, float]] = []
+        self.knees: list[float] = []
+
+    def process(self, hop: np.ndarray, run_model: bool, dry: float, deadline_s: float, slow_s: float) -> np.ndarray:
+        self.calls.append((run_model, dry, deadline_s, slow_s))
+        return hop
+
+    def set_limiter_knee(self, knee_dbfs: float) -> None:
+        self.knees.append(knee_dbfs)
+
+    def warm_up(self, frames: int) -> None:
+        pass
+
+    def reset(self) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+class MemoryEnd:
+    """A file-like (not real-time) source or sink end at the model rate, kept in memory."""
+
+    rate = RATE
+    channels = 1
+    realtime = False
+
+    def __init__(self) -> None:
+        self.written: list[np.ndarray] = []
+
+    def write(self, samples: np.ndarray) -> None:
+        self.written.append(samples.copy())
+
+
+@pytest.fixture
+def setup() -> tuple[Engine, RecordingProcessor, MemoryEnd]:
+    stft = StftConfig()
+    processor = RecordingProcessor(stft)
+    sink = MemoryEnd()
+    engine = Engine(RuntimeConfig(), processor, stft, MemoryEnd(), sink)  # type: ignore[arg-type]
+    return engine, processor, sink
+
+
+def test_hop_settings_and_knee_reload_reach_the_processor(setup):
+    engine, processor, sink = setup
+    hop = np.linspace(-0.5, 0.5, 256, dtype=np.float32)
+    cfg = engine._cfg
+    engine._hop(hop)
+    assert processor.calls[-1] == (True, dry_gain(cfg.enhance.attenuation_limit_db), math.inf, 0.0)
+    assert processor.knees == []  # the processor was made with the configured knee
+    engine.configure(replace(cfg, enhance=replace(cfg.enhance, limiter_knee_dbfs=-12.0, attenuation_limit_db=6.0),
+                             debug=replace(cfg.debug, slow_hop_ms=3.0)))
+    engine._hop(hop)
+    assert processor.knees == [-12.0]
+    assert processor.calls[-1] == (True, dry_gain(6.0), math.inf, 0.003)
+    engine.toggle_bypass()
+    engine._hop(hop)
+    assert processor.calls[-1][1] == 1.0 and processor.knees == [-12.0] and engine.mode == "bypass"
