@@ -1,6 +1,8 @@
 """Per-hop latency of the streaming model: our fast step (the backend ``auto`` picks: native when a C compiler
-is available), our full Enhancer hop on it, our ONNX step, our eager PyTorch step, and the official GTCRN
-ONNX export, in one run, one thread, pinned to one core.
+is available), our full Enhancer hop on it, the daemon's hop (``make_hop_processor``: with the native
+backend all of STFT, model, iSTFT and limiter in C, the model handed to its own thread), our ONNX step,
+our eager PyTorch step, and the official GTCRN ONNX export, in one run, pinned to one core (the daemon
+hop's model thread shares that core).
 
     taskset -c 0 python bench/step_latency.py [--json OUT] [--hops N] [--weights PATH]
 
@@ -14,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import sys
 import time
@@ -29,6 +32,7 @@ import onnxruntime as ort  # noqa: E402
 import soundfile as sf  # noqa: E402
 import torch  # noqa: E402
 
+from rtenhance.audio.hop import make_hop_processor  # noqa: E402
 from rtenhance.backends import make_stepper, resolve_backend  # noqa: E402
 from rtenhance.dsp.stft import StreamingStft  # noqa: E402
 from rtenhance.enhancer import Enhancer  # noqa: E402
@@ -47,6 +51,7 @@ OFFICIAL_CONV_CACHE = (2, 1, 16, 16, 33)  # official gtcrn_simple.onnx state inp
 OFFICIAL_TRA_CACHE = (2, 3, 1, 1, 16)
 OFFICIAL_INTER_CACHE = (2, 1, 33, 16)
 NS_PER_MS = 1e6
+LIMITER_KNEE_DBFS = -3.0  # the daemon's default (config/rtenhance.yaml; its CPU column is the worker's only)
 
 
 def _parse() -> argparse.Namespace:
@@ -157,7 +162,7 @@ def _ratios(stats: dict[str, dict[str, float]]) -> dict[str, float]:
     """official / ours at p50 and p99 (above 1: ours is faster), and eager / fast and onnx / fast at p50."""
     ratios = {}
     if "official_onnx" in stats:
-        for ours in ("fast_step", "enhancer_hop"):
+        for ours in ("fast_step", "enhancer_hop", "daemon_hop"):
             for q in ("p50", "p99"):
                 ratios[f"official_over_{ours}_{q}"] = stats["official_onnx"][f"{q}_ms"] / stats[ours][f"{q}_ms"]
     ratios["torch_over_fast_step_p50"] = stats["torch_step"]["p50_ms"] / stats["fast_step"]["p50_ms"]
@@ -170,7 +175,7 @@ def _print_report(stats: dict[str, dict[str, float]], ratios: dict[str, float], 
     print(f"fast backend: {setup['fast_backend']}, gap between hops {setup['gap_ms']} ms")
     print(f"{setup['hops']} hops after {setup['warmup_hops']} warm-up, core {setup['core']}, 1 thread")
     print(f"{'':16}{'p50 ms':>9}{'p95 ms':>9}{'p99 ms':>9}{'max ms':>9}{'RTF':>8}   CPU p50/p99 ms")
-    for name in ("fast_step", "enhancer_hop", "onnx_step", "torch_step", "official_onnx"):
+    for name in ("fast_step", "enhancer_hop", "daemon_hop", "onnx_step", "torch_step", "official_onnx"):
         if name in stats:
             s = stats[name]
             cells = "".join(f"{s[k]:9.3f}" for k in ("p50_ms", "p95_ms", "p99_ms", "max_ms"))
@@ -194,11 +199,13 @@ def main() -> int:
     fast_backend = resolve_backend("auto")
     fast = make_stepper(model, fast_backend)
     enhancer = Enhancer(make_stepper(model, fast_backend), cfg)
+    daemon_hop = make_hop_processor(make_stepper(model, fast_backend), cfg, LIMITER_KNEE_DBFS)
     onnx = make_stepper(model, "onnx")
     eager = make_stepper(model, "torch")
     tasks: dict[str, Callable[[int], object]] = {
         "fast_step": lambda i: fast.step(frames[i]),
         "enhancer_hop": lambda i: enhancer.process(hops[i]),
+        "daemon_hop": lambda i: daemon_hop.process(hops[i], True, 0.0, math.inf, 0.0),
         "onnx_step": lambda i: onnx.step(frames[i]),
         "torch_step": lambda i: eager.step(frames[i]),
     }
