@@ -26,6 +26,7 @@ import numpy as np
 
 from rtenhance.audio.delay import DelayController
 from rtenhance.audio.devices import DeviceError, refind
+from rtenhance.audio.file_align import OutputAligner
 from rtenhance.audio.gate import dry_gain, model_wanted
 from rtenhance.audio.hop import HopProcessor
 from rtenhance.audio.native_pulse import NativePulseCapture, NativePulsePlayback
@@ -116,10 +117,8 @@ class Engine:
         self._delay_sum = 0.0
         self._delay_count = 0
         self._reported = (0.0, 0)
-        self._skip_output = 0
+        self._aligner = OutputAligner()  # file sinks only
         self._frames_in = 0
-        self._samples_out = 0
-        self._output_limit = -1
         self._hops_done = 0
         self._cpu = CpuMeter()
 
@@ -275,14 +274,8 @@ class Engine:
         self._device_latency_s = self.source.device_latency_s() + self.sink.device_latency_s()
         self._target_device_latency_s = self._device_latency_s
         self._controller.restart(self._engine_target_s())
-        self._skip_output = 0 if self.sink.realtime else round(self.sink.rate * self._algorithmic_delay_s())
+        self._aligner.restart(0 if self.sink.realtime else round(self.sink.rate * self._algorithmic_s))
         self._frames_in = 0
-        self._samples_out = 0
-        self._output_limit = -1
-
-    def _algorithmic_delay_s(self) -> float:
-        """Delay the signal path itself adds: STFT overlap plus both resampler filters."""
-        return self._algorithmic_s
 
     def _process(self) -> str | None:
         """Process until stop, end of file (None) or a device fault (its description)."""
@@ -376,7 +369,7 @@ class Engine:
         if realtime:
             chunk = self._controller.correct(chunk)
         else:
-            chunk = self._trim_file_output(chunk)
+            chunk = self._aligner.trim(chunk)
         self.sink.write(chunk)
         self.hop_times.add(1e3 * (time.perf_counter() - start))
         self.mode = "bypass" if not wants_model else ("enhance" if self._guard.enhancing else "passthrough")
@@ -386,26 +379,16 @@ class Engine:
             self._delay_sum += delay
             self._delay_count += 1
 
-    def _trim_file_output(self, chunk: np.ndarray) -> np.ndarray:
-        """File output is aligned with the input: the path's delay is cut at the start, the tail at the end."""
-        skip = min(self._skip_output, chunk.shape[0])
-        self._skip_output -= skip
-        chunk = chunk[skip:]
-        if self._output_limit >= 0:
-            chunk = chunk[: max(0, self._output_limit - self._samples_out)]
-        self._samples_out += chunk.shape[0]
-        return chunk
-
     def _engine_delay_s(self) -> float:
         """Audio in flight between the two callbacks right after a hop was written, in seconds."""
         in_ring = self.source.ring.available / self.source.channels / self.source.rate
         pending = (self._pending_count - self.hop) / self.model_rate  # the hop just written is still counted
         out_ring = self.sink.depth_samples() / self.sink.rate
-        return in_ring + pending + self._algorithmic_delay_s() + out_ring
+        return in_ring + pending + self._algorithmic_s + out_ring
 
     def _drain(self) -> None:
         """End of a file source: push silence through so that every input sample reaches the sink."""
-        self._output_limit = round(self._frames_in * self.sink.rate / self.source.rate)
-        tail = self._algorithmic_delay_s() * self.model_rate + self.hop
+        self._aligner.end_at(round(self._frames_in * self.sink.rate / self.source.rate))
+        tail = self._algorithmic_s * self.model_rate + self.hop
         self._push(np.zeros(int(math.ceil(tail)), dtype=np.float32))
         self._run_hops()
