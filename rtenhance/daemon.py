@@ -27,13 +27,13 @@ from rtenhance.audio.streams import Capture, FileSink, FileSource, Playback
 from rtenhance.config import ConfigError, StftConfig
 from rtenhance.notify import SystemdNotifier
 from rtenhance.runtime_config import RuntimeConfig, reloaded, restart_only_changes
-from rtenhance.stats import RateLimitedWarning, StatsSnapshot, append_json_line
+from rtenhance.stats import RateLimitedWarning, StatsSnapshot, append_json_line, interval_warnings
 
 log = logging.getLogger("rtenhance")
 
 STOP_TIMEOUT_S = 0.8  # the worker gets this long to close the streams on stop
 READY_POLL_S = 0.05  # how often start-up checks whether the streams run
-XRUN_WARN_PERIOD_S = 60.0  # at most one xrun warning a minute
+XRUN_WARN_PERIOD_S = 60.0  # at most one warning of each kind (skips, xruns, drops) a minute
 WARMUP_FRAMES = 20  # model steps run before the streams open (first calls are slow)
 
 
@@ -84,8 +84,8 @@ class Daemon:
         self._flags = _Flags()
         self._wake = threading.Event()
         self._notifier = SystemdNotifier()
-        self._xruns = RateLimitedWarning(log, XRUN_WARN_PERIOD_S)
-        self._last_xruns = (0, 0)
+        self._alerts: dict[str, RateLimitedWarning] = {}
+        self._last_snapshot: StatsSnapshot | None = None
 
     def run(self) -> int:
         """Run until stopped; returns the exit status (0 for a clean stop or a finished file).
@@ -111,8 +111,8 @@ class Daemon:
             watch = self._watch(source_end, sink_end)
             engine = Engine(cfg, processor, stft_cfg, source, sink, watch, heartbeat=self._notifier.watchdog)
             gc.freeze()  # the model and buffers live until exit: keep the collector from scanning them mid-hop
-            log.info("%s -> %s at %d/%d Hz, target latency %.0f ms", cfg.audio.input, cfg.audio.output,
-                     source.rate, sink.rate, cfg.latency.target_ms)
+            log.info("%s -> %s at %d/%d Hz, target latency %s", cfg.audio.input, cfg.audio.output, source.rate,
+                     sink.rate, f"{cfg.latency.target_ms:.0f} ms" if cfg.latency.target_ms else "auto (as low as timing allows)")
             engine.start()
             self._serve(cfg, engine)
             return 0
@@ -242,7 +242,7 @@ class Daemon:
                         "s" if len(ignored) == 1 else "")
         cfg = reloaded(cfg, new)
         engine.configure(cfg)
-        log.info("configuration reloaded: attenuation limit %g dB, bypass %s, target %g ms, stats every %g s",
+        log.info("configuration reloaded: attenuation limit %g dB, bypass %s, target %g ms (0: auto), stats every %g s",
                  cfg.enhance.attenuation_limit_db, "on" if cfg.enhance.bypass else "off", cfg.latency.target_ms,
                  cfg.stats.interval_s)
         return cfg
@@ -253,9 +253,6 @@ class Daemon:
         self._notifier.status(line)
         if cfg.stats.json_path:
             append_json_line(cfg.stats.json_path, {"time": time.time(), **snap.as_json()})
-        underflows = snap.underflows - self._last_xruns[0]
-        overflows = snap.overflows - self._last_xruns[1]
-        self._last_xruns = (snap.underflows, snap.overflows)
-        if underflows > 0 or overflows > 0:
-            self._xruns.warn(f"{underflows} output underflows and {overflows} input overflows in the last "
-                             f"{cfg.stats.interval_s:g} s (playback or capture glitches)")
+        for kind, message in interval_warnings(self._last_snapshot, snap, cfg.stats.interval_s):
+            self._alerts.setdefault(kind, RateLimitedWarning(log, XRUN_WARN_PERIOD_S)).warn(message)
+        self._last_snapshot = snap

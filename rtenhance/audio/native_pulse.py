@@ -280,6 +280,7 @@ class _NativeStream:
 
     direction: int
     stream_name: bytes
+    device = True
 
     def __init__(self, endpoint: Endpoint, fragment_ms: float = 0.0, connection: PulseConnection | None = None) -> None:
         self.endpoint = endpoint
@@ -296,8 +297,9 @@ class _NativeStream:
 
     @property
     def status_flags(self) -> int:
-        """Fragments the ring could not take (capture) or fill (playback)."""
-        return int(self._fields.short_fragments)
+        """Xruns the server reported beyond the ring's own counters: playback underflows of the server
+        (capture has none: a fragment the ring could not take is a ring overflow)."""
+        return int(self._fields.server_underflows) if self.direction == PLAYBACK else 0
 
     @property
     def callbacks(self) -> int:
