@@ -63,13 +63,15 @@ def main() -> int:
                         choices=[s.name for s in SCENARIOS])
     parser.add_argument("--seconds", type=float, default=SPEECH_S,
                         help=f"speech per scenario, s (the first {WARMUP_S:g} s are not measured)")
+    parser.add_argument("--keep", type=Path, help="keep the recordings, stats and logs in this folder")
     args = parser.parse_args()
     uptime = subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip()
     print(f"live matrix: {args.seconds:g} s of speech per scenario, {os.cpu_count()} CPUs; {uptime}", flush=True)
     rows: list[tuple[str, ...]] = []
     loopbacks: dict[str, float] = {}
     with tempfile.TemporaryDirectory(prefix="live_matrix_") as tmp:
-        root = Path(tmp)
+        root = args.keep or Path(tmp)
+        root.mkdir(parents=True, exist_ok=True)
         speech = make_speech_input(args.seconds, root)
         for kind in args.servers:
             try:

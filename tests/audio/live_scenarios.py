@@ -93,7 +93,7 @@ class ScenarioResult:
         e2e_ms: median end-to-end delay A -> B, ms (``delay`` scenario only, else None).
         exit_code: the daemon's exit status after SIGTERM.
         load: the 1-minute load average at the end (the machine is shared).
-        log_tail: the end of the daemon's log, for failure messages.
+        log: the daemon's whole log.
     """
 
     server: str
@@ -103,7 +103,11 @@ class ScenarioResult:
     e2e_ms: float | None
     exit_code: int
     load: float
-    log_tail: str
+    log: str
+
+    @property
+    def log_tail(self) -> str:
+        return self.log[-LOG_TAIL_CHARS:]
 
 
 def run_scenario(server: SoundServer, scenario: Scenario, speech: SpeechInput, folder: Path) -> ScenarioResult:
@@ -155,8 +159,7 @@ def _run(server: SoundServer, scenario: Scenario, speech: SpeechInput, folder: P
     output = resample(data[:, -1], RATE, MODEL_RATE)
     windows = match_windows(speech.enhanced, output, MODEL_RATE, WARMUP_S, MAX_LAG_S)
     e2e = _median_delay_ms(data, WARMUP_S + SETTLE_S) if remap else None
-    return ScenarioResult(server.kind, scenario, stats, windows, e2e, code, os.getloadavg()[0],
-                          daemon.log()[-LOG_TAIL_CHARS:])
+    return ScenarioResult(server.kind, scenario, stats, windows, e2e, code, os.getloadavg()[0], daemon.log())
 
 
 def _median_delay_ms(mix: np.ndarray, skip_s: float) -> float:
