@@ -85,7 +85,13 @@ def main() -> int:
                     if scenario.name not in args.scenarios or kind not in scenario.servers:
                         continue
                     started = time.monotonic()
-                    result = run_scenario(server, scenario, speech, root / kind / scenario.name)
+                    try:
+                        result = run_scenario(server, scenario, speech, root / kind / scenario.name)
+                    except (AssertionError, RuntimeError, ValueError) as error:
+                        first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+                        rows.append((kind, scenario.name, f"error: {first_line}", *[""] * (len(HEADER) - 3)))
+                        print(f"  {kind} {scenario.name}: {rows[-1][2]}", flush=True)
+                        continue
                     rows.append(row(result))
                     print(f"  {kind} {scenario.name}: {time.monotonic() - started:.0f} s; {' | '.join(rows[-1][2:])}",
                           flush=True)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import shutil
 import subprocess
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -72,7 +73,7 @@ def _metadata(env: dict[str, str], name: str) -> str:
     return done.stdout
 
 
-def _wait_for(server: SoundServer, ready, what: str) -> None:
+def _wait_for(server: SoundServer, ready: Callable[[], bool], what: str) -> None:
     deadline = time.monotonic() + START_TIMEOUT_S
     while not ready():
         exited = [p for p in server.processes if p.poll() is not None]

@@ -10,7 +10,7 @@ import pytest
 import soundfile as sf
 
 from tests.audio.pulse_support import read_mix
-from tests.audio.sound_server import MIX_SINK, PIPEWIRE, RATE, SINK_A, SINK_B, stop_recording
+from tests.audio.sound_server import MIX_SINK, RATE, SINK_A, SINK_B, stop_recording
 
 AUDIBLE_RMS = 0.01
 SILENT_RMS = 1e-4
