@@ -33,6 +33,11 @@ class DriftResampler:
         out_max = int(math.ceil((max_chunk + HISTORY) * (1.0 + MAX_DEVIATION))) + 2
         self._out = np.zeros(out_max, dtype=np.float32)
         self._steps = np.arange(out_max, dtype=np.float64)
+        self._t = np.zeros(out_max, dtype=np.float64)  # work arrays: positions, tap indices, fractions, taps
+        self._index = np.zeros(out_max, dtype=np.intp)
+        self._frac = np.zeros(out_max, dtype=np.float64)
+        self._taps = np.zeros((4, out_max), dtype=np.float64)
+        self._acc = np.zeros(out_max, dtype=np.float64)
         self._position = 2.0  # in buffer coordinates: index of the next output's left-centre tap
 
     def reset(self) -> None:
@@ -60,15 +65,29 @@ class DriftResampler:
         step = 1.0 / ratio
         last = HISTORY + n - 3  # the last left-centre index with both right-hand taps (t+1, t+2) available
         count = max(0, int(math.floor((last - self._position) / step)) + 1) if self._position <= last else 0
-        t = self._position + step * self._steps[:count]  # (count,) positions in buffer coordinates
-        index = np.floor(t).astype(np.int64)
-        frac = t - index
-        p0, p1, p2, p3 = buffer[index - 1], buffer[index], buffer[index + 1], buffer[index + 2]
-        # Catmull-Rom: p1 + f/2 (p2 - p0 + f (2 p0 - 5 p1 + 4 p2 - p3 + f (3 (p1 - p2) + p3 - p0)))
-        value = p1 + 0.5 * frac * (p2 - p0 + frac * (2.0 * p0 - 5.0 * p1 + 4.0 * p2 - p3
-                                                      + frac * (3.0 * (p1 - p2) + p3 - p0)))
+        t, index, frac, acc = self._t[:count], self._index[:count], self._frac[:count], self._acc[:count]
+        np.multiply(self._steps[:count], step, out=t)
+        t += self._position  # (count,) positions in buffer coordinates
+        np.floor(t, out=frac)
+        index[:] = frac
+        np.subtract(t, frac, out=frac)
+        p0, p1, p2, p3 = (self._taps[k, :count] for k in range(4))
+        for k, tap in enumerate((p0, p1, p2, p3)):
+            np.take(buffer, index + (k - 1), out=tap)
+        # Catmull-Rom: p1 + f/2 (p2 - p0 + f (2 p0 - 5 p1 + 4 p2 - p3 + f (3 (p1 - p2) + p3 - p0))), Horner form
+        np.subtract(p1, p2, out=acc)
+        acc *= 3.0
+        acc += p3
+        acc -= p0
+        acc *= frac
+        acc += 2.0 * p0 - 5.0 * p1 + 4.0 * p2 - p3
+        acc *= frac
+        acc += p2 - p0
+        acc *= frac
+        acc *= 0.5
+        acc += p1
         out = self._out[:count]
-        out[:] = value
+        out[:] = acc
         self._position += step * count - n  # the chunk's samples shift out of the front
         buffer[:HISTORY] = buffer[n : n + HISTORY]
         return out
