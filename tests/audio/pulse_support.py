@@ -64,6 +64,13 @@ class PulseServer:
         self.modules[name] = index
         return index
 
+    def restart(self) -> None:
+        """Stop the server (SIGTERM, as ``pulseaudio --kill`` does) and start a fresh one on the same socket
+        with S, A and B again; every module loaded by a client is gone."""
+        stop_pulse_server(self)
+        fresh = start_pulse_server(self.root)
+        self.process, self.modules, self.clock = fresh.process, fresh.modules, fresh.clock
+
     def unload_sink(self, name: str) -> None:
         self.pactl("unload-module", str(self.modules.pop(name)))
 
@@ -104,7 +111,7 @@ def start_pulse_server(root: Path) -> PulseServer:
         if shutil.which(tool) is None:
             pytest.skip(f"needs {tool} (Debian packages pulseaudio and pulseaudio-utils)")
     runtime = root / "run"
-    runtime.mkdir(parents=True)
+    runtime.mkdir(parents=True, exist_ok=True)
     socket_path = runtime / "native"
     env = dict(os.environ)
     env.update(

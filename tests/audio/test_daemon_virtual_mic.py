@@ -6,7 +6,7 @@ import time
 
 import soundfile as sf
 
-from rtenhance.audio.devices import VIRTUAL_SINK, VIRTUAL_SOURCE
+from rtenhance.audio.virtual_mic import VIRTUAL_SINK, VIRTUAL_SOURCE
 from tests.audio.daemon_support import (
     DaemonProcess, aligned_correlation, daemon_env, noisy_speech, weights_path, write_wav,
 )
