@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import ctypes
 import logging
+import threading
 from collections.abc import Callable
 from pathlib import Path
 
@@ -89,6 +90,7 @@ class NativeWatch:
         self._restore = restore
         self._handle: int | None = None
         self._head: _Head | None = None
+        self._lock = threading.Lock()  # ``stop`` waits for a ``refresh`` in progress (at most its timeouts)
 
     def start(self) -> None:
         """Connect (in the background), then ask for every device once and wait for the answers."""
@@ -133,18 +135,20 @@ class NativeWatch:
         Raises:
             DeviceError: ``restore`` failed.
         """
-        if self._handle is None:
-            return
-        self._lib.rtw_refresh(self._handle, REFRESH_TIMEOUT_US)
-        if self._restore is not None and self.connected and self.missing:
-            self._restore()
+        with self._lock:
+            if self._handle is None:
+                return
             self._lib.rtw_refresh(self._handle, REFRESH_TIMEOUT_US)
+            if self._restore is not None and self.connected and self.missing:
+                self._restore()
+                self._lib.rtw_refresh(self._handle, REFRESH_TIMEOUT_US)
 
     def stop(self) -> None:
         """Disconnect and end the main-loop thread (idempotent)."""
-        handle, self._handle, self._head = self._handle, None, None
-        if handle is not None:
-            self._lib.rtw_close(handle)
+        with self._lock:
+            handle, self._handle, self._head = self._handle, None, None
+            if handle is not None:
+                self._lib.rtw_close(handle)
 
 
 def start_watch(sinks: tuple[str, ...], sources: tuple[str, ...],
