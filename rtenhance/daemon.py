@@ -16,14 +16,16 @@ import time
 from dataclasses import dataclass
 from typing import Callable
 
-from rtenhance.audio.devices import FILE_PREFIX, VIRTUAL_MIC, DeviceError, Endpoint, VirtualMic, resolve
+from rtenhance.audio.devices import FILE_PREFIX, VIRTUAL_MIC, DeviceError, Endpoint, resolve
 from rtenhance.audio.engine import Engine, Sink, Source
 from rtenhance.audio.hop import HopProcessor, make_hop_processor
 from rtenhance.audio.native_pulse import NativePulseCapture, NativePulsePlayback, PulseConnection
 from rtenhance.audio.native_pulse import unavailable_reason as native_pulse_unavailable
+from rtenhance.audio.native_watch import start_watch
 from rtenhance.audio.pulse import PresenceWatch
 from rtenhance.audio.pulse_streams import PulseCapture, PulsePlayback
 from rtenhance.audio.streams import Capture, FileSink, FileSource, Playback
+from rtenhance.audio.virtual_mic import VIRTUAL_SOURCE, VirtualMic
 from rtenhance.config import ConfigError, StftConfig
 from rtenhance.notify import SystemdNotifier
 from rtenhance.runtime_config import RuntimeConfig, reloaded, restart_only_changes
@@ -35,6 +37,7 @@ STOP_TIMEOUT_S = 0.8  # the worker gets this long to close the streams on stop
 READY_POLL_S = 0.05  # how often start-up checks whether the streams run
 XRUN_WARN_PERIOD_S = 60.0  # at most one warning of each kind (skips, xruns, drops) a minute
 WARMUP_FRAMES = 20  # model steps run before the streams open (first calls are slow)
+EXIT_VIRTUAL_MIC_LOST = 3  # the virtual microphone could not be recreated in time: systemd restarts us
 
 
 def raise_priority(nice: int) -> None:
@@ -88,7 +91,8 @@ class Daemon:
         self._last_snapshot: StatsSnapshot | None = None
 
     def run(self) -> int:
-        """Run until stopped; returns the exit status (0 for a clean stop or a finished file).
+        """Run until stopped; returns the exit status (0 for a clean stop or a finished file,
+        ``EXIT_VIRTUAL_MIC_LOST`` when the virtual microphone stayed lost for ``devices.virtual_mic_give_up_s``).
 
         Raises:
             ConfigError, DeviceError, CheckpointError: bad configuration, device or weights (before any audio).
@@ -108,14 +112,13 @@ class Daemon:
             source, sink = self._make_ends(cfg, source_end, sink_end)
             raise_priority(cfg.engine.nice)  # before the audio threads start: they inherit it and the affinity
             pin_cpus(cfg.engine.cpus)
-            watch = self._watch(source_end, sink_end)
+            watch = self._watch(source_end, sink_end, virtual_mic)
             engine = Engine(cfg, processor, stft_cfg, source, sink, watch, heartbeat=self._notifier.watchdog)
             gc.freeze()  # the model and buffers live until exit: keep the collector from scanning them mid-hop
             log.info("%s -> %s at %d/%d Hz, target latency %s", cfg.audio.input, cfg.audio.output, source.rate,
                      sink.rate, f"{cfg.latency.target_ms:.0f} ms" if cfg.latency.target_ms else "auto (as low as timing allows)")
             engine.start()
-            self._serve(cfg, engine)
-            return 0
+            return self._serve(cfg, engine, virtual_mic is not None)
         finally:
             self._notifier.stopping()
             if engine is not None:
@@ -177,14 +180,16 @@ class Daemon:
         return PulseConnection()
 
     @staticmethod
-    def _watch(source_end: Endpoint, sink_end: Endpoint) -> PresenceWatch | None:
+    def _watch(source_end: Endpoint, sink_end: Endpoint, virtual_mic: VirtualMic | None) -> PresenceWatch | None:
+        """Watch the named pulse devices; with a virtual microphone also its source, and recreate both
+        when the engine reconnects and finds them gone (a sound-server restart)."""
         sources = (source_end.pulse_name,) if source_end.pulse_name else ()
         sinks = (sink_end.pulse_name,) if sink_end.pulse_name else ()
+        if virtual_mic is not None:
+            sources += (VIRTUAL_SOURCE,)
         if not sources and not sinks:
             return None
-        watch = PresenceWatch(sinks=sinks, sources=sources)
-        watch.start()
-        return watch
+        return start_watch(sinks, sources, virtual_mic.restore if virtual_mic is not None else None)
 
     def _install_signals(self) -> dict[int, object]:
         def stop(signum: int, frame: object) -> None:
@@ -207,10 +212,14 @@ class Daemon:
         for signum, handler in previous.items():
             signal.signal(signum, handler)  # type: ignore[arg-type]
 
-    def _serve(self, cfg: RuntimeConfig, engine: Engine) -> None:
-        """Main thread: readiness, then stats every interval and signal flags, until stop or end of file."""
+    def _serve(self, cfg: RuntimeConfig, engine: Engine, virtual_mic: bool) -> int:
+        """Main thread: readiness, then stats every interval and signal flags, until stop or end of file;
+        returns the exit status."""
+        lost = _LostTimer(virtual_mic)
         while not (engine.ready.is_set() or engine.finished.is_set() or self._flags.stop):
             self._wake.wait(READY_POLL_S)
+            if lost.expired(engine.mode, cfg.devices.virtual_mic_give_up_s):
+                return EXIT_VIRTUAL_MIC_LOST
         if engine.ready.is_set():
             self._notifier.ready(f"running: {cfg.audio.input} -> {cfg.audio.output}")
             log.info("audio running")
@@ -227,8 +236,11 @@ class Daemon:
             if time.monotonic() >= next_stats:
                 next_stats += cfg.stats.interval_s
                 self._report(cfg, engine.snapshot())
+            if lost.expired(engine.mode, cfg.devices.virtual_mic_give_up_s):
+                return EXIT_VIRTUAL_MIC_LOST
         if engine.finished.is_set() and not self._flags.stop:
             self._report(cfg, engine.snapshot())
+        return 0
 
     def _reload(self, cfg: RuntimeConfig, engine: Engine) -> RuntimeConfig:
         try:

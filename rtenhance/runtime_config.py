@@ -164,17 +164,22 @@ class DevicesConfig:
         retry_initial_s: first wait before reopening a lost device, doubled per failed try.
         retry_max_s: longest wait between tries.
         stall_s: a stream that delivers no callback for this long counts as lost.
+        virtual_mic_give_up_s: a virtual microphone that cannot be recreated for this long (the sound
+            server did not come back) ends the daemon with a non-zero status, for systemd to restart it.
     """
 
     retry_initial_s: float = 0.25
     retry_max_s: float = 2.0
     stall_s: float = 1.0
+    virtual_mic_give_up_s: float = 60.0
 
     def __post_init__(self) -> None:
         _check(0.01 <= self.retry_initial_s <= 60.0, "devices.retry_initial_s", self.retry_initial_s, "0.01..60 s")
         _check(self.retry_initial_s <= self.retry_max_s <= 300.0, "devices.retry_max_s", self.retry_max_s,
                "retry_initial_s..300 s")
         _check(0.1 <= self.stall_s <= 60.0, "devices.stall_s", self.stall_s, "0.1..60 s")
+        _check(1.0 <= self.virtual_mic_give_up_s <= 3600.0, "devices.virtual_mic_give_up_s",
+               self.virtual_mic_give_up_s, "1..3600 s")
 
 
 @dataclass(frozen=True)

@@ -556,6 +556,7 @@ int rtp_stream_open(rtp_conn *conn, rtp_end *end, const char *device, const char
     uint32_t fragment_bytes = end->fragment_frames * BYTES_PER_SAMPLE;
     pa_sample_spec spec = {PA_SAMPLE_FLOAT32LE, end->rate, 1};
     int flags = PA_STREAM_INTERPOLATE_TIMING | PA_STREAM_AUTO_TIMING_UPDATE | PA_STREAM_ADJUST_LATENCY;
+    flags |= device ? 0x0200 : 0; /* PA_STREAM_DONT_MOVE: a named device that goes away fails the stream */
     const char *what = end->direction == RTP_RECORD ? "record stream" : "playback stream";
     int status;
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -52,3 +53,15 @@ def sound_server(request: pytest.FixtureRequest) -> Iterator[SoundServer]:
     if server.kind == PIPEWIRE:
         server.set_quantum(0)
     assert server.topology == REMAP, "the test left the independent topology loaded"
+
+
+@pytest.fixture(params=SERVER_KINDS)
+def restartable_server(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[SoundServer]:
+    """A private server of this test alone (PulseAudio, then PipeWire), which the test may ``restart()`` or
+    stop; it has the ``SoundServer`` interface."""
+    start = {PULSEAUDIO: start_pulse_server, PIPEWIRE: start_pipewire_server}[request.param]
+    server = start(tmp_path / "server")
+    try:
+        yield server
+    finally:
+        stop_server(server)

@@ -47,7 +47,7 @@ def start_pipewire_server(root: Path) -> SoundServer:
         pytest.fail(f"dbus-daemon --session failed: {bus.stderr.strip()}")
     address, pid = bus.stdout.split()[:2]
     env["DBUS_SESSION_BUS_ADDRESS"] = address
-    server = SoundServer(PIPEWIRE, root, env, [], [], forked_pids=[int(pid)])
+    server = SoundServer(PIPEWIRE, root, env, [], [], forked_pids=[int(pid)], restarter=_restart_pulse_server)
     _start(server, "pipewire")
     _wait_for(server, lambda: (runtime / "pipewire-0").exists(), "the socket pipewire-0")
     _start(server, "wireplumber")
@@ -56,6 +56,24 @@ def start_pipewire_server(root: Path) -> SoundServer:
     wait_until_answers(server, START_TIMEOUT_S)
     server.load_topology()
     return server
+
+
+def _restart_pulse_server(server: SoundServer) -> None:
+    """Restart pipewire-pulse (as an update or ``systemctl --user restart pipewire-pulse`` does): the modules
+    loaded through it go with it; the test topology is loaded again."""
+    index = next(i for i, p in enumerate(server.processes) if p.args[0] == "pipewire-pulse")
+    old = server.processes.pop(index)
+    server.logs.pop(index)
+    old.terminate()
+    try:
+        old.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        old.kill()
+        old.wait()
+    server.modules.clear()
+    _start(server, "pipewire-pulse")
+    wait_until_answers(server, START_TIMEOUT_S)
+    server.load_topology()
 
 
 def _start(server: SoundServer, program: str) -> None:

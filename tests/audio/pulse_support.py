@@ -37,7 +37,7 @@ def start_pulse_server(root: Path) -> SoundServer:
         if shutil.which(tool) is None:
             pytest.skip(f"needs {tool} (Debian packages pulseaudio and pulseaudio-utils)")
     runtime = root / "run"
-    runtime.mkdir(parents=True, mode=0o700)
+    runtime.mkdir(parents=True, mode=0o700, exist_ok=True)
     socket_path = runtime / "native"
     env = client_env(root, runtime, socket_path)
     env.update(PULSE_RUNTIME_PATH=str(runtime), PULSE_STATE_PATH=str(root / "state"))
@@ -49,10 +49,18 @@ def start_pulse_server(root: Path) -> SoundServer:
     log = root / "pulseaudio.log"
     with open(log, "wb") as out:
         process = subprocess.Popen(command, env=env, stdout=out, stderr=subprocess.STDOUT)
-    server = SoundServer(PULSEAUDIO, root, env, [process], [log])
+    server = SoundServer(PULSEAUDIO, root, env, [process], [log], restarter=_restart)
     wait_until_answers(server, START_TIMEOUT_S)
     server.load_topology()
     return server
+
+
+def _restart(server: SoundServer) -> None:
+    """Stop the server (SIGTERM, as ``pulseaudio --kill`` does) and start a fresh one on the same socket."""
+    stop_server(server)
+    fresh = start_pulse_server(server.root)
+    server.processes, server.logs, server.modules = fresh.processes, fresh.logs, fresh.modules
+    server.clock, server.topology = fresh.clock, fresh.topology
 
 
 def stop_pulse_server(server: SoundServer) -> None:

@@ -23,7 +23,7 @@ import os
 import signal
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -72,6 +72,14 @@ class SoundServer:
     topology: str = REMAP
     clock: subprocess.Popen[bytes] | None = None
     b_rate: int = RATE
+    restarter: Callable[[SoundServer], None] | None = None
+
+    def restart(self) -> None:
+        """Restart the server as an update does (PulseAudio: the whole server; PipeWire: pipewire-pulse, as
+        ``systemctl --user restart pipewire-pulse`` does); every module a client loaded is gone, and the
+        test topology is loaded again."""
+        assert self.restarter is not None, f"{self.kind} cannot be restarted"
+        self.restarter(self)
 
     def pactl(self, *args: str) -> str:
         done = subprocess.run(["pactl", *args], env=self.env, capture_output=True, text=True, timeout=PACTL_TIMEOUT_S)
