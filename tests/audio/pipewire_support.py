@@ -36,7 +36,8 @@ def start_pipewire_server(root: Path) -> SoundServer:
         if shutil.which(tool) is None:
             pytest.skip(f"needs {tool} (Debian package {package}; scripts/setup.sh installs it)")
     runtime = root / "run"
-    runtime.mkdir(parents=True, mode=0o700)
+    runtime.mkdir(parents=True, mode=0o700, exist_ok=True)
+    (runtime / "bus").unlink(missing_ok=True)  # a stopped server's session bus socket
     env = client_env(root, runtime, runtime / "pulse" / "native")
     bus = subprocess.run(
         ["dbus-daemon", "--session", "--fork", "--print-address=1", "--print-pid=1",
@@ -60,7 +61,12 @@ def start_pipewire_server(root: Path) -> SoundServer:
 
 def _restart_pulse_server(server: SoundServer) -> None:
     """Restart pipewire-pulse (as an update or ``systemctl --user restart pipewire-pulse`` does): the modules
-    loaded through it go with it; the test topology is loaded again."""
+    loaded through it go with it; the test topology is loaded again. A server stopped as a whole starts anew."""
+    if all(p.poll() is not None for p in server.processes):
+        fresh = start_pipewire_server(server.root)
+        server.env, server.processes, server.logs = fresh.env, fresh.processes, fresh.logs
+        server.forked_pids, server.modules, server.topology = fresh.forked_pids, fresh.modules, fresh.topology
+        return
     index = next(i for i, p in enumerate(server.processes) if p.args[0] == "pipewire-pulse")
     old = server.processes.pop(index)
     server.logs.pop(index)
