@@ -268,3 +268,29 @@ class Daemon:
         for kind, message in interval_warnings(self._last_snapshot, snap, cfg.stats.interval_s):
             self._alerts.setdefault(kind, RateLimitedWarning(log, XRUN_WARN_PERIOD_S)).warn(message)
         self._last_snapshot = snap
+
+
+class _LostTimer:
+    """How long the engine has been reconnecting, for the virtual microphone's give-up bound.
+
+    Args:
+        active: whether the bound applies (only a virtual microphone: a device that is unplugged is waited
+            for, but a sound server that does not come back is better left to the service manager).
+    """
+
+    def __init__(self, active: bool) -> None:
+        self._active = active
+        self._since: float | None = None
+
+    def expired(self, mode: str, limit_s: float) -> bool:
+        """Whether ``mode`` has been "reconnecting" for more than ``limit_s``; logs the verdict once."""
+        if not self._active or mode != "reconnecting":
+            self._since = None
+            return False
+        now = time.monotonic()
+        self._since = self._since if self._since is not None else now
+        if now - self._since <= limit_s:
+            return False
+        log.error("the virtual microphone could not be recreated for %.0f s: exiting with status %d so that "
+                  "the service manager restarts rtenhance", limit_s, EXIT_VIRTUAL_MIC_LOST)
+        return True
