@@ -27,8 +27,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/syscall.h>
 #include <sys/time.h>
 #include <time.h>
+#include <unistd.h>
 
 /* ---- the part of libpulse's API used here (pulse/def.h, sample.h, context.h, stream.h, ...) ---- */
 
@@ -81,6 +83,7 @@ void pa_threaded_mainloop_unlock(pa_threaded_mainloop *m);
 void pa_threaded_mainloop_wait(pa_threaded_mainloop *m);
 void pa_threaded_mainloop_signal(pa_threaded_mainloop *m, int wait_for_accept);
 pa_mainloop_api *pa_threaded_mainloop_get_api(pa_threaded_mainloop *m);
+void pa_mainloop_api_once(pa_mainloop_api *m, void (*callback)(pa_mainloop_api *m, void *userdata), void *userdata);
 void pa_threaded_mainloop_set_name(pa_threaded_mainloop *m, const char *name);
 
 pa_context *pa_context_new(pa_mainloop_api *api, const char *name);
@@ -167,6 +170,7 @@ struct rtp_conn {
     pa_threaded_mainloop *loop;
     pa_context *context;
     rtp_end *ends[2];           /* by direction; NULL when that stream is closed */
+    _Atomic long thread_id;     /* the main-loop thread's kernel id (for its scheduling), 0 until known */
     int context_state;
 };
 
@@ -476,6 +480,21 @@ static void close_connection(rtp_conn *conn)
     free(conn);
 }
 
+static void record_thread_id(pa_mainloop_api *api, void *userdata)
+{
+    rtp_conn *conn = userdata;
+    (void)api;
+    atomic_store(&conn->thread_id, (long)syscall(SYS_gettid));
+    pa_threaded_mainloop_signal(conn->loop, 0);
+}
+
+/* The kernel id of the connection's main-loop thread, which moves all audio (so that the caller can give it
+ * real-time scheduling); 0 if unknown. */
+long rtp_conn_thread_id(rtp_conn *conn)
+{
+    return atomic_load(&conn->thread_id);
+}
+
 /* Connect to the default server (PULSE_SERVER etc. as libpulse reads them) and start the main-loop thread.
  * Returns NULL with a message in `error` when there is no server. */
 rtp_conn *rtp_conn_open(const char *app_name, const char *thread_name, char *error, size_t error_size)
@@ -510,6 +529,11 @@ rtp_conn *rtp_conn_open(const char *app_name, const char *thread_name, char *err
         if (state == PA_CONTEXT_FAILED || state == PA_CONTEXT_TERMINATED)
             status = -1;
         else
+            pa_threaded_mainloop_wait(conn->loop);
+    }
+    if (status >= 0) {
+        pa_mainloop_api_once(pa_threaded_mainloop_get_api(conn->loop), record_thread_id, conn);
+        while (atomic_load(&conn->thread_id) == 0)
             pa_threaded_mainloop_wait(conn->loop);
     }
     if (status < 0) {

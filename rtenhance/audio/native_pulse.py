@@ -25,6 +25,7 @@ import numpy as np
 
 from rtenhance.audio.devices import DeviceError, Endpoint
 from rtenhance.audio.streams import FIRST_CALLBACK_GRACE_S, RING_SECONDS, RingPlayback, prime
+from rtenhance.audio.thread_priority import promote
 from rtenhance.native_build import CLibrary, NativeUnavailable
 
 FRAGMENT_MS = 8.0  # default fragment: the server moves audio 125 times a second per stream
@@ -92,6 +93,7 @@ def _declare(lib: ctypes.CDLL) -> None:
         "rtp_wait_input": ([ptr, u64, ctypes.c_int64], u64),
         "rtp_conn_open": ([ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_size_t], ptr),
         "rtp_conn_close": ([ptr], None),
+        "rtp_conn_thread_id": ([ptr], ctypes.c_long),
         "rtp_stream_open": ([ptr, ptr, ctypes.c_char_p, ctypes.c_char_p], ctypes.c_int),
         "rtp_stream_start": ([ptr], None),
         "rtp_stream_close": ([ptr], None),
@@ -257,6 +259,12 @@ class PulseConnection:
             self._users += 1
             return self._handle
 
+    @property
+    def thread_id(self) -> int:
+        """The kernel id of the thread that moves the audio, 0 while not connected."""
+        with self._lock:
+            return int(self._lib.rtp_conn_thread_id(self._handle)) if self._handle is not None else 0
+
     def release(self) -> None:
         """A stream no longer uses the connection; the last one disconnects it."""
         with self._lock:
@@ -322,6 +330,7 @@ class _NativeStream:
             raise DeviceError(f"pulse {kind} stream on {self.endpoint.pulse_name or 'the default device'}: "
                               f"{self._error()}")
         self._open = True
+        promote(self._connection.thread_id, "pulse I/O")
 
     def _error(self) -> str:
         return self._fields.error.decode(errors="replace")

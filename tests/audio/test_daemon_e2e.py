@@ -20,10 +20,11 @@ from tests.audio.pulse_support import RATE, stop_recording
 SECONDS = 6.0
 MIN_CORRELATION = 0.9
 PREROLL_S = 2.0
-STATS_FIELDS = ("hop p50", "p95", "p99", "max", "rtf", "latency", "overflows", "underflows", "passthrough",
-                "resets", "cpu")
-JSON_FIELDS = ("hop_ms_p50", "hop_ms_p95", "hop_ms_p99", "hop_ms_max", "rtf", "latency_ms", "overflows",
-               "underflows", "passthrough_hops", "state_resets", "cpu_percent")
+STATS_FIELDS = ("hop p50", "p95", "p99", "max", "step p99", "rtf", "latency", "jitter", "drift", "overflows",
+                "underflows", "skipped ring_low", "overload", "bypass", "resets", "dropped", "backlog", "cpu")
+JSON_FIELDS = ("hop_ms_p50", "hop_ms_p95", "hop_ms_p99", "hop_ms_max", "step_p99_ms", "rtf", "latency_ms", "jitter_ms",
+               "drift_ppm", "overflows", "underflows", "passthrough_hops", "skipped_ring_low", "skipped_overload",
+               "skipped_bypass", "state_resets", "adjust_ms", "backlog_ms", "cpu_percent")
 
 
 @pytest.fixture
