@@ -36,6 +36,7 @@ from rtenhance.audio.playout import PlayoutController
 from rtenhance.audio.pulse import PresenceWatch
 from rtenhance.audio.skips import SkipCounts, StepTimes, ring_low, step_deadline_s
 from rtenhance.audio.supervisor import Supervisor
+from rtenhance.audio.thread_priority import promote
 from rtenhance.config import StftConfig
 from rtenhance.dsp.fractional import DriftResampler
 from rtenhance.dsp.polyphase import PolyphaseResampler
@@ -51,6 +52,7 @@ DEVICE_LATENCY_REFRESH_HOPS = 64  # re-read the devices' reported latency about 
 MAX_BACKLOG_S = 0.5  # captured audio waiting beyond this is stale (the process stalled): dropped at once
 KEEP_AFTER_BACKLOG_HOPS = 1  # hops of the newest input kept when a backlog is dropped
 SPLICE_FADE_S = 0.002  # crossfade across a drop
+WORKER_PRIORITY = 5  # real-time priority of the worker when allowed: below the stream I/O thread
 
 
 class Engine:
@@ -208,6 +210,8 @@ class Engine:
 
     def _run(self) -> None:
         supervisor = self.supervisor
+        if self.sink.realtime:
+            promote(threading.get_native_id(), "worker", WORKER_PRIORITY)
         try:
             while supervisor.open_until_ready(lambda: self._cfg.devices, self._prepare_session, self._reconnecting):
                 self.ready.set()

@@ -5,7 +5,8 @@ wakes late the server runs dry and plays silence, whatever rtenhance has queued.
 thread ``SCHED_FIFO`` at a low real-time priority when the system allows it (root, CAP_SYS_NICE or an
 RLIMIT_RTPRIO, as audio groups usually grant), else leaves it to its nice level; either way the outcome is
 logged once per process. The thread's work per wake-up is a memcpy of a few ms of audio, so a real-time
-priority cannot starve the system.
+priority cannot starve the system; the worker (one hop of DSP per 16 ms, well under a millisecond) gets
+a lower real-time priority than the I/O thread, and the model thread stays at its nice level.
 """
 
 from __future__ import annotations
@@ -19,22 +20,23 @@ PRIORITY = 10  # SCHED_FIFO priority: above normal threads, well below the sound
 _reported: set[str] = set()
 
 
-def promote(thread_id: int, what: str) -> bool:
-    """Ask for ``SCHED_FIFO`` at ``PRIORITY`` for the kernel thread ``thread_id``; True when granted.
+def promote(thread_id: int, what: str, priority: int = PRIORITY) -> bool:
+    """Ask for ``SCHED_FIFO`` at ``priority`` for the kernel thread ``thread_id``; True when granted.
 
     Args:
         thread_id: the thread's kernel id (0: unknown, nothing is done).
         what: the thread's name for the log line.
+        priority: the SCHED_FIFO priority (1..99).
     """
     if thread_id <= 0:
         return False
     try:
-        os.sched_setscheduler(thread_id, os.SCHED_FIFO, os.sched_param(PRIORITY))
+        os.sched_setscheduler(thread_id, os.SCHED_FIFO, os.sched_param(priority))
     except (OSError, AttributeError) as exc:
         _report(what, f"{what} thread keeps normal scheduling (real-time not allowed: "
                       f"{getattr(exc, 'strerror', None) or exc})")
         return False
-    _report(what, f"{what} thread runs with real-time scheduling (SCHED_FIFO {PRIORITY})")
+    _report(what, f"{what} thread runs with real-time scheduling (SCHED_FIFO {priority})")
     return True
 
 
