@@ -13,8 +13,9 @@ and keeps, per block, their mean and their minimum:
   so its lowest point stays ``headroom_s`` above empty: the delay is the smallest the timing allows;
 - the clocks' mismatch is *measured*: the block means, less the resampling already applied, drift at the
   rate the playback clock outruns the capture clock; a straight line fitted over the last
-  ``DRIFT_WINDOW_BLOCKS`` gives it (``drift_ppm``), and the resampling ratio follows it, so drift does not
-  move the delay; a small proportional correction removes the rest: at most ``MAX_CORRECTION`` when
+  ``DRIFT_WINDOW_BLOCKS`` gives it (``drift_ppm``), taken only when it differs significantly from the
+  current value (bursty capture makes the block means noisy), and the resampling ratio follows it, so
+  drift does not move the delay; a small proportional correction removes the rest: at most ``MAX_CORRECTION`` when
   draining (so that the delay moves by well under a millisecond per second), up to ``MAX_FILL`` when the
   ring is below its target (the alternative is running dry again);
 - an excess that gentle resampling would take long to remove (the start, a stalled process, a device
@@ -35,7 +36,8 @@ KP_PER_S = 0.05  # ratio change per second of excess: a 4 ms excess is worked of
 MAX_CORRECTION = 0.0003  # draining is capped at 300 ppm (0.3 ms per second)
 KP_FILL_PER_S = 0.25  # a ring below its target (it ran dry, or the jitter grew) is filled faster...
 MAX_FILL = 0.002  # ...at up to 2 ms per second
-DRIFT_WINDOW_BLOCKS = 24  # the drift is fitted over this many blocks (12 s)
+DRIFT_WINDOW_BLOCKS = 40  # the drift is fitted over this many blocks (20 s)
+DRIFT_SIGNIFICANCE = 3.0  # a fitted slope is taken only when this many standard errors from the current value
 MIN_DRIFT_BLOCKS = 8  # and measured from this many on (4 s)
 MAX_DRIFT = 0.002  # the measured mismatch is capped at 0.2 %: real clocks differ by < 0.05 %
 UNDERFLOW_MARGIN_S = 0.004  # each playback underflow adds this to the margin...
@@ -167,6 +169,10 @@ class PlayoutController:
             return
         x, y = self._fit_x[:n], self._fit_y[:n]
         dx = x - x.mean()
-        slope = float((dx * (y - y.mean())).sum() / (dx * dx).sum())
+        sxx = float((dx * dx).sum())
+        slope = float((dx * (y - y.mean())).sum() / sxx)
+        residual = y - y.mean() - slope * dx
+        standard_error = math.sqrt(float((residual * residual).sum()) / (n - 2) / sxx)
         # the corrected level falls at the rate playback outruns capture: that is the ratio to add
-        self._drift = min(max(-slope, -MAX_DRIFT), MAX_DRIFT)
+        if abs(-slope - self._drift) > DRIFT_SIGNIFICANCE * standard_error:
+            self._drift = min(max(-slope, -MAX_DRIFT), MAX_DRIFT)
