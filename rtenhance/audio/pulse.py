@@ -92,14 +92,17 @@ def unload_module(index: int) -> None:
     pactl("unload-module", str(index))
 
 
-def modules_with_argument(argument: str) -> list[int]:
-    """Indices of loaded modules whose argument string contains ``argument`` as a whole word."""
-    found = []
+def modules_with_arguments(*arguments: str) -> list[int]:
+    """Indices of loaded modules whose argument string contains one of ``arguments`` as a whole word,
+    ordered by the first argument they contain (one ``pactl`` call)."""
+    found: list[list[int]] = [[] for _ in arguments]
     for line in pactl("list", "short", "modules").splitlines():
         fields = line.split("\t")
-        if len(fields) >= 3 and argument in fields[2].split():
-            found.append(int(fields[0]))
-    return found
+        words = fields[2].split() if len(fields) >= 3 else []
+        which = next((k for k, argument in enumerate(arguments) if argument in words), None)
+        if which is not None:
+            found[which].append(int(fields[0]))
+    return [index for group in found for index in group]
 
 
 def gone_message(kind: str, name: str) -> str:
