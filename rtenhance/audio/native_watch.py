@@ -16,7 +16,7 @@ import threading
 from collections.abc import Callable
 from pathlib import Path
 
-from rtenhance.audio.pulse import PollingWatch, PresenceWatch, gone_message, unreachable_message
+from rtenhance.audio.pulse import PollingWatch, PresenceWatch, gone_message, report_change, unreachable_message
 from rtenhance.native_build import CLibrary, NativeUnavailable
 
 log = logging.getLogger(__name__)
@@ -91,6 +91,7 @@ class NativeWatch:
         self._handle: int | None = None
         self._head: _Head | None = None
         self._lock = threading.Lock()  # ``stop`` waits for a ``refresh`` in progress (at most its timeouts)
+        self._reported: str | None = None
 
     def start(self) -> None:
         """Connect (in the background), then ask for every device once and wait for the answers."""
@@ -129,8 +130,9 @@ class NativeWatch:
         return None
 
     def refresh(self) -> None:
-        """Ask the server again (reconnecting first if it was lost) and wait for the answers; when it
-        answers but a device is missing, call ``restore`` and ask again.
+        """Ask the server again (reconnecting first if it was lost) and wait for the answers, and log a
+        new reason for ``missing``; when the server answers but a device is missing, call ``restore`` and
+        ask again.
 
         Raises:
             DeviceError: ``restore`` failed.
@@ -139,6 +141,7 @@ class NativeWatch:
             if self._handle is None:
                 return
             self._lib.rtw_refresh(self._handle, REFRESH_TIMEOUT_US)
+            self._reported = report_change(self._reported, self.missing)
             if self._restore is not None and self.connected and self.missing:
                 self._restore()
                 self._lib.rtw_refresh(self._handle, REFRESH_TIMEOUT_US)

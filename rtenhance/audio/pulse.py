@@ -8,12 +8,15 @@ libpulse subscribe events (``native_watch``), else by polling ``pactl`` (``Polli
 
 from __future__ import annotations
 
+import logging
 import re
 import subprocess
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
+
+log = logging.getLogger(__name__)
 
 PACTL_TIMEOUT_S = 5.0
 WATCH_POLL_S = 0.5  # how often PollingWatch lists the devices
@@ -92,14 +95,17 @@ def unload_module(index: int) -> None:
     pactl("unload-module", str(index))
 
 
-def modules_with_argument(argument: str) -> list[int]:
-    """Indices of loaded modules whose argument string contains ``argument`` as a whole word."""
-    found = []
+def modules_with_arguments(*arguments: str) -> list[int]:
+    """Indices of loaded modules whose argument string contains one of ``arguments`` as a whole word,
+    ordered by the first argument they contain (one ``pactl`` call)."""
+    found: list[list[int]] = [[] for _ in arguments]
     for line in pactl("list", "short", "modules").splitlines():
         fields = line.split("\t")
-        if len(fields) >= 3 and argument in fields[2].split():
-            found.append(int(fields[0]))
-    return found
+        words = fields[2].split() if len(fields) >= 3 else []
+        which = next((k for k, argument in enumerate(arguments) if argument in words), None)
+        if which is not None:
+            found[which].append(int(fields[0]))
+    return [index for group in found for index in group]
 
 
 def gone_message(kind: str, name: str) -> str:
@@ -117,13 +123,21 @@ def unreachable_message(reason: str) -> str:
     return f"the sound server does not answer ({reason})"
 
 
+def report_change(reported: str | None, missing: str | None) -> str | None:
+    """Log ``missing`` (a watch's verdict after a refresh) when it is new; returns what is now reported."""
+    if missing and missing != reported:
+        log.warning("device watch: %s", missing)
+    return missing
+
+
 class PresenceWatch(Protocol):
     """Whether the named sinks and sources the streams use exist (``native_watch.NativeWatch``, else
     ``PollingWatch``).
 
     ``missing`` is read by the worker each loop: a reason (a device gone, the server unreachable), or
-    None when every named device exists. ``refresh`` asks the server again and waits for the answer; a
-    watch built with a ``restore`` hook calls it there when the server answers but a device is missing.
+    None when every named device exists. ``refresh`` asks the server again and waits for the answer, and
+    logs a new reason; a watch built with a ``restore`` hook calls it there when the server answers but
+    a device is missing.
     """
 
     @property
@@ -152,6 +166,7 @@ class PollingWatch:
         self._wanted = {"sinks": sinks, "sources": sources}
         self._restore = restore
         self.missing: str | None = None
+        self._reported: str | None = None
         self._reachable = False
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -170,6 +185,7 @@ class PollingWatch:
             DeviceError: ``restore`` failed.
         """
         self._check()
+        self._reported = report_change(self._reported, self.missing)
         if self._restore is not None and self._reachable and self.missing:
             self._restore()
             self._check()

@@ -137,9 +137,8 @@ class VirtualMic:
     def _load(self) -> None:
         """Remove any module named like ours (we hold the lock: none is another live instance's), then load."""
         try:
-            for argument in OWN_ARGUMENTS:
-                for index in pulse.modules_with_argument(argument):
-                    pulse.unload_module(index)
+            for index in pulse.modules_with_arguments(*OWN_ARGUMENTS):
+                pulse.unload_module(index)
             self._modules.append(pulse.load_module(
                 "module-null-sink", f"sink_name={VIRTUAL_SINK}", "channels=1", f"rate={VIRTUAL_RATE}",
                 "sink_properties=device.description=rtenhance-output",
@@ -159,8 +158,7 @@ class VirtualMic:
         """
         try:
             if self._modules:
-                ours = [i for argument in OWN_ARGUMENTS for i in pulse.modules_with_argument(argument)]
-                for index in [i for i in ours if i in self._modules]:
+                for index in [i for i in pulse.modules_with_arguments(*OWN_ARGUMENTS) if i in self._modules]:
                     pulse.unload_module(index)
         except pulse.PulseError as exc:
             log.warning("could not remove the virtual microphone: %s", exc)

@@ -54,6 +54,7 @@ def test_watch_follows_a_restarted_server_a_removed_sink_is_logged_and_nothing_o
             assert time.monotonic() - removed < NOTICE_WITHIN_S, daemon.log()[-3000:]
             assert our_playback(server) in ([], [SINK_B]), our_playback(server)  # never moved elsewhere
             time.sleep(0.05)
+        daemon.wait_for("device watch: pulse sink 'B' is gone", timeout=NOTICE_WITHIN_S)
         for _ in range(10):
             assert our_playback(server) == []
             time.sleep(0.1)
