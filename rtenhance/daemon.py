@@ -27,7 +27,7 @@ from rtenhance.audio.streams import Capture, FileSink, FileSource, Playback
 from rtenhance.config import ConfigError, StftConfig
 from rtenhance.notify import SystemdNotifier
 from rtenhance.runtime_config import RuntimeConfig, reloaded, restart_only_changes
-from rtenhance.stats import RateLimitedWarning, StatsSnapshot, append_json_line
+from rtenhance.stats import JsonLinesWriter, RateLimitedWarning, StatsSnapshot
 
 log = logging.getLogger("rtenhance")
 
@@ -86,6 +86,7 @@ class Daemon:
         self._notifier = SystemdNotifier()
         self._xruns = RateLimitedWarning(log, XRUN_WARN_PERIOD_S)
         self._last_xruns = (0, 0)
+        self._stats_json: JsonLinesWriter | None = None
 
     def run(self) -> int:
         """Run until stopped; returns the exit status (0 for a clean stop or a finished file).
@@ -96,6 +97,7 @@ class Daemon:
         cfg = self._load_config()
         if self._fast and not (cfg.audio.input.startswith(FILE_PREFIX) and cfg.audio.output.startswith(FILE_PREFIX)):
             raise ConfigError("--fast needs a file: input and a file: output")
+        self._stats_json = self._open_stats_json(cfg)
         source_end = resolve(cfg.audio.input, "input", cfg.audio.sample_rate)
         virtual_mic = VirtualMic() if cfg.audio.output == VIRTUAL_MIC else None
         watch: PresenceWatch | None = None
@@ -126,6 +128,22 @@ class Daemon:
                 virtual_mic.remove()
             self._notifier.close()
             self._restore_signals(previous)
+            if self._stats_json is not None:
+                self._stats_json.close()
+
+    @staticmethod
+    def _open_stats_json(cfg: RuntimeConfig) -> JsonLinesWriter | None:
+        """The --stats-json writer, opened now so that a bad path stops the start, not the audio later.
+
+        Raises:
+            ConfigError: the file cannot be opened or is not a regular file.
+        """
+        if not cfg.stats.json_path:
+            return None
+        try:
+            return JsonLinesWriter(cfg.stats.json_path, log)
+        except OSError as exc:
+            raise ConfigError(exc.strerror) from None
 
     def _load_model(self, cfg: RuntimeConfig) -> tuple[HopProcessor, StftConfig]:
         import torch
@@ -233,7 +251,7 @@ class Daemon:
     def _reload(self, cfg: RuntimeConfig, engine: Engine) -> RuntimeConfig:
         try:
             new = self._load_config()
-        except (ConfigError, DeviceError) as exc:
+        except Exception as exc:  # noqa: BLE001 - any failure keeps the running configuration
             log.error("reload failed, keeping the running configuration: %s", exc)
             return cfg
         ignored = restart_only_changes(cfg, new)
@@ -251,8 +269,8 @@ class Daemon:
         line = snap.line()
         logging.getLogger("rtenhance.stats").info("stats: %s", line)
         self._notifier.status(line)
-        if cfg.stats.json_path:
-            append_json_line(cfg.stats.json_path, {"time": time.time(), **snap.as_json()})
+        if self._stats_json is not None:
+            self._stats_json.write({"time": time.time(), **snap.as_json()})
         underflows = snap.underflows - self._last_xruns[0]
         overflows = snap.overflows - self._last_xruns[1]
         self._last_xruns = (snap.underflows, snap.overflows)
