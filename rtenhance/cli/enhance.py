@@ -9,9 +9,11 @@ exit status counts them. Ctrl-C or SIGTERM leaves no partial file behind.
 from __future__ import annotations
 
 import argparse
+import os
 import signal
 import sys
 import time
+import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -52,7 +54,7 @@ def _jobs(src: Path, dst: Path) -> tuple[list[Job], bool]:
     if src.is_dir():
         if dst.exists() and not dst.is_dir():
             raise UsageError(f"{dst}: the input is a directory, so the output must be a directory")
-        if dst.resolve() == src.resolve():
+        if _same(dst, src):
             raise UsageError(f"{dst}: output directory equals the input directory; choose another")
         files = sorted(p for p in src.iterdir() if p.suffix.lower() in AUDIO_EXTENSIONS and not p.is_dir())
         if not files:
@@ -62,9 +64,13 @@ def _jobs(src: Path, dst: Path) -> tuple[list[Job], bool]:
         raise UsageError(f"{src}: no such file")
     if dst.is_dir():
         dst = dst / src.name
-    if dst.resolve() == src.resolve():
+    if _same(dst, src):
         raise UsageError(f"{dst}: output equals the input; refusing to overwrite it")
     return [Job(src, dst)], False
+
+
+def _same(a: Path, b: Path) -> bool:
+    return os.path.realpath(a) == os.path.realpath(b)
 
 
 def _refuse_existing(jobs: list[Job]) -> None:
@@ -101,7 +107,9 @@ def run(args: argparse.Namespace) -> int:
     previous = signal.signal(signal.SIGTERM, _terminate)
     start = time.monotonic()
     try:
-        outcomes = _run_jobs(model, jobs, options, workers, directory)
+        with warnings.catch_warnings():  # overflowing weights warn from NumPy; the output check reports them
+            warnings.simplefilter("ignore", RuntimeWarning)
+            outcomes = _run_jobs(model, jobs, options, workers, directory)
     except Terminated:
         return EXIT_TERMINATED
     finally:
