@@ -1,26 +1,221 @@
-"""Reading and writing audio files with soundfile; every write is atomic (temporary file + rename)."""
+"""Reading audio files block by block, with the operating system's reason when a file cannot be read.
+
+libsndfile reports every failure of the file underneath as "System error."; here files are opened by
+Python and handed to soundfile as a virtual file (``RecordingFile``), so the original ``OSError`` (its
+errno: permission denied, no space left on device, ...) is kept and reported. Writing lives in
+``rtenhance.audio_output``.
+"""
 
 from __future__ import annotations
 
+import errno
 import os
-import tempfile
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NoReturn
 
 import numpy as np
 import soundfile as sf
 
-AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".oga", ".aiff", ".aif", ".au", ".w64", ".caf")
+_EXTENSIONS = (".wav", ".flac", ".ogg", ".oga", ".aiff", ".aif", ".au", ".w64", ".caf", ".mp3")
+_FORMAT_OF_EXTENSION = {"oga": "OGG", "aif": "AIFF"}
+# Files these extensions name are enhanced, in directory mode as in single-file mode (.mp3 needs
+# libsndfile 1.1 or later).
+AUDIO_EXTENSIONS = tuple(
+    ext for ext in _EXTENSIONS if _FORMAT_OF_EXTENSION.get(ext[1:], ext[1:].upper()) in sf.available_formats()
+)
 FLOAT_SUBTYPES = ("FLOAT", "DOUBLE")
+READ_BLOCK_FRAMES = 1 << 16  # frames read at a time (4 s at 16 kHz)
 
 
 class AudioFileError(ValueError):
     """An input or output audio file cannot be used; the message names the file and the reason."""
 
 
+class OutputError(AudioFileError):
+    """The output cannot be written at all (a full disk, a read-only or missing folder): later files would
+    fail the same way, so a batch stops."""
+
+
+def os_reason(exc: OSError) -> str:
+    """The lower-case reason of an OSError, e.g. "no space left on device"."""
+    reason = exc.strerror or os.strerror(exc.errno or errno.EIO)
+    return reason[0].lower() + reason[1:]
+
+
+class RecordingFile:
+    """A raw file descriptor with the methods soundfile's virtual I/O calls.
+
+    soundfile calls these from C callbacks, where an exception would be printed and swallowed; instead the
+    first exception (an ``OSError``, or an interruption such as ``KeyboardInterrupt``) is kept in
+    ``error``, the call reports failure to libsndfile, and the caller re-raises ``error``.
+    """
+
+    def __init__(self, fd: int) -> None:
+        self.fd = fd
+        self.error: BaseException | None = None
+
+    def _fail(self, exc: BaseException) -> None:
+        if self.error is None:
+            self.error = exc
+
+    def read(self, count: int) -> bytes:
+        try:
+            return os.read(self.fd, count)
+        except BaseException as exc:  # noqa: BLE001 - re-raised by the caller, see the class docstring
+            self._fail(exc)
+            return b""
+
+    def write(self, data: bytes) -> int:
+        view, done = memoryview(data), 0
+        try:
+            while done < len(view):
+                done += os.write(self.fd, view[done:])
+        except BaseException as exc:  # noqa: BLE001
+            self._fail(exc)
+        return done
+
+    def seek(self, offset: int, whence: int = os.SEEK_SET) -> int:
+        try:
+            return os.lseek(self.fd, offset, whence)
+        except BaseException as exc:  # noqa: BLE001
+            self._fail(exc)
+            return -1
+
+    def tell(self) -> int:
+        return self.seek(0, os.SEEK_CUR)
+
+    def raise_error(self) -> None:
+        """Re-raise the kept exception, if any."""
+        if self.error is not None:
+            raise self.error
+
+
+@dataclass(frozen=True)
+class AudioInfo:
+    """What an input file holds.
+
+    Attributes:
+        frames: samples per channel (as the header says; read to the end to be sure).
+        sample_rate: Hz.
+        channels: channel count.
+        format: soundfile container format, e.g. "WAV".
+        subtype: soundfile sample encoding, e.g. "PCM_24".
+    """
+
+    frames: int
+    sample_rate: int
+    channels: int
+    format: str
+    subtype: str
+
+    @property
+    def seconds(self) -> float:
+        return self.frames / self.sample_rate
+
+
+class AudioReader:
+    """An input file open for reading block by block (a context manager).
+
+    Raises:
+        AudioFileError: missing, unreadable (with the operating system's reason) or non-audio file.
+    """
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.path = Path(path)
+        try:
+            fd = os.open(self.path, os.O_RDONLY | os.O_CLOEXEC)
+        except FileNotFoundError:
+            raise AudioFileError(f"{self.path}: no such file") from None
+        except OSError as exc:
+            raise AudioFileError(f"{self.path}: cannot read ({os_reason(exc)})") from None
+        self._raw = RecordingFile(fd)
+        try:
+            self._file = sf.SoundFile(self._raw, "r")
+        except BaseException as exc:  # noqa: BLE001 - _raise re-raises it or the file's own error
+            os.close(fd)
+            self._raise(exc)
+        self.info = AudioInfo(self._file.frames, self._file.samplerate, self._file.channels, self._file.format,
+                              self._file.subtype)
+
+    def _raise(self, exc: BaseException | None) -> NoReturn:
+        """Raise the error behind a failed soundfile call: the file's own ``OSError`` when there was one."""
+        kept = self._raw.error
+        if isinstance(kept, OSError):
+            if kept.errno == errno.EISDIR:
+                raise AudioFileError(f"{self.path}: is a directory") from None
+            raise AudioFileError(f"{self.path}: cannot read ({os_reason(kept)})") from None
+        if kept is not None:
+            raise kept
+        if isinstance(exc, (sf.LibsndfileError, RuntimeError, TypeError)):
+            reason = str(exc).strip().split(": ")[-1] or type(exc).__name__
+            raise AudioFileError(f"{self.path}: not a readable audio file ({reason})") from None
+        raise exc if exc is not None else AudioFileError(f"{self.path}: cannot read")
+
+    def blocks(self, frames: int = READ_BLOCK_FRAMES) -> Iterator[np.ndarray]:
+        """(n, C) float32 blocks to the end of the file; rejects non-finite samples and an empty file.
+
+        Raises:
+            AudioFileError: a read error (with its reason), NaN or infinite samples, or no samples at all.
+        """
+        total = 0
+        while True:
+            try:
+                block = self._file.read(frames, dtype="float32", always_2d=True)
+            except BaseException as exc:  # noqa: BLE001 - _raise re-raises it or the file's own error
+                self._raise(exc)
+            if self._raw.error is not None:
+                self._raise(None)
+            if block.shape[0] == 0:
+                break
+            if not np.isfinite(block).all():
+                raise AudioFileError(f"{self.path}: contains non-finite samples (NaN or infinity)")
+            total += block.shape[0]
+            yield block
+        if total == 0:
+            raise AudioFileError(f"{self.path}: contains no samples")
+
+    def close(self) -> None:
+        self._file.close()
+        os.close(self._raw.fd)
+
+    def __enter__(self) -> AudioReader:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def probe_audio(path: str | os.PathLike[str]) -> AudioInfo:
+    """The header of an input file (nothing decoded).
+
+    Raises:
+        AudioFileError: missing, unreadable or non-audio file.
+    """
+    with AudioReader(path) as reader:
+        return reader.info
+
+
+def output_encoding(path: Path, like: AudioInfo) -> tuple[str, str]:
+    """(format, subtype) for writing ``path``: the input's when the container matches, else the default."""
+    fmt = _format_for(path)
+    if fmt == like.format and sf.check_format(fmt, like.subtype):
+        return fmt, like.subtype
+    return fmt, sf.default_subtype(fmt)
+
+
+def _format_for(path: Path) -> str:
+    ext = path.suffix.lower().lstrip(".")
+    fmt = _FORMAT_OF_EXTENSION.get(ext, ext.upper())
+    if fmt not in sf.available_formats():
+        raise AudioFileError(f"{path}: unknown output format {path.suffix!r}; use one of {', '.join(AUDIO_EXTENSIONS)}")
+    return fmt
+
+
 @dataclass(frozen=True)
 class Audio:
-    """Decoded audio.
+    """A whole decoded file (for short clips; long files are read with ``AudioReader.blocks``).
 
     Attributes:
         samples: (N, C) float32 in [-1, 1] for integer formats.
@@ -36,59 +231,20 @@ class Audio:
 
 
 def read_audio(path: str | os.PathLike[str]) -> Audio:
-    """Read a whole file, rejecting missing, non-audio, empty and non-finite input.
+    """Read a whole file, rejecting missing, unreadable, non-audio, empty and non-finite input.
 
     Raises:
         AudioFileError: with the path and the reason.
     """
-    path = Path(path)
-    if not path.exists():
-        raise AudioFileError(f"{path}: no such file")
-    if path.is_dir():
-        raise AudioFileError(f"{path}: is a directory")
-    try:
-        info = sf.info(str(path))
-        samples, rate = sf.read(str(path), dtype="float32", always_2d=True)
-    except (sf.LibsndfileError, RuntimeError, TypeError) as exc:
-        raise AudioFileError(f"{path}: not a readable audio file ({str(exc).strip() or type(exc).__name__})") from None
-    if samples.shape[0] == 0:
-        raise AudioFileError(f"{path}: contains no samples")
-    if not np.isfinite(samples).all():
-        raise AudioFileError(f"{path}: contains non-finite samples (NaN or infinity)")
-    return Audio(samples, int(rate), info.format, info.subtype)
-
-
-def output_encoding(path: Path, like: Audio) -> tuple[str, str]:
-    """(format, subtype) for writing ``path``: the input's when the container matches, else the default."""
-    fmt = _format_for(path)
-    if fmt == like.format and sf.check_format(fmt, like.subtype):
-        return fmt, like.subtype
-    return fmt, sf.default_subtype(fmt)
-
-
-def _format_for(path: Path) -> str:
-    ext = path.suffix.lower().lstrip(".")
-    formats = {"oga": "OGG", "aif": "AIFF"}
-    fmt = formats.get(ext, ext.upper())
-    if fmt not in sf.available_formats():
-        raise AudioFileError(f"{path}: unknown output format {path.suffix!r}; use one of {', '.join(AUDIO_EXTENSIONS)}")
-    return fmt
+    with AudioReader(path) as reader:
+        samples = np.concatenate(list(reader.blocks()))
+        return Audio(samples, reader.info.sample_rate, reader.info.format, reader.info.subtype)
 
 
 def write_audio_atomic(path: str | os.PathLike[str], samples: np.ndarray, sample_rate: int, fmt: str, subtype: str) -> None:
-    """Write (N, C) samples to ``path`` via a temporary file in the same folder, then rename.
+    """Write (N, C) samples to ``path`` atomically (see ``rtenhance.audio_output``), replacing it if present."""
+    from rtenhance.audio_output import AtomicAudioWriter
 
-    Integer encodings are clipped to [-1, 1]. On any error no file is left behind.
-    """
-    path = Path(path)
-    if subtype not in FLOAT_SUBTYPES:
-        samples = np.clip(samples, -1.0, 1.0)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
-    os.close(fd)
-    try:
-        sf.write(tmp, samples, sample_rate, format=fmt, subtype=subtype)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with AtomicAudioWriter(Path(path), sample_rate, samples.shape[1], fmt, subtype, overwrite=True) as writer:
+        writer.write(samples)
+        writer.commit()

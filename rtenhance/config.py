@@ -9,6 +9,7 @@ message that names the key, the value and what is allowed.
 from __future__ import annotations
 
 import dataclasses
+import reprlib
 import types
 import typing
 from dataclasses import dataclass, field
@@ -16,9 +17,39 @@ from typing import Any, TypeVar
 
 T = TypeVar("T")
 
+MAX_MESSAGE_CHARS = 400  # a message longer than this is cut: values come from untrusted files
+MAX_SAMPLE_RATE = 192000  # Hz
+MAX_N_FFT = 4096  # samples: 256 ms at 16 kHz
+MAX_CHANNELS = 256  # model width; the published model has 16
+MAX_DPGRNN_BLOCKS = 8
+MAX_GT_BLOCKS = 8  # GTConv blocks per encoder (and decoder)
+MAX_DILATION = 64  # frames
+
+MAX_VALUE_CHARS = 80  # a value shown in a message is cut to this length
+
+_REPR = reprlib.Repr()
+_REPR.maxstring = _REPR.maxother = 40
+_REPR.maxlist = _REPR.maxtuple = _REPR.maxdict = _REPR.maxset = 4
+_REPR.maxlevel = 2
+
+
+def short_repr(value: Any) -> str:
+    """``repr(value)`` cut to ``MAX_VALUE_CHARS``, however large or deeply nested the value is."""
+    return _cut(_REPR.repr(value))
+
+
+def _cut(text: str, chars: int = MAX_VALUE_CHARS) -> str:
+    return text if len(text) <= chars else text[: chars - 3] + "..."
+
 
 class ConfigError(ValueError):
-    """A configuration key or value is not allowed; the message names the key and the allowed values."""
+    """A configuration key or value is not allowed; the message names the key and the allowed values.
+
+    Messages longer than ``MAX_MESSAGE_CHARS`` are cut, whatever built them.
+    """
+
+    def __init__(self, message: str) -> None:
+        super().__init__(_cut(message, MAX_MESSAGE_CHARS))
 
 
 @dataclass(frozen=True)
@@ -36,8 +67,10 @@ class StftConfig:
     hop_samples: int = 256
 
     def __post_init__(self) -> None:
-        _require(self.sample_rate > 0, "stft.sample_rate", self.sample_rate, "a positive integer (Hz)")
-        _require(self.n_fft > 0 and self.n_fft % 2 == 0, "stft.n_fft", self.n_fft, "a positive even integer")
+        _require(0 < self.sample_rate <= MAX_SAMPLE_RATE, "stft.sample_rate", self.sample_rate,
+                 f"1..{MAX_SAMPLE_RATE} Hz")
+        _require(4 <= self.n_fft <= MAX_N_FFT and self.n_fft % 2 == 0, "stft.n_fft", self.n_fft,
+                 f"an even integer 4..{MAX_N_FFT}")
         _require(
             self.n_fft == 2 * self.hop_samples,
             "stft.hop_samples",
@@ -85,13 +118,15 @@ class ModelConfig:
             self.erb_bands,
             f"2..{n_bins - self.erb_low_bins} (bins above erb_low_bins)",
         )
-        _require(self.channels >= 4 and self.channels % 4 == 0, "model.channels", self.channels, "a multiple of 4")
-        _require(self.dpgrnn_blocks >= 0, "model.dpgrnn_blocks", self.dpgrnn_blocks, "an integer >= 0")
+        _require(4 <= self.channels <= MAX_CHANNELS and self.channels % 4 == 0, "model.channels", self.channels,
+                 f"a multiple of 4 in 4..{MAX_CHANNELS}")
+        _require(0 <= self.dpgrnn_blocks <= MAX_DPGRNN_BLOCKS, "model.dpgrnn_blocks", self.dpgrnn_blocks,
+                 f"0..{MAX_DPGRNN_BLOCKS}")
         _require(
-            len(self.gt_dilations) > 0 and all(d >= 1 for d in self.gt_dilations),
+            0 < len(self.gt_dilations) <= MAX_GT_BLOCKS and all(1 <= d <= MAX_DILATION for d in self.gt_dilations),
             "model.gt_dilations",
             self.gt_dilations,
-            "a non-empty list of integers >= 1",
+            f"a list of 1..{MAX_GT_BLOCKS} integers in 1..{MAX_DILATION}",
         )
 
     @property
@@ -102,7 +137,7 @@ class ModelConfig:
 
 def _require(ok: bool, key: str, value: Any, allowed: str) -> None:
     if not ok:
-        raise ConfigError(f"{key}: {value!r} is not allowed; expected {allowed}")
+        raise ConfigError(f"{key}: {short_repr(value)} is not allowed; expected {allowed}")
 
 
 def from_dict(cls: type[T], data: Any, prefix: str = "") -> T:
@@ -123,9 +158,10 @@ def from_dict(cls: type[T], data: Any, prefix: str = "") -> T:
         raise ConfigError(f"{where}: expected a mapping of keys, got {type(data).__name__}")
     hints = typing.get_type_hints(cls)
     names = [f.name for f in dataclasses.fields(cls)]  # type: ignore[arg-type]
-    unknown = sorted(set(data) - set(names))
+    unknown = sorted((k for k in data if k not in names), key=str)
     if unknown:
-        raise ConfigError(f"{prefix}{unknown[0]}: unknown key; allowed keys: {', '.join(names)}")
+        name = unknown[0] if isinstance(unknown[0], str) else short_repr(unknown[0])
+        raise ConfigError(f"{prefix}{_cut(name)}: unknown key; allowed keys: {', '.join(names)}")
     kwargs = {name: _coerce(hints[name], data[name], f"{prefix}{name}") for name in names if name in data}
     return cls(**kwargs)
 
@@ -142,28 +178,28 @@ def _coerce(hint: Any, value: Any, key: str) -> Any:
         return _coerce(inner[0], value, key)
     if origin is typing.Literal:
         if value not in args:
-            raise ConfigError(f"{key}: {value!r} is not allowed; allowed values: {', '.join(map(repr, args))}")
+            raise ConfigError(f"{key}: {short_repr(value)} is not allowed; allowed values: {', '.join(map(repr, args))}")
         return value
     if origin is tuple:
         if not isinstance(value, (list, tuple)):
-            raise ConfigError(f"{key}: {value!r} is not allowed; expected a list")
+            raise ConfigError(f"{key}: {short_repr(value)} is not allowed; expected a list")
         item = args[0] if args else Any
         return tuple(_coerce(item, v, f"{key}[{i}]") for i, v in enumerate(value))
     if hint is bool:
         if not isinstance(value, bool):
-            raise ConfigError(f"{key}: {value!r} is not allowed; expected true or false")
+            raise ConfigError(f"{key}: {short_repr(value)} is not allowed; expected true or false")
         return value
     if hint is int:
         if isinstance(value, bool) or not isinstance(value, int):
-            raise ConfigError(f"{key}: {value!r} is not allowed; expected an integer")
+            raise ConfigError(f"{key}: {short_repr(value)} is not allowed; expected an integer")
         return value
     if hint is float:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise ConfigError(f"{key}: {value!r} is not allowed; expected a number")
+            raise ConfigError(f"{key}: {short_repr(value)} is not allowed; expected a number")
         return float(value)
     if hint is str:
         if not isinstance(value, str):
-            raise ConfigError(f"{key}: {value!r} is not allowed; expected a string")
+            raise ConfigError(f"{key}: {short_repr(value)} is not allowed; expected a string")
         return value
     return value
 
@@ -182,12 +218,14 @@ def to_dict(obj: Any) -> dict[str, Any]:
 
 
 def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
-    """Apply ``key.sub=value`` overrides (values parsed as YAML scalars) to nested plain data.
+    """Apply ``key.sub=value`` overrides (values parsed as bounded YAML, see ``config_yaml``) to nested data.
 
     Raises:
-        ConfigError: an override that is not of the form ``key=value``.
+        ConfigError: an override that is not of the form ``key=value``, or a value that is not valid YAML.
     """
     import yaml
+
+    from rtenhance.config_yaml import load_yaml
 
     out = _deep_copy(data)
     for item in overrides:
@@ -201,7 +239,10 @@ def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any
             if not isinstance(child, dict):
                 raise ConfigError(f"{key}: {part!r} is a value, not a section")
             node = child
-        node[parts[-1]] = yaml.safe_load(raw) if raw else ""
+        try:
+            node[parts[-1]] = load_yaml(raw) if raw else ""
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"--set {key}: invalid value ({getattr(exc, 'problem', None) or exc})") from None
     return out
 
 

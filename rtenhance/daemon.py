@@ -29,7 +29,7 @@ from rtenhance.audio.virtual_mic import VIRTUAL_SOURCE, VirtualMic
 from rtenhance.config import ConfigError, StftConfig
 from rtenhance.notify import SystemdNotifier
 from rtenhance.runtime_config import RuntimeConfig, reloaded, restart_only_changes
-from rtenhance.stats import RateLimitedWarning, StatsSnapshot, append_json_line, interval_warnings
+from rtenhance.stats import JsonLinesWriter, RateLimitedWarning, StatsSnapshot, interval_warnings
 
 log = logging.getLogger("rtenhance")
 
@@ -89,6 +89,7 @@ class Daemon:
         self._notifier = SystemdNotifier()
         self._alerts: dict[str, RateLimitedWarning] = {}
         self._last_snapshot: StatsSnapshot | None = None
+        self._stats_json: JsonLinesWriter | None = None
 
     def run(self) -> int:
         """Run until stopped; returns the exit status (0 for a clean stop or a finished file,
@@ -100,6 +101,7 @@ class Daemon:
         cfg = self._load_config()
         if self._fast and not (cfg.audio.input.startswith(FILE_PREFIX) and cfg.audio.output.startswith(FILE_PREFIX)):
             raise ConfigError("--fast needs a file: input and a file: output")
+        self._stats_json = self._open_stats_json(cfg)
         source_end = resolve(cfg.audio.input, "input", cfg.audio.sample_rate)
         virtual_mic = VirtualMic() if cfg.audio.output == VIRTUAL_MIC else None
         watch: PresenceWatch | None = None
@@ -129,6 +131,22 @@ class Daemon:
                 virtual_mic.remove()
             self._notifier.close()
             self._restore_signals(previous)
+            if self._stats_json is not None:
+                self._stats_json.close()
+
+    @staticmethod
+    def _open_stats_json(cfg: RuntimeConfig) -> JsonLinesWriter | None:
+        """The --stats-json writer, opened now so that a bad path stops the start, not the audio later.
+
+        Raises:
+            ConfigError: the file cannot be opened or is not a regular file.
+        """
+        if not cfg.stats.json_path:
+            return None
+        try:
+            return JsonLinesWriter(cfg.stats.json_path, log)
+        except OSError as exc:
+            raise ConfigError(exc.strerror) from None
 
     def _load_model(self, cfg: RuntimeConfig) -> tuple[HopProcessor, StftConfig]:
         import torch
@@ -245,7 +263,7 @@ class Daemon:
     def _reload(self, cfg: RuntimeConfig, engine: Engine) -> RuntimeConfig:
         try:
             new = self._load_config()
-        except (ConfigError, DeviceError) as exc:
+        except Exception as exc:  # noqa: BLE001 - any failure keeps the running configuration
             log.error("reload failed, keeping the running configuration: %s", exc)
             return cfg
         ignored = restart_only_changes(cfg, new)
@@ -263,8 +281,8 @@ class Daemon:
         line = snap.line()
         logging.getLogger("rtenhance.stats").info("stats: %s", line)
         self._notifier.status(line)
-        if cfg.stats.json_path:
-            append_json_line(cfg.stats.json_path, {"time": time.time(), **snap.as_json()})
+        if self._stats_json is not None:
+            self._stats_json.write({"time": time.time(), **snap.as_json()})
         for kind, message in interval_warnings(self._last_snapshot, snap, cfg.stats.interval_s):
             self._alerts.setdefault(kind, RateLimitedWarning(log, XRUN_WARN_PERIOD_S)).warn(message)
         self._last_snapshot = snap

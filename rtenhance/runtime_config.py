@@ -232,17 +232,32 @@ def find_config(explicit: str | None) -> Path | None:
 
 
 def read_config_file(path: Path) -> dict[str, Any]:
-    """Plain data of one YAML file (an empty file is an empty mapping).
+    """Plain data of one YAML file (an empty file is an empty mapping), read within the bounds of
+    ``rtenhance.config_yaml`` (size, aliases, nesting; duplicate keys refused).
 
     Raises:
-        ConfigError: unreadable file, invalid YAML or a top level that is not a mapping.
+        ConfigError: unreadable, oversized or non-UTF-8 file, invalid YAML or a top level that is not a
+            mapping; the message names the file.
     """
     import yaml
 
+    from rtenhance.config_yaml import MAX_DOCUMENT_CHARS, load_yaml
+
     try:
-        data = yaml.safe_load(path.read_text())
+        with open(path, "rb") as f:
+            raw = f.read(MAX_DOCUMENT_CHARS + 1)
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read ({exc.strerror})") from None
+    if len(raw) > MAX_DOCUMENT_CHARS:
+        raise ConfigError(f"{path}: too large for a configuration file (more than {MAX_DOCUMENT_CHARS} bytes)")
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw[: exc.start].count(b"\n") + 1
+        raise ConfigError(f"{path}: line {line}: not UTF-8 text (byte 0x{raw[exc.start]:02x}); "
+                          "save the file as UTF-8") from None
+    try:
+        data = load_yaml(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" line {mark.line + 1}" if mark is not None else ""

@@ -2,13 +2,17 @@
 
 The worker records one compute time per hop into a preallocated ``HopTimes``; a normal thread takes a
 ``StatsSnapshot`` every interval (percentiles over the hops of that interval, counters since start) and
-logs ``snapshot.line()`` and, with ``--stats-json``, ``json.dumps(snapshot.as_json())``.
+logs ``snapshot.line()`` and, with ``--stats-json``, appends ``snapshot.as_json()`` through a
+``JsonLinesWriter`` opened at start.
 """
 
 from __future__ import annotations
 
+import errno
 import logging
 import math
+import os
+import stat
 import time
 from dataclasses import asdict, dataclass
 
@@ -183,9 +187,58 @@ class RateLimitedWarning:
         self._last, self._suppressed = now, 0
 
 
-def append_json_line(path: str, data: dict[str, object]) -> None:
-    """Append one JSON object as a line to ``path`` (created if needed)."""
-    import json
+class JsonLinesWriter:
+    """Appends one JSON object per line to a file opened once, at start.
 
-    with open(path, "a", encoding="utf-8") as f:
-        f.write(json.dumps(data) + "\n")
+    The file is opened without following a symbolic link (``O_NOFOLLOW``: a link planted in a shared folder
+    cannot redirect the writes) and must be a regular file. A write that fails later (a full disk, a
+    removed mount) is logged once, as one line; later lines are still tried, and the first one that is
+    written again is logged too. Writing never raises.
+    """
+
+    def __init__(self, path: str, logger: logging.Logger) -> None:
+        """Open ``path`` for appending (created with the normal umask mode if needed).
+
+        Raises:
+            OSError: the file cannot be opened (no such folder, a symbolic link, permissions) or is not a
+                regular file; the message names the path and the reason.
+        """
+        self.path = path
+        self._logger = logger
+        self._failing = False
+        flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK
+        try:
+            self._fd = os.open(path, flags, 0o666)
+        except OSError as exc:
+            reason = "a symbolic link (refused)" if exc.errno == errno.ELOOP else exc.strerror
+            raise OSError(exc.errno, f"--stats-json {path}: cannot open ({reason})") from None
+        if not stat.S_ISREG(os.fstat(self._fd).st_mode):
+            os.close(self._fd)
+            raise OSError(errno.EINVAL, f"--stats-json {path}: not a regular file")
+        os.set_blocking(self._fd, True)
+
+    def write(self, data: dict[str, object]) -> bool:
+        """Append ``data`` as one line; returns whether it was written whole."""
+        import json
+
+        line = (json.dumps(data) + "\n").encode()
+        try:
+            written = os.write(self._fd, line)
+            if written != len(line):
+                raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        except OSError as exc:
+            if not self._failing:
+                self._logger.error("stats JSON: cannot write %s (%s); the audio goes on, further failures are "
+                                   "not logged", self.path, exc.strerror)
+            self._failing = True
+            return False
+        if self._failing:
+            self._logger.info("stats JSON: writing %s again", self.path)
+            self._failing = False
+        return True
+
+    def close(self) -> None:
+        """Close the file (idempotent)."""
+        if self._fd >= 0:
+            os.close(self._fd)
+            self._fd = -1

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import re
+import subprocess
+import sys
 from dataclasses import replace
 
 import pytest
@@ -84,3 +86,41 @@ def test_reload_takes_runtime_keys_and_names_the_rest():
     merged = reloaded(old, new)
     assert merged.enhance.attenuation_limit_db == 12.0 and merged.stats.interval_s == 2.0
     assert merged.audio == old.audio
+
+
+def test_exponent_numbers_are_numbers_and_range_checked(places):
+    with pytest.raises(ConfigError, match=re.escape("latency.target_ms: 1000000000.0 is not allowed; expected 10..2000")):
+        load_runtime_config(None, ["latency.target_ms=1e9"])
+    assert load_runtime_config(None, ["latency.target_ms=1.5e2"])[0].latency.target_ms == 150.0
+
+
+def test_binary_duplicate_and_bomb_files_name_the_file(tmp_path):
+    binary = tmp_path / "binary.yaml"
+    binary.write_bytes(b"latency:\n  target_ms: 60 # r\xe9glage\n\x00\xff")
+    with pytest.raises(ConfigError, match=re.escape(f"{binary}: line 2: not UTF-8 text (byte 0xe9)")):
+        load_runtime_config(str(binary))
+    duplicate = tmp_path / "duplicate.yaml"
+    duplicate.write_text("latency:\n  target_ms: 60\nlatency:\n  target_ms: 80\n")
+    with pytest.raises(ConfigError, match=re.escape(f"{duplicate}: line 3 invalid YAML (duplicate key 'latency')")):
+        load_runtime_config(str(duplicate))
+    big = tmp_path / "big.yaml"
+    big.write_text("# " + "x" * (2 << 20) + "\n")
+    with pytest.raises(ConfigError, match="too large"):
+        load_runtime_config(str(big))
+    bomb = tmp_path / "bomb.yaml"
+    levels = [f"&l0 [{', '.join(['lol'] * 9)}]"] + [f"&l{i} [{', '.join([f'*l{i - 1}'] * 9)}]" for i in range(1, 9)]
+    bomb.write_text("latency:\n  target_ms: [" + ", ".join(levels) + "]\n")
+    # In a subprocess with 2 GiB of data and 60 s: the unbounded loader took 9.5 GB and 68 s here.
+    code = (
+        "import resource, sys\n"
+        "resource.setrlimit(resource.RLIMIT_DATA, (2 << 30, 2 << 30))\n"
+        "from rtenhance.runtime_config import load_runtime_config\n"
+        "from rtenhance.config import ConfigError\n"
+        "try:\n"
+        "    load_runtime_config(sys.argv[1])\n"
+        "except ConfigError as exc:\n"
+        "    print(exc)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code, str(bomb)], capture_output=True, text=True, timeout=60, cwd=REPO)
+    assert done.returncode == 0, done.stderr[-500:]
+    assert "aliases" in done.stdout and str(bomb) in done.stdout and len(done.stdout) < 400

@@ -7,9 +7,10 @@ import logging
 import math
 
 import numpy as np
+import pytest
 
 from rtenhance.stats import (
-    HopTimes, RateLimitedWarning, StatsSnapshot, append_json_line, hop_percentiles, interval_warnings,
+    HopTimes, JsonLinesWriter, RateLimitedWarning, StatsSnapshot, hop_percentiles, interval_warnings,
 )
 
 
@@ -48,8 +49,10 @@ def test_line_and_json_hold_every_field(tmp_path):
                  "jitter 6.5 ms", "drift -120 ppm", "dropped 1.5 ms", "target 60 ms", "enhance"):
         assert text in line, text
     path = tmp_path / "stats.jsonl"
-    append_json_line(str(path), _snapshot(hop_ms_p50=math.nan, latency_ms=None).as_json())
-    append_json_line(str(path), snap.as_json())
+    writer = JsonLinesWriter(str(path), logging.getLogger("t"))
+    assert writer.write(_snapshot(hop_ms_p50=math.nan, latency_ms=None).as_json())
+    assert writer.write(snap.as_json())
+    writer.close()
     first, second = (json.loads(x) for x in path.read_text().splitlines())
     assert first["hop_ms_p50"] is None and first["latency_ms"] is None
     assert second == snap.as_json()
@@ -76,3 +79,29 @@ def test_rate_limited_warning(caplog):
         for _ in range(5):
             warn.warn("xrun")
     assert [r.getMessage() for r in caplog.records] == ["xrun"]
+
+
+def test_json_writer_checks_at_open_and_logs_one_line_per_failure_period(tmp_path, caplog):
+    """Opening fails at once (no folder, a symbolic link, not a regular file); a write that fails later
+    (here /dev/full behind the open descriptor) logs one line, however often it recurs, and never raises."""
+    import os
+
+    log = logging.getLogger("t")
+    target = tmp_path / "victim.txt"
+    target.write_text("keep\n")
+    link = tmp_path / "stats.jsonl"
+    link.symlink_to(target)
+    for path, reason in ((tmp_path / "no" / "dir.jsonl", "No such file or directory"),
+                         (link, "symbolic link"), (tmp_path, "Is a directory"), ("/dev/null", "not a regular file")):
+        with pytest.raises(OSError, match=reason):
+            JsonLinesWriter(str(path), log)
+    assert target.read_text() == "keep\n"
+    writer = JsonLinesWriter(str(tmp_path / "ok.jsonl"), log)
+    full = os.open("/dev/full", os.O_WRONLY)
+    os.dup2(full, writer._fd)  # the disk fills up after the start
+    os.close(full)
+    with caplog.at_level(logging.INFO):
+        assert not any(writer.write({"n": n}) for n in range(5))
+    assert [r.levelname for r in caplog.records] == ["ERROR"]
+    assert "No space left on device" in caplog.records[0].getMessage()
+    writer.close()

@@ -3,7 +3,8 @@
 Our format is a plain dict ``{"format": "rtenhance-gtcrn", "version": 1, "config": {...}, "state_dict":
 {...}}`` (plus optional ``"meta"``), loaded with ``torch.load(weights_only=True)`` so that a file can never
 execute code. Published GTCRN files are ``{"model": state_dict, ...}`` with the official module names.
-Loading is strict: every key used, every shape checked, the fixed ERB matrices compared with ours.
+Loading is strict: every model size in the config bounded (``ModelConfig``), every key used, every shape
+checked before the model is allocated, the fixed ERB matrices compared with ours.
 """
 
 from __future__ import annotations
@@ -59,8 +60,18 @@ def _read(path: Path) -> Any:
         raise CheckpointError(f"{path}: not a readable PyTorch checkpoint ({reason[:160]})") from None
 
 
-def _load_strict(model: GTCRN, state_dict: dict[str, Any], path: Path, published: bool) -> None:
-    expected = model.state_dict()
+def _checked_state(config: ModelConfig, state_dict: dict[Any, Any], path: Path, published: bool) -> dict[str, torch.Tensor]:
+    """The state_dict under our names, after checking it against the architecture ``config`` describes.
+
+    The expected names and shapes come from a model built on PyTorch's "meta" device, which allocates
+    no parameter memory: a file is refused before its model is built.
+
+    Raises:
+        CheckpointError: a missing, unexpected or wrongly shaped parameter, non-finite values, or ERB
+            matrices that differ from the filterbank of the config.
+    """
+    with torch.device("meta"):
+        expected = GTCRN(config).state_dict()  # the ERB buffers stay real (CPU) tensors: they are compared
     if not all(isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in state_dict.items()):
         raise CheckpointError(f"{path}: state_dict must map parameter names to tensors")
     renamed = {(_published_to_ours(k) if published else k): v for k, v in state_dict.items()}
@@ -71,7 +82,7 @@ def _load_strict(model: GTCRN, state_dict: dict[str, Any], path: Path, published
         if missing:
             parts.append(f"{len(missing)} missing (first: {missing[0]})")
         if unexpected:
-            parts.append(f"{len(unexpected)} unexpected (first: {unexpected[0]})")
+            parts.append(f"{len(unexpected)} unexpected (first: {unexpected[0][:80]})")
         raise CheckpointError(f"{path}: parameters do not match the GTCRN architecture: {'; '.join(parts)}")
     for key, tensor in renamed.items():
         if tuple(tensor.shape) != tuple(expected[key].shape):
@@ -84,7 +95,15 @@ def _load_strict(model: GTCRN, state_dict: dict[str, Any], path: Path, published
         diff = (renamed[key].float() - expected[key]).abs().max().item()
         if diff > ERB_TOLERANCE:
             raise CheckpointError(f"{path}: {key} differs from the ERB filterbank of its config by {diff:.3g}")
+    return renamed
+
+
+def _build(config: ModelConfig, state_dict: dict[Any, Any], path: Path, published: bool) -> GTCRN:
+    """Check ``state_dict`` against ``config`` (see ``_checked_state``), then build and load the model."""
+    renamed = _checked_state(config, state_dict, path, published)
+    model = GTCRN(config)
     model.load_state_dict(renamed, strict=True)
+    return model
 
 
 def load_model(path: str | os.PathLike[str], expected_sha256: str | None = None) -> GTCRN:
@@ -115,11 +134,9 @@ def load_model(path: str | os.PathLike[str], expected_sha256: str | None = None)
             config = from_dict(ModelConfig, data.get("config"), "config.")
         except ConfigError as exc:
             raise CheckpointError(f"{path}: bad model config: {exc}") from None
-        model = GTCRN(config)
-        _load_strict(model, data["state_dict"], path, published=False)
+        model = _build(config, data["state_dict"], path, published=False)
     elif isinstance(data.get("model"), dict):
-        model = GTCRN(ModelConfig())
-        _load_strict(model, data["model"], path, published=True)
+        model = _build(ModelConfig(), data["model"], path, published=True)
     else:
         keys = ", ".join(sorted(map(str, data))[:5])
         raise CheckpointError(

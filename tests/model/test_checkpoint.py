@@ -97,3 +97,53 @@ def test_sha256_checked(tmp_path: Path) -> None:
     save_checkpoint(GTCRN(), path)
     with pytest.raises(CheckpointError, match="sha256"):
         load_model(path, expected_sha256="0" * 64)
+
+
+def test_hostile_configs_are_refused_before_any_allocation(tmp_path: Path) -> None:
+    """A small file whose config asks for a huge model (channels 40000 used 24 GB, n_fft 2**25 8.7 GB), and
+    one whose config is at every bound but whose tensors do not fit it: both refused, and the peak RSS of a
+    subprocess grows by less than the 63 MB the bounded model would take (it is never built)."""
+    import json
+    import subprocess
+    import sys
+
+    from rtenhance.config import to_dict
+    from tests.conftest import REPO
+
+    small = GTCRN(ModelConfig(channels=8, dpgrnn_blocks=8, gt_dilations=(1,) * 8))
+    paths = []
+    configs = [
+        {"channels": 40000},
+        {"stft": {"sample_rate": 16000, "n_fft": 2**25, "hop_samples": 2**24}},
+        {"stft": {"sample_rate": 16000, "n_fft": 4096, "hop_samples": 2048}, "erb_low_bins": 1000,
+         "erb_bands": 1049, "channels": 256, "dpgrnn_blocks": 8, "gt_dilations": [64] * 8},
+    ]
+    for i, config in enumerate(configs):
+        path = tmp_path / f"hostile{i}.pt"
+        torch.save({"format": "rtenhance-gtcrn", "version": 1, "config": {**to_dict(small.config), **config},
+                    "state_dict": small.state_dict()}, path)
+        paths.append(str(path))
+    code = (
+        "import json, resource, sys\n"
+        "resource.setrlimit(resource.RLIMIT_DATA, (2 << 30, 2 << 30))\n"
+        "from rtenhance.model.checkpoint import CheckpointError, load_model\n"
+        "import torch\n"
+        "torch.zeros(1)\n"
+        "before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss\n"
+        "messages = []\n"
+        "for path in sys.argv[1:]:\n"
+        "    try:\n"
+        "        load_model(path)\n"
+        "    except CheckpointError as exc:\n"
+        "        messages.append(str(exc))\n"
+        "grown = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before\n"
+        "print(json.dumps({'messages': messages, 'grown_mb': grown / 1024}))\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code, *paths], capture_output=True, text=True, timeout=120, cwd=REPO)
+    assert result.returncode == 0, result.stderr[-800:]
+    report = json.loads(result.stdout)
+    assert len(report["messages"]) == 3
+    assert "model.channels: 40000 is not allowed" in report["messages"][0]
+    assert "stft.n_fft: 33554432 is not allowed" in report["messages"][1]
+    assert "has shape" in report["messages"][2] and "the model expects" in report["messages"][2]
+    assert report["grown_mb"] < 30, report
