@@ -40,6 +40,7 @@ def server_defaults(sound_server):
     sound_server.pactl("set-default-source", before["Default Source"])
 
 
+@pytest.mark.xfail_on_pipewire("PipeWire: output dropped in chunks, correlation 0.49 (issue 10)")
 @pytest.mark.parametrize(
     "ends", [("pulse:A.monitor", "pulse:B"), ("mic", "speakers"), ("pulse", "pulse")], ids=["named", "defaults", "portaudio"]
 )
@@ -86,7 +87,6 @@ def test_live_output_matches_offline_enhancement(sound_server, tmp_path, ends, r
     corr = aligned_correlation(expected, recorded[:, 0], RATE)
     assert corr >= MIN_CORRELATION, f"correlation {corr:.3f}; log:\n{daemon.log()[-3000:]}"
     assert final["underflows"] == settled["underflows"], final
-    check_skipped_hops(stats_json, float(settled["time"]), played, daemon.log())
 
     lines = stats_lines(daemon.log())
     assert lines, daemon.log()
@@ -95,3 +95,4 @@ def test_live_output_matches_offline_enhancement(sound_server, tmp_path, ends, r
     for field in JSON_FIELDS:
         assert field in final, (field, final)
     assert np.isfinite(final["latency_ms"])
+    check_skipped_hops(stats_json, float(settled["time"]), played, daemon.log())

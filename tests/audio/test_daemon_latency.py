@@ -15,9 +15,10 @@ from pathlib import Path
 import pytest
 
 from tests.audio.daemon_support import (
-    DaemonProcess, check_skipped_hops, daemon_env, noisy_speech, read_json_lines, weights_path, windowed_lags_ms,
+    DaemonProcess, check_skipped, daemon_env, noisy_speech, read_json_lines, weights_path, windowed_lags_ms,
     write_wav,
 )
+from tests.audio.live_metrics import StatsSummary, summarise_stats
 from tests.audio.pulse_support import MIX_SINK, read_mix, stop_recording
 from tests.audio.sound_server import SoundServer
 
@@ -67,8 +68,9 @@ def passthrough_ms(server: SoundServer, tmp_path: Path) -> list[float]:
         helper.wait(timeout=10)
 
 
-def rtenhance_ms(server: SoundServer, tmp_path: Path, seconds: float) -> tuple[list[float], list[float], str]:
-    """(delay per window, the stats' end-to-end estimates while measuring, the daemon log)."""
+def rtenhance_ms(server: SoundServer, tmp_path: Path,
+                 seconds: float) -> tuple[list[float], list[float], str, StatsSummary]:
+    """(delay per window, the stats' end-to-end estimates while measuring, the daemon log, the stats then)."""
     wav = write_wav(tmp_path / "speech.wav", noisy_speech(seconds, tmp_path, SNR_DB))
     stats = tmp_path / "stats.jsonl"
     daemon = DaemonProcess(
@@ -88,8 +90,7 @@ def rtenhance_ms(server: SoundServer, tmp_path: Path, seconds: float) -> tuple[l
     finally:
         code, _ = daemon.terminate()
     assert code == 0, daemon.log()[-2000:]
-    check_skipped_hops(stats, start, end, daemon.log())
-    return lags, estimates, daemon.log()
+    return lags, estimates, daemon.log(), summarise_stats(read_json_lines(stats), start, end)
 
 
 def check_rtenhance(lags: list[float], estimates: list[float], passthrough: float, log: str, drift_span: int) -> None:
@@ -102,21 +103,25 @@ def check_rtenhance(lags: list[float], estimates: list[float], passthrough: floa
     assert abs(estimate - measured) <= MAX_ESTIMATE_ERROR_MS, (estimates, lags)
 
 
+@pytest.mark.xfail_on_pipewire("PipeWire: output dropped in chunks, too little correlation to read a delay (issue 10)")
 def test_latency_loopback_passthrough_rtenhance(sound_server, tmp_path, record_property):
     loopback = statistics.median(loopback_ms(sound_server, tmp_path))
     passthrough = statistics.median(passthrough_ms(sound_server, tmp_path))
-    lags, estimates, log = rtenhance_ms(sound_server, tmp_path, seconds=15.0)
+    lags, estimates, log, span = rtenhance_ms(sound_server, tmp_path, seconds=15.0)
     figures = {"server": sound_server.kind, "loopback_ms": loopback, "passthrough_ms": passthrough, "rtenhance_ms": statistics.median(lags),
                "rtenhance_windows_ms": lags, "stats_estimate_ms": statistics.median(estimates)}
     for key, value in figures.items():
         record_property(key, value)
     print(f"latency figures: {figures}")
     check_rtenhance(lags, estimates, passthrough, log, drift_span=2)
+    check_skipped(span, log)
 
 
 @pytest.mark.slow
+@pytest.mark.xfail_on_pipewire("PipeWire: output dropped in chunks (issue 10)")
 def test_latency_does_not_drift_over_a_minute(sound_server, tmp_path):
     passthrough = statistics.median(passthrough_ms(sound_server, tmp_path))
-    lags, estimates, log = rtenhance_ms(sound_server, tmp_path, seconds=60.0)
+    lags, estimates, log, span = rtenhance_ms(sound_server, tmp_path, seconds=60.0)
     print(f"60 s run: windows {lags}, estimates {estimates}")
     check_rtenhance(lags, estimates, passthrough, log, drift_span=int(10.0 / WINDOW_S))
+    check_skipped(span, log)

@@ -56,9 +56,6 @@ def test_overload_passes_audio_through_and_recovers(sound_server, tmp_path):
     assert code == 0, log[-2000:]
     assert final["passthrough_hops"] > passthrough_before, final
     assert "overload:" in log and "passing audio through" in log, log[-3000:]
-    # no hop skipped the model before the overload, nor (for any cause but overload) after it
-    check_skipped_hops(stats, started_wall, overloaded_wall, log)
-    check_skipped_hops(stats, recovered_at, played_wall, log)
 
     a, b, rate = read_mix(tmp_path / "mix.wav")
     playing = slice(int(0.5 * rate), int((seconds - 0.5) * rate))
@@ -75,3 +72,6 @@ def test_overload_passes_audio_through_and_recovers(sound_server, tmp_path):
     # ... and the daemon's own estimate is at its target again within RECOVERY_S
     estimates = [float(x["latency_ms"]) for x in lines if x["time"] >= recovered_at + STATS_INTERVAL_S and x["latency_ms"]]
     assert estimates and all(abs(e - TOLERANT_TARGET_MS) <= TARGET_TOLERANCE_MS for e in estimates), estimates
+    # no hop skipped the model before the overload, nor (for any cause but overload) after it
+    check_skipped_hops(stats, started_wall, overloaded_wall, log)
+    check_skipped_hops(stats, recovered_at, played_wall, log)
