@@ -11,7 +11,6 @@ import time
 from pathlib import Path
 
 import numpy as np
-import pytest
 import soundfile as sf
 
 from tests.audio.live_metrics import StatsSummary, summarise_stats
@@ -167,22 +166,13 @@ def start_with_config(pulse_env: dict[str, str], tmp_path: Path,
 
 
 MAX_SKIPPED_PCT = 0.5  # hops that may skip the model for any cause but a real overload (issue 10)
-# The engine before issue 10's redesign skips hops whenever its output ring runs low (tens of percent on a
-# busy machine or a bursty server): until the redesign lands, a failed skip check marks the test as an
-# expected failure instead of failing it. Every other assertion of the test still fails it. Set to False
-# with the redesign.
-SKIP_CHECK_EXPECTED_TO_FAIL = True
 
 
 def check_skipped(span: StatsSummary, log: str) -> None:
     """Assert that under MAX_SKIPPED_PCT of the span's hops skipped the model for any cause but a real
-    overload (see SKIP_CHECK_EXPECTED_TO_FAIL). Call it after the test's other assertions."""
-    if span.skipped_pct_not_overload < MAX_SKIPPED_PCT:
-        return
+    overload."""
     message = f"{span.skipped_pct_not_overload:.2f} % of {span.hops} hops skipped the model (by cause {span.skipped})"
-    if SKIP_CHECK_EXPECTED_TO_FAIL:
-        pytest.xfail(f"engine redesign in progress (issue 10): {message}")
-    raise AssertionError(f"{message}\n{log[-3000:]}")
+    assert span.skipped_pct_not_overload < MAX_SKIPPED_PCT, f"{message}\n{log[-3000:]}"
 
 
 def check_skipped_hops(stats_path: Path, start: float, end: float, log: str) -> StatsSummary:

@@ -40,7 +40,6 @@ def server_defaults(sound_server):
     sound_server.pactl("set-default-source", before["Default Source"])
 
 
-@pytest.mark.xfail_on_pipewire("PipeWire: output dropped in chunks, correlation 0.49 (issue 10)")
 @pytest.mark.parametrize(
     "ends", [("pulse:A.monitor", "pulse:B"), ("mic", "speakers"), ("pulse", "pulse")], ids=["named", "defaults", "portaudio"]
 )
