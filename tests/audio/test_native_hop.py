@@ -3,6 +3,7 @@ FrameGate's deadline and reset semantics on its C thread, and a Python fallback 
 
 from __future__ import annotations
 
+import gc
 import math
 import time
 from pathlib import Path
@@ -25,6 +26,7 @@ DEADLINE_S = 0.005
 SLOW_S = 0.05
 RETURN_MARGIN_S = 0.02  # scheduling slack on a busy 2-core machine
 WARMUP_FRAMES = 3
+MODEL_THREAD = "rtenhance-model"
 
 
 @pytest.fixture(scope="module")
@@ -105,7 +107,7 @@ def test_a_late_model_is_passed_through_then_reset(model, cfg):
     native = NativeHop(NativeStepper(model), cfg, KNEE_DBFS)
     hop = noise_signal(0.1, seed=3)[: cfg.hop_samples].copy()
     try:
-        native.process(hop, True, 0.0, math.inf, 0.0)  # starts the thread
+        native.process(hop, True, 0.0, math.inf, 0.0)
         start = time.monotonic()
         native.process(hop, True, 0.0, DEADLINE_S, SLOW_S)
         assert time.monotonic() - start < DEADLINE_S + RETURN_MARGIN_S
@@ -127,7 +129,7 @@ def test_reset_warm_up_and_close(model, cfg):
     native = NativeHop(NativeStepper(model), cfg, KNEE_DBFS)
     first = run(native, x, cfg, lambda i: True, 0.0)
     native.reset()
-    again = run(native, x, cfg, lambda i: True, 0.0)  # close, then the next model hop restarts the thread
+    again = run(native, x, cfg, lambda i: True, 0.0)  # run closed the thread; reset started it again
     np.testing.assert_array_equal(again, first)
     native.warm_up(WARMUP_FRAMES)
     np.testing.assert_array_equal(run(native, x, cfg, lambda i: True, 0.0), first)
@@ -137,6 +139,35 @@ def test_reset_warm_up_and_close(model, cfg):
     assert native.state_resets == 0
     native.close()
     native.close()
+
+
+def _model_threads() -> int:
+    """Threads of this process named like the model thread (C threads included, unlike ``threading``)."""
+    return sum((task / "comm").read_text().strip() == MODEL_THREAD for task in Path("/proc/self/task").iterdir())
+
+
+def test_the_model_thread_starts_with_the_hop_and_never_on_a_hop(model, cfg):
+    before = _model_threads()
+    native = NativeHop(NativeStepper(model), cfg, KNEE_DBFS)
+    hop = noise_signal(0.1, seed=6)[: cfg.hop_samples].copy()
+    assert _model_threads() == before + 1  # started when made, before any hop
+    native.process(hop, True, 0.0, math.inf, 0.0)
+    assert not native.missed and native.state_resets == 0
+    native.close()
+    assert _model_threads() == before
+    for _ in range(3):  # a closed hop passes model hops through as missed, without starting a thread
+        native.process(hop, True, 0.0, math.inf, 0.0)
+        assert native.missed and _model_threads() == before
+    native.reset()
+    assert _model_threads() == before + 1
+    native.process(hop, True, 0.0, math.inf, 0.0)
+    assert not native.missed and native.state_resets == 0  # reset cleared the stale state: not counted
+    native.close()
+    native.warm_up(WARMUP_FRAMES)
+    assert _model_threads() == before + 1
+    del native
+    gc.collect()
+    assert _model_threads() == before  # freeing the hop joined its thread
 
 
 def test_limiter_knee_changes_apply(model, cfg):
