@@ -24,6 +24,7 @@ SECONDS = 6.0
 TOLERANCE = 1e-5  # max abs difference of the output samples
 DEADLINE_S = 0.005
 SLOW_S = 0.05
+SLOW_STEPS = 4  # a slowed step lasts at least this many plain steps (sanitizer builds step slowly)
 RETURN_MARGIN_S = 0.02  # scheduling slack on a busy 2-core machine
 WARMUP_FRAMES = 3
 MODEL_THREAD = "rtenhance-model"
@@ -108,18 +109,19 @@ def test_a_late_model_is_passed_through_then_reset(model, cfg):
     hop = noise_signal(0.1, seed=3)[: cfg.hop_samples].copy()
     try:
         native.process(hop, True, 0.0, math.inf, 0.0)
+        slow_s = max(SLOW_S, SLOW_STEPS * native.model_s)  # well above a plain step, even on a slow build
         start = time.monotonic()
-        native.process(hop, True, 0.0, DEADLINE_S, SLOW_S)
+        native.process(hop, True, 0.0, DEADLINE_S, slow_s)
         assert time.monotonic() - start < DEADLINE_S + RETURN_MARGIN_S
         assert native.missed
         passed = native.process(hop, True, 0.0, DEADLINE_S, 0.0)  # still busy with the late frame
         assert native.missed and native.state_resets == 0
         # this frame and the one before passed through: their overlap-add is the (repeated) input hop
         np.testing.assert_allclose(passed, hop, atol=1e-6)
-        time.sleep(SLOW_S + RETURN_MARGIN_S)
-        assert native.model_s >= SLOW_S  # the late step finished, slowed down
+        time.sleep(slow_s + RETURN_MARGIN_S)
+        assert native.model_s >= slow_s  # the late step finished, slowed down
         native.process(hop, True, 0.0, math.inf, 0.0)
-        assert not native.missed and native.state_resets == 1 and native.model_s < SLOW_S
+        assert not native.missed and native.state_resets == 1 and native.model_s < slow_s
     finally:
         native.close()
 
