@@ -17,9 +17,10 @@
  * is allocated by nh_new; nh_process allocates nothing, takes the lock only around the hand-over, and
  * never logs.
  *
- * Threads and memory. The model thread is started by nh_new, and again by nh_reset or nh_warm_up after
- * nh_close stopped it; never by nh_process (a model hop while it is stopped passes through, counted as
- * missed). The worker and the model thread share the job, result and state buffers only across the
+ * Threads and memory. The model thread is started by nh_reset, which the engine calls when it opens the
+ * devices, on its worker thread (so the model thread inherits that thread's CPU affinity and priority, then
+ * lowers its own); never by nh_process: a model hop before nh_reset, or after nh_close stopped the thread,
+ * passes through, counted as missed. The worker and the model thread share the job, result and state buffers only across the
  * hand-over under `lock` (request / done), so each buffer has one user at a time. What other threads read
  * without a lock (model_s, state_resets, knee) is a C11 atomic with relaxed order, read and written through
  * nh_model_s, nh_state_resets and nh_set_knee. nh_free joins the model thread before it frees anything the
@@ -428,14 +429,10 @@ nh_hop *nh_new(int hop, int n_fft, void *step, const int32_t *plan, const float 
     }
     for (int i = 0; i < n_fft; i++)  /* periodic Hann, square-rooted: sqrt_hann in dsp/stft.py */
         h->window[i] = (float)sqrt(0.5 - 0.5 * cos(2.0 * M_PI * i / n_fft));
-    if (start_thread(h) != 0) {
-        nh_free(h);
-        return NULL;
-    }
     return h;
 }
 
-/* Stops the model thread (idempotent), after the step in progress; nh_reset or nh_warm_up starts it again. */
+/* Stops the model thread (idempotent), after the step in progress; nh_reset starts it again. */
 void nh_close(nh_hop *h) {
     if (!h->started)
         return;
@@ -474,27 +471,33 @@ void nh_free(nh_hop *h) {
     free(h);
 }
 
-/* Back to the zero state (a fresh stream, not counted as a reset); waits for a step in progress, and starts
- * the model thread if nh_close stopped it. Returns 0, or -1 when the thread cannot start (model hops then
- * pass through). */
-int nh_reset(nh_hop *h) {
+/* Back to the zero state; waits for a step in progress. */
+static void clear(nh_hop *h) {
     wait_idle(h);
     reset_model_state(h);
     h->stale = 0;
     memset(h->previous, 0, sizeof(float) * (size_t)h->hop);
     memset(h->overlap, 0, sizeof(float) * (size_t)(h->n_fft - h->hop));
+}
+
+/* Back to the zero state (a fresh stream, not counted as a reset); waits for a step in progress, and starts
+ * the model thread on the calling thread's affinity unless it runs. Returns 0, or -1 when the thread
+ * cannot start (model hops then pass through). */
+int nh_reset(nh_hop *h) {
+    clear(h);
     return start_thread(h);
 }
 
-/* Runs the model on `frames` silent frames on the calling thread, then resets (see nh_reset). */
-int nh_warm_up(nh_hop *h, int frames) {
+/* Runs the model on `frames` silent frames on the calling thread, then goes back to the zero state (and
+ * leaves the model thread as it was). */
+void nh_warm_up(nh_hop *h, int frames) {
     wait_idle(h);
     memset(h->job, 0, sizeof(float) * 2 * (size_t)h->n_bins);
     for (int i = 0; i < frames; i++) {
         h->step(h->plan, h->blob, h->job, h->result, h->state[h->turn], h->state[1 - h->turn], h->scratch);
         h->turn ^= 1;
     }
-    return nh_reset(h);
+    clear(h);
 }
 
 /* One hop: in (hop) samples -> nh_output(h) (hop) samples, n_fft - hop samples behind. Returns whether the

@@ -6,8 +6,8 @@ and no Python thread: the model runs on a pthread named ``rtenhance-model`` that
 through its address (``NativeStepper.native_step``), on state sets and scratch owned by the C side. The
 gate semantics are ``FrameGate``'s (deadline, passthrough, stale-state reset, dry/wet mix).
 
-The model thread starts when the hop is made (and again at ``reset`` or ``warm_up`` after ``close``), never
-inside ``process``. What the model thread and the worker share is handed over under a lock in C; the values
+The model thread starts at ``reset`` (which the engine calls when it opens the devices, on its worker
+thread, so the model thread inherits that thread's CPU affinity and priority), never inside ``process``. What the model thread and the worker share is handed over under a lock in C; the values
 read here (``model_s``, ``state_resets``) are C11 atomics read through accessor functions, not struct
 fields. The C memory is freed only after its model thread has been joined (``nh_free``).
 
@@ -35,7 +35,7 @@ SIGNATURES: dict[str, tuple[list[type], type | None]] = {
     "nh_process": ([_PTR, _PTR, ctypes.c_bool, _DOUBLE, _DOUBLE, _DOUBLE], ctypes.c_bool),
     "nh_output": ([_PTR], _PTR),
     "nh_reset": ([_PTR], _INT),
-    "nh_warm_up": ([_PTR, _INT], _INT),
+    "nh_warm_up": ([_PTR, _INT], None),
     "nh_close": ([_PTR], None),
     "nh_fft_new": ([_INT], _PTR),
     "nh_fft_free": ([_PTR], None),
@@ -118,6 +118,8 @@ class NativeFft:
 class NativeHop:
     """One 16 kHz mono stream's hop in C, with the ``HopProcessor`` interface (``rtenhance.audio.hop``).
 
+    ``reset`` starts the model thread: until the first ``reset``, model hops pass through as missed.
+
     Args:
         stepper: the native backend's stepper, kept alive by this object: its plan and weights are used,
             its own state sets are not.
@@ -135,7 +137,7 @@ class NativeHop:
         handle = lib.nh_new(cfg.hop_samples, cfg.n_fft, step.function, step.plan, step.blob, step.state_floats,
                             step.scratch_floats, knee_gain(knee_dbfs))
         if not handle:
-            raise NativeUnavailable("the native hop could not allocate its buffers or start its model thread")
+            raise NativeUnavailable("the native hop could not allocate its buffers")
         self._stepper = stepper  # owns the plan and the weights the C side reads
         self._lib = lib
         self._handle = handle
@@ -175,19 +177,19 @@ class NativeHop:
         return self._out
 
     def warm_up(self, frames: int) -> None:
-        """Run the model on ``frames`` silent frames and reset (see ``reset``), so the first live hops are not
-        slow."""
+        """Run the model on ``frames`` silent frames (on this thread) and go back to the zero state, so the
+        first live hops are not slow; leaves the model thread as it is."""
         self._lib.nh_warm_up(self._handle, frames)
 
     def reset(self) -> None:
         """Back to the zero state (a fresh stream, not counted as a reset); waits for a step in progress and
-        starts the model thread again if ``close`` stopped it (should that fail, model hops pass through and
-        count as missed)."""
+        starts the model thread unless it runs, inheriting this thread's CPU affinity and priority (should that
+        fail, model hops pass through and count as missed)."""
         self._lib.nh_reset(self._handle)
 
     def close(self) -> None:
-        """Stop the model thread after the step in progress (idempotent); until ``reset`` or ``warm_up``,
-        model hops pass through and count as missed."""
+        """Stop the model thread after the step in progress (idempotent); until the next ``reset``, model hops
+        pass through and count as missed."""
         self._lib.nh_close(self._handle)
 
 
