@@ -21,10 +21,10 @@ from pathlib import Path
 import pytest
 
 from rtenhance.native_build import EXTRA_CFLAGS_ENV, compiler
+from tests.conftest import REPO, SANITIZER_PRELOAD_ENV
 
 pytestmark = [pytest.mark.slow, pytest.mark.sanitizers]
 
-REPO = Path(__file__).resolve().parents[1]
 TESTS = ("tests/audio/test_native_hop.py", "tests/audio/test_native_pulse.py", "tests/audio/test_pulse_streams.py",
          "tests/dsp/test_polyphase.py")
 LIBRARIES = ("native_hop", "native_pulse", "gtcrn_step", "polyphase")  # what those tests build and load
@@ -32,7 +32,8 @@ SELECTION = "not simple"  # the libpulse-simple streams' cases run no C of rtenh
 RUN_TIMEOUT_S = 1800.0
 REPORT = re.compile(r"ERROR: AddressSanitizer|runtime error:|WARNING: ThreadSanitizer|ERROR: ThreadSanitizer")
 # The child drops LD_PRELOAD before it runs anything, so that the processes the tests start (the private
-# PulseAudio server, paplay, parec) run without the sanitizer's runtime.
+# PulseAudio server, paplay, parec) run without the sanitizer's runtime; Python children get it back through
+# SANITIZER_PRELOAD_ENV (tests.conftest.python_child_env).
 RUNNER = "import os, sys, pytest; os.environ.pop('LD_PRELOAD', None); sys.exit(pytest.main(sys.argv[1:]))"
 
 
@@ -86,8 +87,8 @@ def test_native_tests_pass_under_the_sanitizer(name: str, tmp_path: Path) -> Non
     if runtime is None:
         pytest.skip(f"the C compiler ({' '.join(compiler())}) has no {sanitizer.runtime}")
     cache = tmp_path / "cache"
-    env = {**os.environ, **sanitizer.env, "LD_PRELOAD": str(runtime), EXTRA_CFLAGS_ENV: sanitizer.cflags,
-           "XDG_CACHE_HOME": str(cache)}
+    env = {**os.environ, **sanitizer.env, "LD_PRELOAD": str(runtime), SANITIZER_PRELOAD_ENV: str(runtime),
+           EXTRA_CFLAGS_ENV: sanitizer.cflags, "XDG_CACHE_HOME": str(cache)}
     selection = f"{SELECTION} and ({sanitizer.select})" if sanitizer.select else SELECTION
     args = ["-q", "-p", "no:cacheprovider", "-m", "not slow", "-k", selection, *TESTS]
     started = time.monotonic()
