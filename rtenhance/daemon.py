@@ -16,25 +16,28 @@ import time
 from dataclasses import dataclass
 from typing import Callable
 
-from rtenhance.audio.devices import FILE_PREFIX, VIRTUAL_MIC, DeviceError, Endpoint, VirtualMic, resolve
+from rtenhance.audio.devices import FILE_PREFIX, VIRTUAL_MIC, DeviceError, Endpoint, resolve
 from rtenhance.audio.engine import Engine, Sink, Source
 from rtenhance.audio.hop import HopProcessor, make_hop_processor
 from rtenhance.audio.native_pulse import NativePulseCapture, NativePulsePlayback, PulseConnection
 from rtenhance.audio.native_pulse import unavailable_reason as native_pulse_unavailable
+from rtenhance.audio.native_watch import start_watch
 from rtenhance.audio.pulse import PresenceWatch
 from rtenhance.audio.pulse_streams import PulseCapture, PulsePlayback
 from rtenhance.audio.streams import Capture, FileSink, FileSource, Playback
+from rtenhance.audio.virtual_mic import VIRTUAL_SOURCE, VirtualMic
 from rtenhance.config import ConfigError, StftConfig
 from rtenhance.notify import SystemdNotifier
 from rtenhance.runtime_config import RuntimeConfig, reloaded, restart_only_changes
-from rtenhance.stats import RateLimitedWarning, StatsSnapshot, append_json_line
+from rtenhance.stats import RateLimitedWarning, StatsSnapshot, append_json_line, interval_warnings
 
 log = logging.getLogger("rtenhance")
 
 STOP_TIMEOUT_S = 0.8  # the worker gets this long to close the streams on stop
 READY_POLL_S = 0.05  # how often start-up checks whether the streams run
-XRUN_WARN_PERIOD_S = 60.0  # at most one xrun warning a minute
+XRUN_WARN_PERIOD_S = 60.0  # at most one warning of each kind (skips, xruns, drops) a minute
 WARMUP_FRAMES = 20  # model steps run before the streams open (first calls are slow)
+EXIT_VIRTUAL_MIC_LOST = 3  # the virtual microphone could not be recreated in time: systemd restarts us
 
 
 def raise_priority(nice: int) -> None:
@@ -84,11 +87,12 @@ class Daemon:
         self._flags = _Flags()
         self._wake = threading.Event()
         self._notifier = SystemdNotifier()
-        self._xruns = RateLimitedWarning(log, XRUN_WARN_PERIOD_S)
-        self._last_xruns = (0, 0)
+        self._alerts: dict[str, RateLimitedWarning] = {}
+        self._last_snapshot: StatsSnapshot | None = None
 
     def run(self) -> int:
-        """Run until stopped; returns the exit status (0 for a clean stop or a finished file).
+        """Run until stopped; returns the exit status (0 for a clean stop or a finished file,
+        ``EXIT_VIRTUAL_MIC_LOST`` when the virtual microphone stayed lost for ``devices.virtual_mic_give_up_s``).
 
         Raises:
             ConfigError, DeviceError, CheckpointError: bad configuration, device or weights (before any audio).
@@ -108,14 +112,13 @@ class Daemon:
             source, sink = self._make_ends(cfg, source_end, sink_end)
             raise_priority(cfg.engine.nice)  # before the audio threads start: they inherit it and the affinity
             pin_cpus(cfg.engine.cpus)
-            watch = self._watch(source_end, sink_end)
+            watch = self._watch(source_end, sink_end, virtual_mic)
             engine = Engine(cfg, processor, stft_cfg, source, sink, watch, heartbeat=self._notifier.watchdog)
             gc.freeze()  # the model and buffers live until exit: keep the collector from scanning them mid-hop
-            log.info("%s -> %s at %d/%d Hz, target latency %.0f ms", cfg.audio.input, cfg.audio.output,
-                     source.rate, sink.rate, cfg.latency.target_ms)
+            log.info("%s -> %s at %d/%d Hz, target latency %s", cfg.audio.input, cfg.audio.output, source.rate,
+                     sink.rate, f"{cfg.latency.target_ms:.0f} ms" if cfg.latency.target_ms else "auto (as low as timing allows)")
             engine.start()
-            self._serve(cfg, engine)
-            return 0
+            return self._serve(cfg, engine, virtual_mic is not None)
         finally:
             self._notifier.stopping()
             if engine is not None:
@@ -177,14 +180,16 @@ class Daemon:
         return PulseConnection()
 
     @staticmethod
-    def _watch(source_end: Endpoint, sink_end: Endpoint) -> PresenceWatch | None:
+    def _watch(source_end: Endpoint, sink_end: Endpoint, virtual_mic: VirtualMic | None) -> PresenceWatch | None:
+        """Watch the named pulse devices; with a virtual microphone also its source, and recreate both
+        when the engine reconnects and finds them gone (a sound-server restart)."""
         sources = (source_end.pulse_name,) if source_end.pulse_name else ()
         sinks = (sink_end.pulse_name,) if sink_end.pulse_name else ()
+        if virtual_mic is not None:
+            sources += (VIRTUAL_SOURCE,)
         if not sources and not sinks:
             return None
-        watch = PresenceWatch(sinks=sinks, sources=sources)
-        watch.start()
-        return watch
+        return start_watch(sinks, sources, virtual_mic.restore if virtual_mic is not None else None)
 
     def _install_signals(self) -> dict[int, object]:
         def stop(signum: int, frame: object) -> None:
@@ -207,10 +212,14 @@ class Daemon:
         for signum, handler in previous.items():
             signal.signal(signum, handler)  # type: ignore[arg-type]
 
-    def _serve(self, cfg: RuntimeConfig, engine: Engine) -> None:
-        """Main thread: readiness, then stats every interval and signal flags, until stop or end of file."""
+    def _serve(self, cfg: RuntimeConfig, engine: Engine, virtual_mic: bool) -> int:
+        """Main thread: readiness, then stats every interval and signal flags, until stop or end of file;
+        returns the exit status."""
+        lost = _LostTimer(virtual_mic)
         while not (engine.ready.is_set() or engine.finished.is_set() or self._flags.stop):
             self._wake.wait(READY_POLL_S)
+            if lost.expired(engine.mode, cfg.devices.virtual_mic_give_up_s):
+                return EXIT_VIRTUAL_MIC_LOST
         if engine.ready.is_set():
             self._notifier.ready(f"running: {cfg.audio.input} -> {cfg.audio.output}")
             log.info("audio running")
@@ -227,8 +236,11 @@ class Daemon:
             if time.monotonic() >= next_stats:
                 next_stats += cfg.stats.interval_s
                 self._report(cfg, engine.snapshot())
+            if lost.expired(engine.mode, cfg.devices.virtual_mic_give_up_s):
+                return EXIT_VIRTUAL_MIC_LOST
         if engine.finished.is_set() and not self._flags.stop:
             self._report(cfg, engine.snapshot())
+        return 0
 
     def _reload(self, cfg: RuntimeConfig, engine: Engine) -> RuntimeConfig:
         try:
@@ -242,7 +254,7 @@ class Daemon:
                         "s" if len(ignored) == 1 else "")
         cfg = reloaded(cfg, new)
         engine.configure(cfg)
-        log.info("configuration reloaded: attenuation limit %g dB, bypass %s, target %g ms, stats every %g s",
+        log.info("configuration reloaded: attenuation limit %g dB, bypass %s, target %g ms (0: auto), stats every %g s",
                  cfg.enhance.attenuation_limit_db, "on" if cfg.enhance.bypass else "off", cfg.latency.target_ms,
                  cfg.stats.interval_s)
         return cfg
@@ -253,9 +265,32 @@ class Daemon:
         self._notifier.status(line)
         if cfg.stats.json_path:
             append_json_line(cfg.stats.json_path, {"time": time.time(), **snap.as_json()})
-        underflows = snap.underflows - self._last_xruns[0]
-        overflows = snap.overflows - self._last_xruns[1]
-        self._last_xruns = (snap.underflows, snap.overflows)
-        if underflows > 0 or overflows > 0:
-            self._xruns.warn(f"{underflows} output underflows and {overflows} input overflows in the last "
-                             f"{cfg.stats.interval_s:g} s (playback or capture glitches)")
+        for kind, message in interval_warnings(self._last_snapshot, snap, cfg.stats.interval_s):
+            self._alerts.setdefault(kind, RateLimitedWarning(log, XRUN_WARN_PERIOD_S)).warn(message)
+        self._last_snapshot = snap
+
+
+class _LostTimer:
+    """How long the engine has been reconnecting, for the virtual microphone's give-up bound.
+
+    Args:
+        active: whether the bound applies (only a virtual microphone: a device that is unplugged is waited
+            for, but a sound server that does not come back is better left to the service manager).
+    """
+
+    def __init__(self, active: bool) -> None:
+        self._active = active
+        self._since: float | None = None
+
+    def expired(self, mode: str, limit_s: float) -> bool:
+        """Whether ``mode`` has been "reconnecting" for more than ``limit_s``; logs the verdict once."""
+        if not self._active or mode != "reconnecting":
+            self._since = None
+            return False
+        now = time.monotonic()
+        self._since = self._since if self._since is not None else now
+        if now - self._since <= limit_s:
+            return False
+        log.error("the virtual microphone could not be recreated for %.0f s: exiting with status %d so that "
+                  "the service manager restarts rtenhance", limit_s, EXIT_VIRTUAL_MIC_LOST)
+        return True

@@ -120,17 +120,23 @@ class LatencyConfig:
     """The latency budget (reloadable).
 
     Attributes:
-        target_ms: end-to-end target from capture to playback in ms; the output ring is held at the
-            depth that gives it, and the time left for computing a hop follows from it.
+        target_ms: end-to-end delay to hold from capture to playback in ms, or 0 (the default) for the
+            smallest delay the observed timing allows; the engine holds more when the jitter it
+            observes needs more, and says so in its stats (``jitter_ms``).
+        headroom_ms: how far above empty the output ring's lowest point is held, in ms: the margin
+            left for timing worse than any seen in the last 10 s.
         recover_s: seconds of passthrough after an overload before enhancement is tried again
             (doubled while overloads repeat, up to 8 x).
     """
 
-    target_ms: float = 60.0
+    target_ms: float = 0.0
+    headroom_ms: float = 4.0
     recover_s: float = 1.0
 
     def __post_init__(self) -> None:
-        _check(10.0 <= self.target_ms <= 2000.0, "latency.target_ms", self.target_ms, "10..2000 ms")
+        _check(self.target_ms == 0.0 or 10.0 <= self.target_ms <= 2000.0, "latency.target_ms", self.target_ms,
+               "0 (as low as the timing allows) or 10..2000 ms")
+        _check(1.0 <= self.headroom_ms <= 200.0, "latency.headroom_ms", self.headroom_ms, "1..200 ms")
         _check(0.05 <= self.recover_s <= 60.0, "latency.recover_s", self.recover_s, "0.05..60 s")
 
 
@@ -158,17 +164,22 @@ class DevicesConfig:
         retry_initial_s: first wait before reopening a lost device, doubled per failed try.
         retry_max_s: longest wait between tries.
         stall_s: a stream that delivers no callback for this long counts as lost.
+        virtual_mic_give_up_s: a virtual microphone that cannot be recreated for this long (the sound
+            server did not come back) ends the daemon with a non-zero status, for systemd to restart it.
     """
 
     retry_initial_s: float = 0.25
     retry_max_s: float = 2.0
     stall_s: float = 1.0
+    virtual_mic_give_up_s: float = 60.0
 
     def __post_init__(self) -> None:
         _check(0.01 <= self.retry_initial_s <= 60.0, "devices.retry_initial_s", self.retry_initial_s, "0.01..60 s")
         _check(self.retry_initial_s <= self.retry_max_s <= 300.0, "devices.retry_max_s", self.retry_max_s,
                "retry_initial_s..300 s")
         _check(0.1 <= self.stall_s <= 60.0, "devices.stall_s", self.stall_s, "0.1..60 s")
+        _check(1.0 <= self.virtual_mic_give_up_s <= 3600.0, "devices.virtual_mic_give_up_s",
+               self.virtual_mic_give_up_s, "1..3600 s")
 
 
 @dataclass(frozen=True)

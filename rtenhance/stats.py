@@ -65,13 +65,21 @@ class StatsSnapshot:
             iSTFT, limiter) in ms over the interval; NaN when no hop ran.
         rtf: real-time factor, mean compute time / hop duration (below 1 keeps up).
         latency_ms: estimated end-to-end latency, capture (ADC) to playback (DAC), in ms; None for file output.
-        latency_target_ms: the configured target.
-        hop_budget_ms: compute time a hop may take before the engine switches to passthrough.
+        latency_target_ms: the configured target (0: as low as the observed timing allows).
+        step_p99_ms: the model step's p99 over its recent steps, the basis of its deadline, in ms.
         overflows: input overflows since start (capture samples lost: the worker did not drain in time).
-        underflows: output underflows since start (playback ran dry and played silence).
-        passthrough_hops: hops since start that bypassed the model because the CPU was behind.
+        underflows: output underflows since start (playback ran dry and played silence), not counting
+            the start of a session before its first hop.
+        passthrough_hops: hops since start that skipped the model for a reason other than bypass
+            (``skipped_ring_low`` + ``skipped_overload``).
+        skipped_ring_low: hops whose output ring would have run dry before a usual model step ended.
+        skipped_overload: hops that missed their deadline or fell in the rest after an overload.
+        skipped_bypass: hops the user bypassed (SIGUSR1, ``enhance.bypass``, no attenuation).
         state_resets: model-state resets since start (after each passthrough or bypass period).
-        adjust_ms: output samples dropped (+) or inserted (-) since start to hold the latency, in ms.
+        adjust_ms: output dropped at once since start after a stall (clock drift is resampled, not dropped).
+        backlog_ms: stale captured audio dropped since start after the process or a device stalled.
+        drift_ppm: the playback resampling that takes up the clocks' mismatch, in parts per million.
+        jitter_ms: how far the output ring dips below its mean (the jitter buffer's span), in ms.
         device_errors: device losses and stream failures since start.
         mode: "enhance", "passthrough", "bypass" or "reconnecting" at the end of the interval.
         cpu_percent: CPU time of the whole process in the interval, percent of one core.
@@ -85,12 +93,18 @@ class StatsSnapshot:
     rtf: float
     latency_ms: float | None
     latency_target_ms: float
-    hop_budget_ms: float
+    step_p99_ms: float
     overflows: int
     underflows: int
     passthrough_hops: int
+    skipped_ring_low: int
+    skipped_overload: int
+    skipped_bypass: int
     state_resets: int
     adjust_ms: float
+    backlog_ms: float
+    drift_ppm: float
+    jitter_ms: float
     device_errors: int
     mode: str
     cpu_percent: float
@@ -98,18 +112,48 @@ class StatsSnapshot:
     def line(self) -> str:
         """One human-readable log line."""
         latency = "n/a" if self.latency_ms is None else f"{self.latency_ms:.1f} ms"
+        target = f"{self.latency_target_ms:.0f} ms" if self.latency_target_ms else "auto"
         return (
             f"hop p50 {self.hop_ms_p50:.2f} p95 {self.hop_ms_p95:.2f} p99 {self.hop_ms_p99:.2f} "
-            f"max {self.hop_ms_max:.2f} ms (budget {self.hop_budget_ms:.1f}) | rtf {self.rtf:.3f} | "
-            f"latency {latency} (target {self.latency_target_ms:.0f} ms) | overflows {self.overflows} "
-            f"underflows {self.underflows} passthrough {self.passthrough_hops} resets {self.state_resets} "
-            f"adjust {self.adjust_ms:+.1f} ms device_errors {self.device_errors} | {self.mode} | "
-            f"cpu {self.cpu_percent:.1f} %"
+            f"max {self.hop_ms_max:.2f} ms (step p99 {self.step_p99_ms:.2f}) | rtf {self.rtf:.3f} | "
+            f"latency {latency} (target {target}, jitter {self.jitter_ms:.1f} ms, drift {self.drift_ppm:+.0f} ppm) | "
+            f"overflows {self.overflows} underflows {self.underflows} | skipped ring_low {self.skipped_ring_low} "
+            f"overload {self.skipped_overload} bypass {self.skipped_bypass} resets {self.state_resets} | "
+            f"dropped {self.adjust_ms:.1f} ms backlog {self.backlog_ms:.0f} ms device_errors {self.device_errors} | "
+            f"{self.mode} | cpu {self.cpu_percent:.1f} %"
         )
 
     def as_json(self) -> dict[str, object]:
         """Plain data for one JSON line (NaN and infinity become null)."""
         return {k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in asdict(self).items()}
+
+
+def interval_warnings(previous: StatsSnapshot | None, current: StatsSnapshot,
+                      interval_s: float) -> list[tuple[str, str]]:
+    """What went wrong between two snapshots: (kind, message) pairs, one per kind (empty when nothing did).
+
+    Every fallback shows here: hops that skipped the model for a reason other than bypass (by cause),
+    playback underflows and capture overflows, audio dropped after a stall, stale capture dropped.
+    """
+    def grew(field: str) -> float:
+        before = getattr(previous, field) if previous is not None else 0
+        return getattr(current, field) - before
+
+    messages: list[tuple[str, str]] = []
+    ring_low, overload = grew("skipped_ring_low"), grew("skipped_overload")
+    if ring_low or overload:
+        share = 100.0 * (ring_low + overload) / max(1, current.hops)
+        messages.append(("skips", f"{ring_low + overload} hops ({share:.1f} %) skipped the model in the last {interval_s:g} s: "
+                        f"ring_low {ring_low}, overload {overload}"))
+    underflows, overflows = grew("underflows"), grew("overflows")
+    if underflows or overflows:
+        messages.append(("xruns", f"{underflows} output underflows and {overflows} input overflows in the last "
+                        f"{interval_s:g} s (playback or capture glitches)"))
+    dropped, backlog = grew("adjust_ms"), grew("backlog_ms")
+    if dropped > 0 or backlog > 0:
+        messages.append(("drops", f"dropped {dropped:.0f} ms of queued output and {backlog:.0f} ms of stale capture in the last "
+                        f"{interval_s:g} s (the process or a device stalled)"))
+    return messages
 
 
 def hop_percentiles(hop_ms: np.ndarray) -> tuple[float, float, float, float]:

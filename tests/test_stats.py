@@ -8,7 +8,9 @@ import math
 
 import numpy as np
 
-from rtenhance.stats import HopTimes, RateLimitedWarning, StatsSnapshot, append_json_line, hop_percentiles
+from rtenhance.stats import (
+    HopTimes, RateLimitedWarning, StatsSnapshot, append_json_line, hop_percentiles, interval_warnings,
+)
 
 
 def test_hop_times_returns_each_interval_once():
@@ -30,8 +32,9 @@ def test_percentiles():
 
 def _snapshot(**changes) -> StatsSnapshot:
     values = dict(hops=62, hop_ms_p50=1.0, hop_ms_p95=2.0, hop_ms_p99=3.0, hop_ms_max=4.0, rtf=0.07,
-                  latency_ms=58.2, latency_target_ms=60.0, hop_budget_ms=13.5, overflows=0, underflows=1,
-                  passthrough_hops=2, state_resets=1, adjust_ms=-1.5, device_errors=0, mode="enhance",
+                  latency_ms=58.2, latency_target_ms=60.0, step_p99_ms=0.21, overflows=0, underflows=1,
+                  passthrough_hops=2, skipped_ring_low=1, skipped_overload=1, skipped_bypass=7, state_resets=1,
+                  adjust_ms=1.5, backlog_ms=0.0, drift_ppm=-120.0, jitter_ms=6.5, device_errors=0, mode="enhance",
                   cpu_percent=12.5)
     values.update(changes)
     return StatsSnapshot(**values)
@@ -41,7 +44,8 @@ def test_line_and_json_hold_every_field(tmp_path):
     snap = _snapshot()
     line = snap.line()
     for text in ("p50 1.00", "p95 2.00", "p99 3.00", "max 4.00", "rtf 0.070", "latency 58.2 ms", "overflows 0",
-                 "underflows 1", "passthrough 2", "resets 1", "cpu 12.5 %", "budget 13.5", "enhance"):
+                 "underflows 1", "ring_low 1", "overload 1", "bypass 7", "resets 1", "cpu 12.5 %", "step p99 0.21",
+                 "jitter 6.5 ms", "drift -120 ppm", "dropped 1.5 ms", "target 60 ms", "enhance"):
         assert text in line, text
     path = tmp_path / "stats.jsonl"
     append_json_line(str(path), _snapshot(hop_ms_p50=math.nan, latency_ms=None).as_json())
@@ -50,6 +54,20 @@ def test_line_and_json_hold_every_field(tmp_path):
     assert first["hop_ms_p50"] is None and first["latency_ms"] is None
     assert second == snap.as_json()
     assert "latency n/a" in _snapshot(latency_ms=None).line()
+    assert "target auto" in _snapshot(latency_target_ms=0.0).line()
+
+
+def test_interval_warnings_name_every_fallback_by_cause():
+    quiet = _snapshot()
+    assert interval_warnings(quiet, quiet, 10.0) == []
+    worse = _snapshot(skipped_ring_low=4, skipped_overload=3, underflows=3, overflows=1, adjust_ms=41.5,
+                      backlog_ms=2000.0)
+    kinds = dict(interval_warnings(quiet, worse, 10.0))
+    assert set(kinds) == {"skips", "xruns", "drops"}
+    assert "5 hops" in kinds["skips"] and "ring_low 3, overload 2" in kinds["skips"]
+    assert "2 output underflows and 1 input overflows" in kinds["xruns"]
+    assert "dropped 40 ms" in kinds["drops"] and "2000 ms of stale capture" in kinds["drops"]
+    assert interval_warnings(quiet, _snapshot(skipped_bypass=100), 10.0) == []
 
 
 def test_rate_limited_warning(caplog):

@@ -1,31 +1,25 @@
-"""Audio endpoints: listing devices, turning ``--input``/``--output`` specs into endpoints, virtual mic.
+"""Audio endpoints: listing devices, turning ``--input``/``--output`` specs into endpoints.
 
 Specs: ``mic`` / ``speakers`` (the system defaults: the sound server's default source and sink through
 libpulse-simple when a PulseAudio/PipeWire server answers, else PortAudio's defaults), a PortAudio device
 index, a device-name substring,
 ``pulse:NAME`` (a PulseAudio/PipeWire source or sink, streamed with libpulse-simple, not PortAudio),
-``file:PATH``, and for output
-``virtual-mic``. sounddevice is imported inside functions: importing it initialises PortAudio.
+``file:PATH``, and for output ``virtual-mic`` (see ``virtual_mic``). sounddevice is imported inside
+functions: importing it initialises PortAudio.
 """
 
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Literal
 
 from rtenhance.audio import pulse
 
-log = logging.getLogger(__name__)
-
 PULSE_PREFIX = "pulse:"
 FILE_PREFIX = "file:"
 VIRTUAL_MIC = "virtual-mic"
 MAX_CHANNELS = 2  # stereo devices are downmixed on input and fed the same signal on every output channel
-VIRTUAL_SINK = "rtenhance_sink"  # null sink the daemon plays into
-VIRTUAL_SOURCE = "rtenhance"  # the microphone applications see: a remap of the sink's monitor
-VIRTUAL_RATE = 48000
 PULSE_STREAM_RATE = 16000  # pulse streams run at the model's rate: the sound server converts, in optimised C
 
 Direction = Literal["input", "output"]
@@ -145,7 +139,7 @@ def _file_endpoint(path_text: str, spec: str, direction: Direction) -> Endpoint:
 
 
 def resolve(spec: str, direction: Direction, sample_rate: int = 0) -> Endpoint:
-    """Turn an ``--input``/``--output`` spec into an endpoint (``virtual-mic`` is handled by ``VirtualMic``).
+    """Turn an ``--input``/``--output`` spec into an endpoint (``virtual-mic`` is ``virtual_mic.VirtualMic``).
 
     Args:
         spec: mic, speakers, an index, a name substring, pulse:NAME or file:PATH.
@@ -190,48 +184,3 @@ def refind(endpoint: Endpoint) -> Endpoint:
     if dev is None:
         raise DeviceError(f"{endpoint.direction} {endpoint.spec!r}: device {endpoint.device_name!r} is not present")
     return replace(endpoint, device=dev["index"])
-
-
-class VirtualMic:
-    """A microphone named ``rtenhance`` for other applications: a null sink plus a remap of its monitor.
-
-    ``create()`` loads both modules (first removing any left by a previous run that did not exit
-    cleanly) and returns the endpoint the daemon plays into; ``remove()`` unloads them.
-    """
-
-    def __init__(self) -> None:
-        self._modules: list[int] = []
-
-    def create(self, sample_rate: int = 0) -> Endpoint:
-        """Load the modules and return the sink endpoint.
-
-        Raises:
-            DeviceError: the sound server refused (for example no PulseAudio/PipeWire server running).
-        """
-        try:
-            for index in pulse.modules_with_argument(f"sink_name={VIRTUAL_SINK}") + pulse.modules_with_argument(
-                f"source_name={VIRTUAL_SOURCE}"
-            ):
-                pulse.unload_module(index)
-            self._modules.append(pulse.load_module(
-                "module-null-sink", f"sink_name={VIRTUAL_SINK}", "channels=1", f"rate={VIRTUAL_RATE}",
-                "sink_properties=device.description=rtenhance-output",
-            ))
-            self._modules.append(pulse.load_module(
-                "module-remap-source", f"master={VIRTUAL_SINK}.monitor", f"source_name={VIRTUAL_SOURCE}",
-                "channels=1", "source_properties=device.description=rtenhance-microphone",
-            ))
-        except pulse.PulseError as exc:
-            self.remove()
-            raise DeviceError(f"output {VIRTUAL_MIC!r}: cannot create the virtual microphone ({exc})") from None
-        log.info("virtual microphone %r created (select it as the microphone in your call application)", VIRTUAL_SOURCE)
-        return resolve(f"{PULSE_PREFIX}{VIRTUAL_SINK}", "output", sample_rate)
-
-    def remove(self) -> None:
-        """Unload the modules this object loaded (newest first); errors are logged, not raised."""
-        while self._modules:
-            index = self._modules.pop()
-            try:
-                pulse.unload_module(index)
-            except pulse.PulseError as exc:
-                log.warning("could not remove virtual microphone module %d: %s", index, exc)

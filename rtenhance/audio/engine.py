@@ -1,17 +1,19 @@
-"""The real-time engine: capture ring -> worker (16 kHz enhancement) -> playback ring, inside a budget.
+"""The real-time hop loop: capture ring -> 16 kHz hop -> playback ring, in a worker thread.
 
-The worker thread owns all DSP and model state. Per 16 ms hop it resamples the device audio to 16 kHz,
-runs the ``HopProcessor`` (STFT, the model behind ``FrameGate``'s semantics: strength mix, passthrough,
-bypass, deadline; iSTFT and the soft limiter; in C or in Python, see ``rtenhance.audio.hop``), resamples
-to the playback rate, lets the ``DelayController`` drop or insert a few samples to hold the latency
-target, and writes the playback ring. ``OverloadGuard`` decides per hop whether the model runs. Device
-faults close the streams, are logged once and retried with backoff.
+Per 16 ms hop the worker resamples the device audio to 16 kHz, runs the ``HopProcessor`` (STFT, the model
+behind its gate, iSTFT, soft limiter; in C or in Python, see ``rtenhance.audio.hop``), resamples to the
+playback rate and through ``DriftResampler`` at the ratio ``PlayoutController`` asks for, and writes the
+playback ring. The pieces around it each have their module:
+- ``Supervisor`` opens the ends, notices faults and reopens them with backoff;
+- ``PlayoutController`` holds the output ring at the depth the observed jitter needs (adaptive jitter
+  buffer), takes up clock drift by resampling, and drops audio only after a stall;
+- ``skips`` decides when the model does not run, and ``SkipCounts`` says why (``ring_low``, ``overload``,
+  ``bypass``); ``OverloadGuard`` rests the model after a real overload;
+- a capture backlog far beyond any burst (after SIGSTOP, a suspend) is dropped at once (``backlog_ms``).
 
-Latency bookkeeping (all in seconds): the engine delay is the audio in flight between the capture and
-playback callbacks: input ring + the hop being assembled + STFT overlap (one hop) + resampler filter
-delays + output ring. End to end adds the device latencies PortAudio reports. With a target T, the
-engine delay is held at T - device latencies, and what exceeds the structural minimum (two hops plus
-the filters) is the time one hop may take to compute (its budget).
+Latency bookkeeping (seconds): the engine delay is the audio in flight between the capture and playback
+callbacks: input ring + the hop being assembled + STFT overlap (one hop) + resampler filter delays +
+output ring. End to end adds the device latencies the streams report.
 """
 
 from __future__ import annotations
@@ -24,37 +26,31 @@ from typing import Callable
 
 import numpy as np
 
-from rtenhance.audio.delay import DelayController
-from rtenhance.audio.devices import DeviceError, refind
+from rtenhance.audio.splice import splice
+from rtenhance.audio.ends import Sink, Source
 from rtenhance.audio.file_align import OutputAligner
 from rtenhance.audio.gate import dry_gain, model_wanted
 from rtenhance.audio.hop import HopProcessor
-from rtenhance.audio.native_pulse import NativePulseCapture, NativePulsePlayback
 from rtenhance.audio.overload import OverloadGuard
+from rtenhance.audio.playout import PlayoutController
 from rtenhance.audio.pulse import PresenceWatch
-from rtenhance.audio.pulse_streams import PulseCapture, PulsePlayback
-from rtenhance.audio.streams import Capture, FileSink, FileSource, Playback, reinitialize_portaudio
+from rtenhance.audio.skips import SkipCounts, StepTimes, ring_low, step_deadline_s
+from rtenhance.audio.supervisor import Supervisor
 from rtenhance.config import StftConfig
+from rtenhance.dsp.fractional import DriftResampler
 from rtenhance.dsp.polyphase import PolyphaseResampler
 from rtenhance.runtime_config import RuntimeConfig
 from rtenhance.stats import CpuMeter, HopTimes, StatsSnapshot, hop_percentiles
 
 log = logging.getLogger(__name__)
 
-MIN_BUDGET_S = 0.002  # the smallest compute budget per hop, whatever the target says
-DEADLINE_MARGIN_S = 0.004  # the rest of a hop after the model (iSTFT, resampling) and thread wake-up...
-DEADLINE_MARGIN_FRACTION = 0.25  # ...or this share of the output ring, whichever is larger
-MIN_DEADLINE_S = 0.001  # with less time than this left, the model is not asked at all
 MAX_SLEEP_S = 0.005  # the worker re-checks stop and faults at least this often
 MIN_SLEEP_S = 0.0005  # shortest wait for input
-RETRY_POLL_S = 0.1  # while waiting to reopen a device, stop and the watchdog are served this often
 MAX_HOPS_PER_READ = 8  # input read per worker iteration, in hops (bounds the catch-up burst)
 DEVICE_LATENCY_REFRESH_HOPS = 64  # re-read the devices' reported latency about once a second
-TARGET_DEADBAND_S = 0.005  # the latency target ignores smaller moves of the devices' latency estimate
-
-Source = Capture | PulseCapture | NativePulseCapture | FileSource
-Sink = Playback | PulsePlayback | NativePulsePlayback | FileSink
-DEVICE_ENDS = (Capture, Playback, PulseCapture, PulsePlayback, NativePulseCapture, NativePulsePlayback)
+MAX_BACKLOG_S = 0.5  # captured audio waiting beyond this is stale (the process stalled): dropped at once
+KEEP_AFTER_BACKLOG_HOPS = 1  # hops of the newest input kept when a backlog is dropped
+SPLICE_FADE_S = 0.002  # crossfade across a drop
 
 
 class Engine:
@@ -83,7 +79,6 @@ class Engine:
         self.processor = processor
         self.source = source
         self.sink = sink
-        self.watch = watch
         self.heartbeat = heartbeat
         self.model_rate = stft_cfg.sample_rate
         self.hop = stft_cfg.hop_samples
@@ -92,15 +87,18 @@ class Engine:
         self.ready = threading.Event()
         self.finished = threading.Event()
         self.hop_times = HopTimes()
-        self.passthrough_hops = 0
-        self.device_errors = 0
+        self.skips = SkipCounts()
         self.mode = "starting"
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self.supervisor = Supervisor(source, sink, watch, heartbeat, self._stop)
         self._down = PolyphaseResampler(source.rate, self.model_rate)
         self._up = PolyphaseResampler(self.model_rate, sink.rate)
-        # fixed for the engine's life, so computed once: STFT overlap plus both resampler filters (s)
-        self._filters_s = self._down.delay_seconds + self._up.delay_seconds
+        up_max = int(math.ceil(self.hop * sink.rate / self.model_rate)) + 8
+        self._drift = DriftResampler(up_max)
+        # fixed for the engine's life: STFT overlap, both resampler filters and the drift resampler (s)
+        self._filters_s = (self._down.delay_seconds + self._up.delay_seconds
+                           + (self._drift.delay_samples / sink.rate if sink.realtime else 0.0))
         self._algorithmic_s = processor.latency_samples / self.model_rate + self._filters_s
         self._pending = np.zeros(self.hop * (MAX_HOPS_PER_READ + 4), dtype=np.float32)
         self._pending_count = 0
@@ -111,12 +109,17 @@ class Engine:
         self._strength_dry = 0.0  # noisy gain of the strength mix (without bypass)
         self._slow_s = 0.0
         self._guard = OverloadGuard()
-        self._controller = DelayController(sink.rate, 0.0)
-        self._device_latency_s = 0.0  # capture + playback latency PortAudio reports, latest reading
-        self._target_device_latency_s = 0.0  # the reading the latency target was last set from
+        self._steps = StepTimes()
+        self._playout = PlayoutController(self.hop_s, cfg.latency.headroom_ms / 1e3)
+        self._splice_fade = max(1, int(SPLICE_FADE_S * sink.rate))
+        self._device_latency_s = 0.0  # capture + playback latency the streams report, latest reading
         self._delay_sum = 0.0
         self._delay_count = 0
         self._reported = (0.0, 0)
+        self._underflow_base: int | None = None  # the sink's underflows when the first hop was written
+        self._underflows_seen = 0  # the sink's underflows at the previous hop
+        self._underflows_before = 0  # underflows counted in earlier sessions (before a reconnect)
+        self._backlog_s = 0.0
         self._aligner = OutputAligner()  # file sinks only
         self._frames_in = 0
         self._hops_done = 0
@@ -148,19 +151,14 @@ class Engine:
         return self.bypass
 
     @property
-    def structural_delay_s(self) -> float:
-        """Smallest engine delay: hop assembly + STFT overlap (two hops) and both resampler filters."""
-        return 2 * self.hop_s + self._filters_s
+    def device_errors(self) -> int:
+        """Device losses and failed opens since start."""
+        return self.supervisor.device_errors
 
-    def budget_s(self) -> float:
-        """Compute time a hop may take: the engine delay target above its structural minimum."""
-        if not self.sink.realtime:
-            return math.inf
-        return max(MIN_BUDGET_S, self._engine_target_s() - self.structural_delay_s)
-
-    def _engine_target_s(self) -> float:
-        target = self._cfg.latency.target_ms / 1e3 - self._target_device_latency_s
-        return max(target, self.structural_delay_s + MIN_BUDGET_S)
+    @property
+    def passthrough_hops(self) -> int:
+        """Hops that skipped the model for a reason other than bypass (``ring_low`` + ``overload``)."""
+        return self.skips.unwanted
 
     def snapshot(self) -> StatsSnapshot:
         """Statistics since the previous snapshot (counters since start); called from the stats thread."""
@@ -169,27 +167,39 @@ class Engine:
         total, count = self._delay_sum, self._delay_count
         last_total, last_count = self._reported
         self._reported = (total, count)
+        realtime = self.sink.realtime
         latency = None
-        if self.sink.realtime and count > last_count:
+        if realtime and count > last_count:
             latency = 1e3 * ((total - last_total) / (count - last_count) + self._device_latency_s)
-        source_ring, sink_ring = self.source.ring, self.sink.ring
-        underflows = self.sink.status_flags + (sink_ring.underflows if sink_ring is not None else 0)
+        skips = self.skips
         return StatsSnapshot(
             hops=int(hop_ms.shape[0]),
             hop_ms_p50=p50, hop_ms_p95=p95, hop_ms_p99=p99, hop_ms_max=pmax,
             rtf=float(hop_ms.mean() / (1e3 * self.hop_s)) if hop_ms.shape[0] else math.nan,
             latency_ms=latency,
             latency_target_ms=self._cfg.latency.target_ms,
-            hop_budget_ms=1e3 * self.budget_s(),
-            overflows=self.source.status_flags + source_ring.overflows,
-            underflows=underflows,
-            passthrough_hops=self.passthrough_hops,
+            step_p99_ms=1e3 * self._steps.p99_s,
+            overflows=self.source.status_flags + self.source.ring.overflows,
+            underflows=self._underflows(),
+            passthrough_hops=skips.unwanted,
+            skipped_ring_low=skips.ring_low,
+            skipped_overload=skips.overload,
+            skipped_bypass=skips.bypass,
             state_resets=self.processor.state_resets,
-            adjust_ms=1e3 * self._controller.adjusted_samples / self.sink.rate,
+            adjust_ms=1e3 * self._playout.dropped_s,
+            backlog_ms=1e3 * self._backlog_s,
+            drift_ppm=self._playout.drift_ppm if realtime else 0.0,
+            jitter_ms=1e3 * self._playout.span_s if realtime else 0.0,
             device_errors=self.device_errors,
             mode=self.mode,
             cpu_percent=self._cpu.sample(),
         )
+
+    def _underflows(self) -> int:
+        """Playback underflows since start, not counting those before a session's first hop (start-up)."""
+        base = self._underflow_base
+        now = 0 if base is None else self.sink.underflows() - base
+        return self._underflows_before + now
 
     # ---- worker thread ----
 
@@ -197,112 +207,92 @@ class Engine:
         return int(math.ceil(MAX_HOPS_PER_READ * self.hop * self.source.rate / self.model_rate))
 
     def _run(self) -> None:
-        backoff = self._cfg.devices.retry_initial_s
-        lost_since: float | None = None
+        supervisor = self.supervisor
         try:
-            while not self._stop.is_set():
-                try:
-                    self._open()
-                except DeviceError as exc:
-                    if lost_since is None:
-                        lost_since = time.monotonic()
-                        self.device_errors += 1
-                        log.warning("audio device unavailable: %s; retrying", exc)
-                    self.mode = "reconnecting"
-                    self._wait(backoff)
-                    backoff = min(2 * backoff, self._cfg.devices.retry_max_s)
-                    continue
-                if lost_since is not None:
-                    log.info("audio device back after %.1f s: resumed", time.monotonic() - lost_since)
-                lost_since, backoff = None, self._cfg.devices.retry_initial_s
+            while supervisor.open_until_ready(lambda: self._cfg.devices, self._prepare_session, self._reconnecting):
                 self.ready.set()
                 fault = self._process()
-                self._close_devices()
                 if fault is None:
                     break
-                lost_since = time.monotonic()
-                self.device_errors += 1
+                self._end_session()
                 self.mode = "reconnecting"
-                log.warning("audio device lost: %s; retrying", fault)
+                supervisor.lost(fault)
         finally:
-            self._close_devices()
-            for end in (self.source, self.sink):
-                end.close()
+            self._end_session()
+            supervisor.close_all()
             self.processor.close()
             self.finished.set()
 
-    def _wait(self, seconds: float) -> None:
-        deadline = time.monotonic() + seconds
-        while not self._stop.is_set() and time.monotonic() < deadline:
-            self.heartbeat()
-            self._stop.wait(min(RETRY_POLL_S, max(0.0, deadline - time.monotonic())))
+    def _reconnecting(self) -> None:
+        self.mode = "reconnecting"
 
-    def _open(self) -> None:
-        """Open both ends, prefill the output ring with the budget's worth of silence, start them."""
-        if self.watch is not None:
-            self.watch.refresh()
-            if self.watch.missing:
-                raise DeviceError(self.watch.missing)
-        portaudio = [end for end in (self.source, self.sink) if isinstance(end, (Capture, Playback))]
-        if self.device_errors and portaudio:
-            reinitialize_portaudio()
-            for end in portaudio:
-                end.endpoint = refind(end.endpoint)
-        try:
-            self.sink.open()
-            self.source.open()
-        except DeviceError:
-            self._close_devices()
-            raise
-        self._reset_pipeline()
-        # at start the device fills its whole buffer (up to twice its reported latency) from the ring at once;
-        # the ring must then still hold the budget plus one hop. The controller removes any excess.
-        prefill_s = 2 * self.sink.device_latency_s() + self.budget_s() + self.hop_s if self.sink.realtime else 0.0
-        self.sink.start(int(self.sink.rate * prefill_s))
-        self.source.start()
-
-    def _close_devices(self) -> None:
-        for end in (self.source, self.sink):
-            if isinstance(end, DEVICE_ENDS):
-                end.close()
-
-    def _reset_pipeline(self) -> None:
+    def _prepare_session(self) -> int:
+        """Both ends are open: reset the pipeline; returns the playback prefill in samples."""
         self.processor.reset()
         self._down.reset()
         self._up.reset()
+        self._drift.reset()
         self._pending_count = 0
         self._device_latency_s = self.source.device_latency_s() + self.sink.device_latency_s()
-        self._target_device_latency_s = self._device_latency_s
-        self._controller.restart(self._engine_target_s())
+        self._playout.restart()
+        self._playout.headroom_s = self._cfg.latency.headroom_ms / 1e3
         self._aligner.restart(0 if self.sink.realtime else round(self.sink.rate * self._algorithmic_s))
         self._frames_in = 0
+        self._underflow_base = None
+        if not self.sink.realtime:
+            return 0
+        # the ring must still hold the headroom when the first hop arrives, a hop after capture starts
+        return int(self.sink.rate * (self._playout.headroom_s + 2 * self.hop_s))
+
+    def _end_session(self) -> None:
+        """Keep the session's underflows before the sink's counters restart."""
+        if self._underflow_base is not None:
+            self._underflows_before += self.sink.underflows() - self._underflow_base
+            self._underflow_base = None
 
     def _process(self) -> str | None:
         """Process until stop, end of file (None) or a device fault (its description)."""
         stall_s = self._cfg.devices.stall_s
+        source = self.source
+        channels = source.channels
         while not self._stop.is_set():
             self.heartbeat()
-            fault = self.source.fault(stall_s) or self.sink.fault(stall_s) or (self.watch and self.watch.missing)
+            fault = self.supervisor.fault(stall_s)
             if fault:
                 return fault
-            self.source.pump()
-            channels = self.source.channels
-            available = self.source.ring.available // channels
+            source.pump()
+            available = source.ring.available // channels
             needed = self._frames_for_next_hop()
-            if available < needed and not self.source.exhausted:
-                self.source.wait_input(needed * channels, self._sleep_s(available))
+            if available < needed and not source.exhausted:
+                source.wait_input(needed * channels, self._sleep_s(available))
                 continue
             if available == 0:  # a file source has been read to its end
                 self._drain()
                 return None
+            if self.sink.realtime and available > MAX_BACKLOG_S * source.rate:
+                available = self._drop_backlog(available)
             frames = min(available, self._in_buffer.shape[0] // channels)
             block = self._in_buffer[: frames * channels]
-            self.source.ring.read_into(block)
+            source.ring.read_into(block)
             self._frames_in += frames
             mono = block.reshape(frames, channels).mean(axis=1) if channels > 1 else block  # (frames,)
             self._push(self._down.process(mono))
             self._run_hops()
         return None
+
+    def _drop_backlog(self, available: int) -> int:
+        """Discard all but the newest input (the process or the device stalled); returns what is left."""
+        channels = self.source.channels
+        keep = min(available, int(math.ceil(KEEP_AFTER_BACKLOG_HOPS * self.hop * self.source.rate / self.model_rate)))
+        drop = available - keep
+        scratch = self._in_buffer
+        frames_per_read = scratch.shape[0] // channels
+        while drop > 0:
+            n = min(drop, frames_per_read)
+            self.source.ring.read_into(scratch[: n * channels])
+            drop -= n
+        self._backlog_s += (available - keep) / self.source.rate
+        return keep
 
     def _run_hops(self) -> None:
         while self._pending_count >= self.hop:
@@ -311,7 +301,7 @@ class Engine:
             self._pending_count -= self.hop
             self._hops_done += 1
             if self._hops_done % DEVICE_LATENCY_REFRESH_HOPS == 0:
-                self._refresh_device_latency()
+                self._device_latency_s = self.source.device_latency_s() + self.sink.device_latency_s()
 
     def _frames_for_next_hop(self) -> int:
         """Input frames still needed before the next hop is complete (at least 1)."""
@@ -326,12 +316,6 @@ class Engine:
         self._pending[self._pending_count : self._pending_count + n] = samples
         self._pending_count += n
 
-    def _refresh_device_latency(self) -> None:
-        """Re-read the devices' reported latency: always for the stats, for the target only when it moved."""
-        self._device_latency_s = self.source.device_latency_s() + self.sink.device_latency_s()
-        if abs(self._device_latency_s - self._target_device_latency_s) > TARGET_DEADBAND_S:
-            self._target_device_latency_s = self._device_latency_s
-
     def _apply_config(self, cfg: RuntimeConfig) -> None:
         """Take the per-hop settings from a new configuration (worker thread, between hops)."""
         if self._limiter_db != cfg.enhance.limiter_knee_dbfs:
@@ -339,6 +323,7 @@ class Engine:
             self.processor.set_limiter_knee(self._limiter_db)
         self._strength_dry = dry_gain(cfg.enhance.attenuation_limit_db)
         self._slow_s = cfg.debug.slow_hop_ms / 1e3
+        self._playout.headroom_s = cfg.latency.headroom_ms / 1e3
         self._hop_cfg = cfg
 
     def _hop(self, hop: np.ndarray) -> None:
@@ -346,38 +331,63 @@ class Engine:
         start = time.perf_counter()
         if cfg is not self._hop_cfg:
             self._apply_config(cfg)
-        processor, realtime = self.processor, self.sink.realtime
+        sink, realtime = self.sink, self.sink.realtime
         dry = 1.0 if self.bypass else self._strength_dry
-        wants_model = model_wanted(dry)
-        run_model = self._guard.allow(time.monotonic())
+        run_model = model_wanted(dry)
         deadline_s = math.inf
+        ring_s = sink.depth_samples() / sink.rate if realtime else math.inf
+        if not run_model:
+            self.skips.bypass += 1
+        elif not self._guard.allow(time.monotonic()):
+            run_model = False
+            self.skips.overload += 1
+        elif realtime:
+            if ring_low(ring_s, self._steps):
+                run_model = False
+                self.skips.ring_low += 1
+            deadline_s = step_deadline_s(ring_s, self._steps)
+        out = self.processor.process(hop, run_model, dry, deadline_s, self._slow_s)
+        if run_model:
+            if self.processor.missed:
+                self.skips.overload += 1
+                self._guard.overloaded(time.monotonic(), f"the model missed its {1e3 * deadline_s:.1f} ms deadline "
+                                       f"(step p99 {1e3 * self._steps.p99_s:.2f} ms)", cfg.latency.recover_s)
+            else:
+                self._steps.add(self.processor.model_s)
+        chunk = self._up.process(out)
         if realtime:
-            # the output ring plays for ring_s more: the model must be done well before, with room for the
-            # rest of the hop and for the worker being scheduled late
-            ring_s = self.sink.depth_samples() / self.sink.rate
-            deadline_s = ring_s - max(DEADLINE_MARGIN_S, DEADLINE_MARGIN_FRACTION * ring_s)
-            # a ring already this low (start, device hiccup) is not the model's fault: skip it, no overload
-            run_model = run_model and deadline_s >= MIN_DEADLINE_S
-            self._controller.target_s = self._engine_target_s()
-        chunk = self._up.process(processor.process(hop, run_model, dry, deadline_s, self._slow_s))
-        missed = processor.missed
-        if missed:
-            self._guard.overloaded(time.monotonic(), f"the model missed its {1e3 * max(0.0, deadline_s):.1f} ms "
-                                   f"deadline (last step {1e3 * processor.model_s:.1f} ms)", cfg.latency.recover_s)
-        if wants_model and not run_model or missed:
-            self.passthrough_hops += 1
-        if realtime:
-            chunk = self._controller.correct(chunk)
+            chunk = self._play(chunk)
         else:
             chunk = self._aligner.trim(chunk)
-        self.sink.write(chunk)
+        sink.write(chunk)
         self.hop_times.add(1e3 * (time.perf_counter() - start))
-        self.mode = "bypass" if not wants_model else ("enhance" if self._guard.enhancing else "passthrough")
+        self.mode = "bypass" if not model_wanted(dry) else ("enhance" if self._guard.enhancing else "passthrough")
         if realtime:
-            delay = self._engine_delay_s()
-            self._controller.observe(delay)
-            self._delay_sum += delay
+            self._delay_sum += self._engine_delay_s()
             self._delay_count += 1
+
+    def _play(self, chunk: np.ndarray) -> np.ndarray:
+        """A real-time chunk through the playout control: observe the ring, resample for drift, drop a stall."""
+        sink, playout = self.sink, self._playout
+        underflows = sink.underflows()
+        if self._underflow_base is None:
+            self._underflow_base = underflows
+        else:
+            if underflows != self._underflows_seen:
+                playout.underflowed()
+            playout.observe(sink.depth_samples() / sink.rate)
+        self._underflows_seen = underflows
+        target_s = self._cfg.latency.target_ms / 1e3
+        playout.floor_s = max(0.0, target_s - self._device_latency_s - self._algorithmic_s - self.hop_s / 2) \
+            if target_s > 0 else 0.0
+        chunk = self._drift.process(chunk, playout.ratio)
+        drop_s = playout.take_drop()
+        if drop_s > 0:
+            jump = min(int(drop_s * sink.rate), chunk.shape[0] - self._splice_fade - 1)
+            if jump > 0:
+                chunk = splice(chunk, jump, self._splice_fade)
+                playout.dropped(jump / sink.rate)
+        return chunk
 
     def _engine_delay_s(self) -> float:
         """Audio in flight between the two callbacks right after a hop was written, in seconds."""

@@ -17,12 +17,13 @@
  * stopped (joined) by rtp_conn_close before its memory is freed.
  *
  * Capture: the read callback copies each fragment from the server straight into the end's ring and wakes
- * a worker blocked in rtp_wait_input once the ring holds what it waits for. Playback: a timer on the
- * main loop moves one fragment from the ring to the server whenever the server's queue has fallen to
- * RTP_QUEUE_FRAGMENTS fragments, then sleeps until it will have again (at most one fragment), so the
- * server holds about one fragment beyond what is playing and every write fits at once (a write into a
- * nearly full buffer would trickle in as the server frees a few bytes at a time). A dry ring plays
- * silence and counts an underflow. Nothing on the audio path allocates, locks a lock another audio
+ * a worker blocked in rtp_wait_input once the ring holds what it waits for. Playback is driven by the
+ * server: its write callback asks for what its buffer (tlength, RTP_BUFFER_FRAGMENTS fragments) lacks,
+ * in multiples of one fragment (minreq), and gets exactly that from the ring. The server's own clock thus
+ * paces playback on PulseAudio and PipeWire alike; the stream's reported latency is only measured, never
+ * used to decide when to write (pipewire-pulse reports the graph's delay on top of the stream's buffer,
+ * so a writer paced by it fell behind and the server played silence, about 1 % of the time, that the
+ * ring never saw). A dry ring plays silence and counts an underflow. Nothing on the audio path allocates, locks a lock another audio
  * thread holds for long, or logs.
  *
  * libpulse's headers are not needed to build this: the few types, constants and prototypes used are
@@ -37,8 +38,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/syscall.h>
 #include <sys/time.h>
 #include <time.h>
+#include <unistd.h>
 
 /* ---- the part of libpulse's API used here (pulse/def.h, sample.h, context.h, stream.h, ...) ---- */
 
@@ -47,7 +50,6 @@ typedef struct pa_mainloop_api pa_mainloop_api;
 typedef struct pa_context pa_context;
 typedef struct pa_stream pa_stream;
 typedef struct pa_operation pa_operation;
-typedef struct pa_time_event pa_time_event;
 typedef uint64_t pa_usec_t;
 
 typedef struct {
@@ -75,14 +77,12 @@ enum {
     PA_STREAM_AUTO_TIMING_UPDATE = 0x0008,
     PA_STREAM_ADJUST_LATENCY = 0x2000,
 };
-#define PA_USEC_INVALID ((pa_usec_t)-1)
 #define PA_ATTR_DEFAULT ((uint32_t)-1)
 
 typedef void (*pa_context_notify_cb_t)(pa_context *c, void *userdata);
 typedef void (*pa_stream_notify_cb_t)(pa_stream *s, void *userdata);
 typedef void (*pa_stream_request_cb_t)(pa_stream *s, size_t nbytes, void *userdata);
 typedef void (*pa_stream_success_cb_t)(pa_stream *s, int success, void *userdata);
-typedef void (*pa_time_event_cb_t)(pa_mainloop_api *a, pa_time_event *e, const struct timeval *tv, void *userdata);
 typedef void (*pa_free_cb_t)(void *p);
 
 pa_threaded_mainloop *pa_threaded_mainloop_new(void);
@@ -94,6 +94,7 @@ void pa_threaded_mainloop_unlock(pa_threaded_mainloop *m);
 void pa_threaded_mainloop_wait(pa_threaded_mainloop *m);
 void pa_threaded_mainloop_signal(pa_threaded_mainloop *m, int wait_for_accept);
 pa_mainloop_api *pa_threaded_mainloop_get_api(pa_threaded_mainloop *m);
+void pa_mainloop_api_once(pa_mainloop_api *m, void (*callback)(pa_mainloop_api *m, void *userdata), void *userdata);
 void pa_threaded_mainloop_set_name(pa_threaded_mainloop *m, const char *name);
 
 pa_context *pa_context_new(pa_mainloop_api *api, const char *name);
@@ -103,13 +104,12 @@ int pa_context_get_state(const pa_context *c);
 int pa_context_errno(const pa_context *c);
 void pa_context_disconnect(pa_context *c);
 void pa_context_unref(pa_context *c);
-pa_time_event *pa_context_rttime_new(const pa_context *c, pa_usec_t usec, pa_time_event_cb_t cb, void *userdata);
-void pa_context_rttime_restart(const pa_context *c, pa_time_event *e, pa_usec_t usec);
 
 pa_stream *pa_stream_new(pa_context *c, const char *name, const pa_sample_spec *ss, const void *map);
 void pa_stream_set_state_callback(pa_stream *s, pa_stream_notify_cb_t cb, void *userdata);
 void pa_stream_set_read_callback(pa_stream *s, pa_stream_request_cb_t cb, void *userdata);
 void pa_stream_set_underflow_callback(pa_stream *s, pa_stream_notify_cb_t cb, void *userdata);
+void pa_stream_set_write_callback(pa_stream *s, pa_stream_request_cb_t cb, void *userdata);
 int pa_stream_connect_record(pa_stream *s, const char *dev, const pa_buffer_attr *attr, int flags);
 int pa_stream_connect_playback(pa_stream *s, const char *dev, const pa_buffer_attr *attr, int flags,
                                const void *volume, pa_stream *sync_stream);
@@ -128,14 +128,12 @@ void pa_stream_unref(pa_stream *s);
 int pa_operation_get_state(const pa_operation *o);
 void pa_operation_unref(pa_operation *o);
 const char *pa_strerror(int error);
-pa_usec_t pa_rtclock_now(void);
 
 /* ---- rtenhance's side ---- */
 
 #define RTP_TIMING_SLOTS 512    /* latest latency readings kept (a few seconds of fragments) */
 #define RTP_ERROR_BYTES 256     /* an end's error message, NUL-terminated */
-#define RTP_QUEUE_FRAGMENTS 1   /* playback keeps about this much queued in the server... */
-#define RTP_BUFFER_FRAGMENTS 3  /* ...below a server buffer (tlength) this large */
+#define RTP_BUFFER_FRAGMENTS 2  /* playback: the server's buffer (tlength), in fragments */
 #define RTP_RECORD 0
 #define RTP_PLAYBACK 1
 #define BYTES_PER_SAMPLE 4      /* mono float32 */
@@ -192,14 +190,13 @@ typedef struct {
     pthread_cond_t wait_cond;
     pa_stream *stream;
     rtp_conn *conn;
-    pa_usec_t next_feed_us;     /* playback: when the timer is armed for, PA_USEC_INVALID when idle */
 } rtp_end;
 
 struct rtp_conn {
     pa_threaded_mainloop *loop;
     pa_context *context;
-    pa_time_event *timer;       /* paces playback */
     rtp_end *ends[2];           /* by direction; NULL when that stream is closed */
+    _Atomic long thread_id;     /* the main-loop thread's kernel id (for its scheduling), 0 until known */
     int context_state;
 };
 
@@ -302,7 +299,6 @@ rtp_end *rtp_end_new(int direction, uint64_t capacity, uint32_t rate, uint32_t f
     end->direction = direction;
     end->rate = rate;
     end->fragment_frames = fragment_frames;
-    end->next_feed_us = PA_USEC_INVALID;
     pthread_condattr_t attr;
     pthread_condattr_init(&attr);
     pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
@@ -498,48 +494,47 @@ static void on_read(pa_stream *s, size_t nbytes, void *userdata)
 
 /* ---- playback ---- */
 
-static void arm_timer(rtp_conn *conn, rtp_end *end, pa_usec_t at)
+/* Move `nbytes` (whole samples) from the ring to the server; silence for what the ring lacks. Main-loop thread. */
+static void feed(rtp_end *end, size_t nbytes)
 {
-    end->next_feed_us = at;
-    pa_context_rttime_restart(conn->context, conn->timer, at);
-}
-
-/* Write one fragment from the ring whenever the server's queue is down to RTP_QUEUE_FRAGMENTS, then
- * re-arm the timer for when it will be again (at most one fragment ahead). Main-loop thread. */
-static void feed(rtp_end *end)
-{
-    rtp_conn *conn = end->conn;
-    size_t fragment_bytes = (size_t)end->fragment_frames * BYTES_PER_SAMPLE;
-    double fragment_us = USEC_PER_S * end->fragment_frames / end->rate;
-    double target_us = RTP_QUEUE_FRAGMENTS * fragment_us;
-    double queued_us = stream_latency_us(end->stream);
-    while (queued_us <= target_us && pa_stream_writable_size(end->stream) >= fragment_bytes) {
+    size_t frames = nbytes / BYTES_PER_SAMPLE;
+    int wrote = 0;
+    while (frames > 0) {
         void *buffer = NULL;
-        size_t size = fragment_bytes;
-        if (pa_stream_begin_write(end->stream, &buffer, &size) < 0 || size < fragment_bytes)
-            break;
-        float *out = buffer;
-        uint64_t got = rtp_ring_read(&end->ring, out, end->fragment_frames);
-        if (got < end->fragment_frames) {
-            memset(out + got, 0, (end->fragment_frames - got) * sizeof(float));
-            bump(&end->short_fragments, 1);
-        }
-        if (pa_stream_write(end->stream, out, fragment_bytes, NULL, 0, PA_SEEK_RELATIVE) < 0) {
-            fail_end(end, "playback write failed", pa_strerror(pa_context_errno(conn->context)));
+        size_t size = frames * BYTES_PER_SAMPLE;
+        if (pa_stream_begin_write(end->stream, &buffer, &size) < 0 || size < BYTES_PER_SAMPLE) {
+            fail_end(end, "playback write failed", pa_strerror(pa_context_errno(end->conn->context)));
             return;
         }
-        queued_us = stream_latency_us(end->stream);
-        /* time from leaving the ring to the speaker, for the fragment's middle sample */
-        add_latency(end, (queued_us - 0.5 * fragment_us) / USEC_PER_S);
-        set_last_callback(end);
-        bump(&end->fragments, 1);
+        uint64_t n = size / BYTES_PER_SAMPLE;
+        float *out = buffer;
+        uint64_t got = rtp_ring_read(&end->ring, out, n);
+        if (got < n) {
+            memset(out + got, 0, (n - got) * sizeof(float));
+            bump(&end->short_fragments, 1);
+        }
+        if (pa_stream_write(end->stream, out, n * BYTES_PER_SAMPLE, NULL, 0, PA_SEEK_RELATIVE) < 0) {
+            fail_end(end, "playback write failed", pa_strerror(pa_context_errno(end->conn->context)));
+            return;
+        }
+        frames -= n;
+        wrote = 1;
     }
-    double wait_us = queued_us - target_us;
-    if (wait_us > fragment_us)
-        wait_us = fragment_us; /* an idle sink reports a long queue: still fed at the stream's rate */
-    if (wait_us < 0)
-        wait_us = 0;
-    arm_timer(conn, end, pa_rtclock_now() + (pa_usec_t)wait_us);
+    if (!wrote)
+        return;
+    /* time from leaving the ring to the speaker, for the last written sample */
+    add_latency(end, stream_latency_us(end->stream) / USEC_PER_S);
+    set_last_callback(end);
+    bump(&end->fragments, 1);
+}
+
+/* The server asks for `nbytes` more (its buffer is below tlength by at least minreq). Main-loop thread. */
+static void on_write(pa_stream *s, size_t nbytes, void *userdata)
+{
+    rtp_end *end = userdata;
+    (void)s;
+    if (atomic_load(&end->running) && !has_failed(end))
+        feed(end, nbytes);
 }
 
 /* The server ran out of this stream's audio (it plays silence until a fragment arrives): counted like a
@@ -550,17 +545,6 @@ static void on_underflow(pa_stream *s, void *userdata)
     (void)s;
     if (atomic_load(&end->running))
         bump(&end->server_underflows, 1);
-}
-
-static void on_timer(pa_mainloop_api *api, pa_time_event *event, const struct timeval *tv, void *userdata)
-{
-    rtp_conn *conn = userdata;
-    rtp_end *end = conn->ends[RTP_PLAYBACK];
-    (void)api;
-    (void)event;
-    (void)tv;
-    if (end && atomic_load(&end->running) && !has_failed(end))
-        feed(end);
 }
 
 /* ---- connection ---- */
@@ -613,8 +597,23 @@ static void close_connection(rtp_conn *conn)
         pa_context_unref(conn->context);
     }
     if (conn->loop)
-        pa_threaded_mainloop_free(conn->loop); /* frees the timer event too */
+        pa_threaded_mainloop_free(conn->loop);
     free(conn);
+}
+
+static void record_thread_id(pa_mainloop_api *api, void *userdata)
+{
+    rtp_conn *conn = userdata;
+    (void)api;
+    atomic_store(&conn->thread_id, (long)syscall(SYS_gettid));
+    pa_threaded_mainloop_signal(conn->loop, 0);
+}
+
+/* The kernel id of the connection's main-loop thread, which moves all audio (so that the caller can give it
+ * real-time scheduling); 0 if unknown. */
+long rtp_conn_thread_id(rtp_conn *conn)
+{
+    return atomic_load(&conn->thread_id);
 }
 
 /* Connect to the default server (PULSE_SERVER etc. as libpulse reads them) and start the main-loop thread.
@@ -653,9 +652,12 @@ rtp_conn *rtp_conn_open(const char *app_name, const char *thread_name, char *err
         else
             pa_threaded_mainloop_wait(conn->loop);
     }
-    if (status >= 0)
-        conn->timer = pa_context_rttime_new(conn->context, PA_USEC_INVALID, on_timer, conn);
-    if (status < 0 || !conn->timer) {
+    if (status >= 0) {
+        pa_mainloop_api_once(pa_threaded_mainloop_get_api(conn->loop), record_thread_id, conn);
+        while (atomic_load(&conn->thread_id) == 0)
+            pa_threaded_mainloop_wait(conn->loop);
+    }
+    if (status < 0) {
         set_error(error, error_size, "cannot connect", pa_strerror(pa_context_errno(conn->context)));
         pa_threaded_mainloop_unlock(conn->loop);
         close_connection(conn);
@@ -677,12 +679,11 @@ void rtp_conn_close(rtp_conn *conn)
 static void disconnect_stream(rtp_conn *conn, rtp_end *end)
 {
     atomic_store(&end->running, 0);
-    if (end->direction == RTP_PLAYBACK && conn->timer)
-        arm_timer(conn, end, PA_USEC_INVALID);
     if (end->stream) {
         pa_stream_set_state_callback(end->stream, NULL, NULL);
         pa_stream_set_read_callback(end->stream, NULL, NULL);
         pa_stream_set_underflow_callback(end->stream, NULL, NULL);
+        pa_stream_set_write_callback(end->stream, NULL, NULL);
         pa_stream_disconnect(end->stream);
         pa_stream_unref(end->stream);
         end->stream = NULL;
@@ -700,6 +701,7 @@ int rtp_stream_open(rtp_conn *conn, rtp_end *end, const char *device, const char
     uint32_t fragment_bytes = end->fragment_frames * BYTES_PER_SAMPLE;
     pa_sample_spec spec = {PA_SAMPLE_FLOAT32LE, end->rate, 1};
     int flags = PA_STREAM_INTERPOLATE_TIMING | PA_STREAM_AUTO_TIMING_UPDATE | PA_STREAM_ADJUST_LATENCY;
+    flags |= device ? 0x0200 : 0; /* PA_STREAM_DONT_MOVE: a named device that goes away fails the stream */
     const char *what = end->direction == RTP_RECORD ? "record stream" : "playback stream";
     int status;
 
@@ -724,6 +726,7 @@ int rtp_stream_open(rtp_conn *conn, rtp_end *end, const char *device, const char
         pa_buffer_attr attr = {PA_ATTR_DEFAULT, RTP_BUFFER_FRAGMENTS * fragment_bytes, fragment_bytes,
                                fragment_bytes, PA_ATTR_DEFAULT};
         pa_stream_set_underflow_callback(end->stream, on_underflow, end);
+        pa_stream_set_write_callback(end->stream, on_write, end);
         status = pa_stream_connect_playback(end->stream, device, &attr, flags, NULL, NULL);
     }
     while (status >= 0 && !has_failed(end) && pa_stream_get_state(end->stream) != PA_STREAM_READY)
@@ -770,7 +773,7 @@ void rtp_stream_start(rtp_end *end)
             if (op)
                 pa_operation_unref(op);
         } else {
-            feed(end);
+            feed(end, pa_stream_writable_size(end->stream));
         }
     }
     pa_threaded_mainloop_unlock(conn->loop);

@@ -27,6 +27,7 @@ import numpy as np
 
 from rtenhance.audio.devices import DeviceError, Endpoint
 from rtenhance.audio.streams import FIRST_CALLBACK_GRACE_S, RING_SECONDS, RingPlayback, prime
+from rtenhance.audio.thread_priority import promote
 from rtenhance.native_abi import check_layout
 from rtenhance.native_build import CLibrary, NativeUnavailable
 
@@ -85,6 +86,7 @@ def _declare(lib: ctypes.CDLL) -> None:
         "rtp_wait_input": ([ptr, u64, ctypes.c_int64], u64),
         "rtp_conn_open": ([ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_size_t], ptr),
         "rtp_conn_close": ([ptr], None),
+        "rtp_conn_thread_id": ([ptr], ctypes.c_long),
         "rtp_stream_open": ([ptr, ptr, ctypes.c_char_p, ctypes.c_char_p], ctypes.c_int),
         "rtp_stream_start": ([ptr], None),
         "rtp_stream_close": ([ptr], None),
@@ -265,6 +267,12 @@ class PulseConnection:
             self._users += 1
             return self._handle
 
+    @property
+    def thread_id(self) -> int:
+        """The kernel id of the thread that moves the audio, 0 while not connected."""
+        with self._lock:
+            return int(self._lib.rtp_conn_thread_id(self._handle)) if self._handle is not None else 0
+
     def release(self) -> None:
         """A stream no longer uses the connection; the last one disconnects it."""
         with self._lock:
@@ -288,6 +296,7 @@ class _NativeStream:
 
     direction: int
     stream_name: bytes
+    device = True
 
     def __init__(self, endpoint: Endpoint, fragment_ms: float = 0.0, connection: PulseConnection | None = None) -> None:
         self.endpoint = endpoint
@@ -306,8 +315,9 @@ class _NativeStream:
 
     @property
     def status_flags(self) -> int:
-        """Fragments the ring could not take (capture) or fill (playback)."""
-        return int(self._memory.stats().short_fragments)
+        """Xruns the server reported beyond the ring's own counters: playback underflows of the server
+        (capture has none: a fragment the ring could not take is a ring overflow)."""
+        return int(self._memory.stats().server_underflows) if self.direction == PLAYBACK else 0
 
     @property
     def callbacks(self) -> int:
@@ -330,6 +340,7 @@ class _NativeStream:
             raise DeviceError(f"pulse {kind} stream on {self.endpoint.pulse_name or 'the default device'}: "
                               f"{self._error()}")
         self._open = True
+        promote(self._connection.thread_id, "pulse I/O")
 
     def _error(self) -> str:
         """Why the stream broke ("" when it did not)."""

@@ -1,21 +1,22 @@
-"""PulseAudio / PipeWire-pulse control through ``pactl``: devices, modules, and a presence watch.
+"""PulseAudio / PipeWire-pulse control through ``pactl``: devices, modules, and the presence-watch interface.
 
-Audio itself is streamed by ``pulse_streams`` (libpulse-simple); ``pactl`` is only used to look devices up,
-to load and unload the virtual microphone's modules, and to notice a named device disappearing (the
-server then moves our streams to its default device, which must not go unnoticed).
+Audio itself is streamed by ``native_pulse`` (or ``pulse_streams``); ``pactl`` is only used to look devices
+up and to load and unload the virtual microphone's modules. A named device disappearing must not go
+unnoticed (the server would move our streams to its default device): ``PresenceWatch`` says so, from
+libpulse subscribe events (``native_watch``), else by polling ``pactl`` (``PollingWatch``).
 """
 
 from __future__ import annotations
 
-import logging
 import re
 import subprocess
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
-
-log = logging.getLogger(__name__)
+from typing import Protocol
 
 PACTL_TIMEOUT_S = 5.0
+WATCH_POLL_S = 0.5  # how often PollingWatch lists the devices
 _SPEC = re.compile(r"(\d+)ch\s+(\d+)Hz")
 
 
@@ -101,57 +102,97 @@ def modules_with_argument(argument: str) -> list[int]:
     return found
 
 
-class PresenceWatch:
-    """Tracks whether named sinks/sources exist, from ``pactl subscribe`` events.
+def gone_message(kind: str, name: str) -> str:
+    """What a watch reports when sink or source ``name`` is not there.
 
-    ``missing`` is read by the worker each loop (a plain attribute read); the watch thread updates it
-    whenever the server reports a sink or source being added or removed.
+    Args:
+        kind: "sinks" or "sources".
+        name: the device.
+    """
+    return f"pulse {kind[:-1]} {name!r} is gone"
+
+
+def unreachable_message(reason: str) -> str:
+    """What a watch reports when the sound server does not answer."""
+    return f"the sound server does not answer ({reason})"
+
+
+class PresenceWatch(Protocol):
+    """Whether the named sinks and sources the streams use exist (``native_watch.NativeWatch``, else
+    ``PollingWatch``).
+
+    ``missing`` is read by the worker each loop: a reason (a device gone, the server unreachable), or
+    None when every named device exists. ``refresh`` asks the server again and waits for the answer; a
+    watch built with a ``restore`` hook calls it there when the server answers but a device is missing.
     """
 
-    def __init__(self, sinks: tuple[str, ...], sources: tuple[str, ...]) -> None:
+    @property
+    def missing(self) -> str | None: ...
+
+    def start(self) -> None: ...
+
+    def refresh(self) -> None: ...
+
+    def stop(self) -> None: ...
+
+
+class PollingWatch:
+    """``PresenceWatch`` from ``pactl list short`` every ``WATCH_POLL_S`` (the fallback when the libpulse
+    watch cannot be built): no long-lived child process, and a restarted server is simply asked again.
+
+    Args:
+        sinks: sink names to watch.
+        sources: source names to watch.
+        restore: called by ``refresh`` (never by the polling thread) when the server answers but a
+            device is missing; may raise ``DeviceError``.
+    """
+
+    def __init__(self, sinks: tuple[str, ...], sources: tuple[str, ...],
+                 restore: Callable[[], None] | None = None) -> None:
         self._wanted = {"sinks": sinks, "sources": sources}
+        self._restore = restore
         self.missing: str | None = None
-        self._process: subprocess.Popen[str] | None = None
+        self._reachable = False
+        self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
     def start(self) -> None:
-        """Check once, then follow the server's events in a daemon thread."""
-        self.refresh()
-        try:
-            self._process = subprocess.Popen(
-                ["pactl", "subscribe"], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True
-            )
-        except FileNotFoundError:
-            log.debug("pactl not found: device presence is not watched")
-            return
-        self._thread = threading.Thread(target=self._follow, name="rtenhance-pulse-watch", daemon=True)
+        """Check once, then poll in a daemon thread."""
+        self._check()
+        self._thread = threading.Thread(target=self._poll, name="rtenhance-pulse-watch", daemon=True)
         self._thread.start()
 
     def refresh(self) -> None:
-        """Re-read the device lists and update ``missing`` (None when every named device exists)."""
+        """Re-read the device lists; when the server answers but a device is missing, call ``restore``
+        and read them again.
+
+        Raises:
+            DeviceError: ``restore`` failed.
+        """
+        self._check()
+        if self._restore is not None and self._reachable and self.missing:
+            self._restore()
+            self._check()
+
+    def _check(self) -> None:
         missing = None
         try:
             for kind, names in self._wanted.items():
-                if not names:
-                    continue
-                present = list_devices(kind)
-                missing = missing or next((f"pulse {kind[:-1]} {n!r} is gone" for n in names if n not in present), None)
+                if names:
+                    present = list_devices(kind)
+                    missing = missing or next((gone_message(kind, n) for n in names if n not in present), None)
+            self._reachable = True
         except PulseError as exc:
-            missing = str(exc)
+            missing, self._reachable = unreachable_message(str(exc)), False
         self.missing = missing
 
-    def _follow(self) -> None:
-        assert self._process is not None and self._process.stdout is not None
-        for line in self._process.stdout:
-            if ("'new'" in line or "'remove'" in line) and (" sink " in line or " source " in line):
-                self.refresh()
+    def _poll(self) -> None:
+        while not self._stop.wait(WATCH_POLL_S):
+            self._check()
 
     def stop(self) -> None:
-        """End the subscription process and its thread."""
-        if self._process is not None:
-            self._process.terminate()
-            self._process.wait(timeout=PACTL_TIMEOUT_S)
-            self._process = None
+        """End the polling thread."""
+        self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout=PACTL_TIMEOUT_S)
             self._thread = None

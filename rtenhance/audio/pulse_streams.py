@@ -40,6 +40,7 @@ class _PulseStream(ABC):
     """
 
     direction: str
+    device = True
 
     def __init__(self, endpoint: Endpoint, fragment_ms: float = 0.0) -> None:
         self.endpoint = endpoint
@@ -47,7 +48,7 @@ class _PulseStream(ABC):
         self.channels = 1
         self.ring = SpscRing(int(RING_SECONDS * self.rate))
         self.latency = CallbackLatency()
-        self.status_flags = 0  # fragments the ring could not fill (playback) or take (capture)
+        self.status_flags = 0  # xruns the server reported (libpulse-simple reports none; the ring counts its own)
         self.callbacks = 0  # fragments moved since start
         self.fragment = np.zeros(max(1, round((fragment_ms or FRAGMENT_MS) * self.rate / 1e3)), dtype=np.float32)
         self._stream: SimpleStream | None = None
@@ -148,8 +149,7 @@ class PulseCapture(_PulseStream):
 
     def _move(self, stream: SimpleStream) -> None:
         stream.read_into(self.fragment)
-        if self.ring.write(self.fragment) < self.fragment.shape[0]:
-            self.status_flags += 1
+        self.ring.write(self.fragment)  # a shortfall is counted by the ring
         # age of the fragment's middle sample when it enters the ring
         self.latency.add(stream.latency_s() + 0.5 * self.fragment.shape[0] / self.rate)
         if self.ring.available >= self.wanted:
@@ -193,10 +193,9 @@ class PulsePlayback(_PulseStream, RingPlayback):
         return stream
 
     def _move(self, stream: SimpleStream) -> None:
-        n = self.ring.read_into(self.fragment)
+        n = self.ring.read_into(self.fragment)  # a shortfall is counted by the ring
         if n < self.fragment.shape[0]:
             self.fragment[n:] = 0.0
-            self.status_flags += 1
         stream.write(self.fragment)
         queued_s = stream.latency_s()
         fragment_s = self.fragment.shape[0] / self.rate

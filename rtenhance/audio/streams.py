@@ -89,6 +89,10 @@ class RingPlayback:
         """Samples queued and not yet taken by the device."""
         return self.ring.available
 
+    def underflows(self) -> int:
+        """Times playback found the ring short (it played silence instead), plus the device's own xruns."""
+        return self.ring.underflows + self.status_flags
+
 
 class _DeviceStream:
     """What capture and playback share: open/close and fault detection.
@@ -97,6 +101,7 @@ class _DeviceStream:
     """
 
     stream_class: str
+    device = True
 
     def __init__(self, endpoint: Endpoint, block_frames: int, latency_s: float | None) -> None:
         self.endpoint = endpoint
@@ -208,6 +213,8 @@ class Playback(_DeviceStream, RingPlayback):
 class FileSource:
     """A sound file as a capture device: interleaved frames into ``ring``."""
 
+    device = False
+
     def __init__(self, endpoint: Endpoint, realtime: bool) -> None:
         assert endpoint.path is not None
         self.endpoint = endpoint
@@ -286,6 +293,8 @@ class FileSource:
 class FileSink:
     """A WAV file as a playback device (mono); no ring, no clock: written as the worker produces."""
 
+    device = False
+
     def __init__(self, endpoint: Endpoint, sample_rate: int) -> None:
         assert endpoint.path is not None
         self.endpoint = endpoint
@@ -311,6 +320,9 @@ class FileSink:
         self._file.write(samples)
 
     def depth_samples(self) -> int:
+        return 0
+
+    def underflows(self) -> int:
         return 0
 
     def device_latency_s(self) -> float:

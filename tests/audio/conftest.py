@@ -1,19 +1,67 @@
-"""Fixtures for the audio and daemon tests: one private PulseAudio server for the whole session."""
+"""Fixtures for the audio and daemon tests: one private PulseAudio and one private PipeWire per session."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
-from tests.audio.pulse_support import PulseServer, start_pulse_server, stop_pulse_server
+from tests.audio.pipewire_support import start_pipewire_server
+from tests.audio.pulse_support import start_pulse_server
+from tests.audio.sound_server import PIPEWIRE, PULSEAUDIO, REMAP, SERVER_KINDS, SoundServer, stop_server
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "xfail_on_pipewire(reason): expected to fail on the PipeWire server only")
 
 
 @pytest.fixture(scope="session")
-def pulse_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PulseServer]:
-    """A private PulseAudio server with sinks A and B (see pulse_support); stopped after the session."""
+def pulse_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SoundServer]:
+    """A private PulseAudio server with sinks A and B (see sound_server); stopped after the session."""
     server = start_pulse_server(tmp_path_factory.mktemp("pulse"))
     try:
         yield server
     finally:
-        stop_pulse_server(server)
+        stop_server(server)
+
+
+@pytest.fixture(scope="session")
+def pipewire_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SoundServer]:
+    """A private PipeWire (pipewire, wireplumber, pipewire-pulse) with sinks A and B; stopped after the session."""
+    server = start_pipewire_server(tmp_path_factory.mktemp("pipewire"))
+    try:
+        yield server
+    finally:
+        stop_server(server)
+
+
+@pytest.fixture(params=SERVER_KINDS)
+def sound_server(request: pytest.FixtureRequest) -> Iterator[SoundServer]:
+    """Each test once on PulseAudio and once on PipeWire, with the remap topology and the default quantum.
+
+    A test marked ``xfail_on_pipewire(reason)`` is expected to fail (not strictly) on PipeWire. The test may
+    change the topology (``independent_sinks``) or PipeWire's quantum (``set_quantum``); both
+    are checked to be back to the defaults afterwards, so one test cannot skew the next.
+    """
+    marker = request.node.get_closest_marker("xfail_on_pipewire")
+    if marker is not None and request.param == PIPEWIRE:
+        request.node.add_marker(pytest.mark.xfail(strict=False, reason=marker.args[0]))
+    fixture = {PULSEAUDIO: "pulse_server", PIPEWIRE: "pipewire_server"}[request.param]
+    server: SoundServer = request.getfixturevalue(fixture)
+    yield server
+    if server.kind == PIPEWIRE:
+        server.set_quantum(0)
+    assert server.topology == REMAP, "the test left the independent topology loaded"
+
+
+@pytest.fixture(params=SERVER_KINDS)
+def restartable_server(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[SoundServer]:
+    """A private server of this test alone (PulseAudio, then PipeWire), which the test may ``restart()`` or
+    stop; it has the ``SoundServer`` interface."""
+    start = {PULSEAUDIO: start_pulse_server, PIPEWIRE: start_pipewire_server}[request.param]
+    server = start(tmp_path / "server")
+    try:
+        yield server
+    finally:
+        stop_server(server)

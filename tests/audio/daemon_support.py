@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
+from tests.audio.live_metrics import StatsSummary, summarise_stats
 from tests.conftest import DATA, REFERENCE, REPO
 
 MODEL_RATE = 16000
@@ -162,6 +163,19 @@ def start_with_config(pulse_env: dict[str, str], tmp_path: Path,
     )
     daemon.wait_ready()
     return daemon, config, stats
+
+
+MAX_SKIPPED_PCT = 0.5  # hops that may skip the model for any cause but a real overload (issue 10)
+
+
+def check_skipped_hops(stats_path: Path, start: float, end: float, log: str) -> StatsSummary:
+    """The stats between wall-clock times ``start`` and ``end``; asserts that under MAX_SKIPPED_PCT of the
+    hops skipped the model for any cause but a real overload."""
+    span = summarise_stats(read_json_lines(stats_path), start, end)
+    assert span.skipped_pct_not_overload < MAX_SKIPPED_PCT, (
+        f"{span.skipped_pct_not_overload:.2f} % of {span.hops} hops skipped the model (by cause {span.skipped})\n"
+        f"{log[-3000:]}")
+    return span
 
 
 def stats_lines(log: str) -> list[str]:

@@ -10,8 +10,8 @@ import time
 import pytest
 
 from tests.audio.daemon_support import (
-    TOLERANT_SETTINGS, daemon_env, noisy_speech, read_json_lines, start_with_config, weights_path, write_config,
-    write_wav,
+    TOLERANT_SETTINGS, check_skipped_hops, daemon_env, noisy_speech, read_json_lines, start_with_config, weights_path,
+    write_config, write_wav,
 )
 
 
@@ -60,13 +60,13 @@ def test_missing_weights_exit_2_with_one_line(pulse_server, tmp_path):
     assert done.returncode == 2 and "none.pt" in done.stderr and len(done.stderr.splitlines()) == 1, done.stderr
 
 
-def test_sighup_changes_strength_without_underflow_and_sigusr1_bypasses(pulse_server, tmp_path):
+def test_sighup_changes_strength_without_underflow_and_sigusr1_bypasses(sound_server, tmp_path):
     wav = write_wav(tmp_path / "speech.wav", noisy_speech(6.0, tmp_path))
     sections = {"stats": {"interval_s": 0.5}, **TOLERANT_SETTINGS}
-    daemon, config, stats = start_with_config(pulse_server.env, tmp_path, sections)
+    daemon, config, stats = start_with_config(sound_server.env, tmp_path, sections)
     try:
         time.sleep(1.5)
-        player = pulse_server.play(wav)
+        player = sound_server.play(wav)
         time.sleep(1.0)
         before = read_json_lines(stats)[-1]
         write_config(config, {**sections, "enhance": {"attenuation_limit_db": 6}})
@@ -75,6 +75,7 @@ def test_sighup_changes_strength_without_underflow_and_sigusr1_bypasses(pulse_se
         player.wait(timeout=30)
         time.sleep(0.6)
         after = read_json_lines(stats)[-1]
+        enhanced_until = time.time()
         daemon.signal(signal.SIGUSR1)
         daemon.wait_for("bypass on", timeout=5)
         time.sleep(1.1)
@@ -84,3 +85,4 @@ def test_sighup_changes_strength_without_underflow_and_sigusr1_bypasses(pulse_se
         code, _ = daemon.terminate()
     assert code == 0
     assert after["underflows"] == before["underflows"], (before, after, daemon.log()[-3000:])
+    check_skipped_hops(stats, float(before["time"]), enhanced_until, daemon.log())

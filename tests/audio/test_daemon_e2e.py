@@ -1,4 +1,5 @@
-"""End to end through a real PulseAudio server: noisy speech into sink A, rtenhance A.monitor -> B."""
+"""End to end through a real sound server (PulseAudio and PipeWire): noisy speech into sink A, rtenhance
+A.monitor -> B."""
 
 from __future__ import annotations
 
@@ -11,38 +12,39 @@ from rtenhance.dsp.resample import resample
 from rtenhance.enhancer import enhance_offline
 from rtenhance.model.checkpoint import load_model
 from tests.audio.daemon_support import (
-    MODEL_RATE, TOLERANT_SET, DaemonProcess, aligned_correlation, daemon_env, noisy_speech, read_json_lines, stats_lines,
-    weights_path, write_wav,
+    MODEL_RATE, TOLERANT_SET, DaemonProcess, aligned_correlation, check_skipped_hops, daemon_env, noisy_speech,
+    read_json_lines, stats_lines, weights_path, write_wav,
 )
 from tests.audio.pulse_support import RATE, stop_recording
 
 SECONDS = 6.0
 MIN_CORRELATION = 0.9
 PREROLL_S = 2.0
-STATS_FIELDS = ("hop p50", "p95", "p99", "max", "rtf", "latency", "overflows", "underflows", "passthrough",
-                "resets", "cpu")
-JSON_FIELDS = ("hop_ms_p50", "hop_ms_p95", "hop_ms_p99", "hop_ms_max", "rtf", "latency_ms", "overflows",
-               "underflows", "passthrough_hops", "state_resets", "cpu_percent")
+STATS_FIELDS = ("hop p50", "p95", "p99", "max", "step p99", "rtf", "latency", "jitter", "drift", "overflows",
+                "underflows", "skipped ring_low", "overload", "bypass", "resets", "dropped", "backlog", "cpu")
+JSON_FIELDS = ("hop_ms_p50", "hop_ms_p95", "hop_ms_p99", "hop_ms_max", "step_p99_ms", "rtf", "latency_ms", "jitter_ms",
+               "drift_ppm", "overflows", "underflows", "passthrough_hops", "skipped_ring_low", "skipped_overload",
+               "skipped_bypass", "state_resets", "adjust_ms", "backlog_ms", "cpu_percent")
 
 
 @pytest.fixture
-def server_defaults(pulse_server):
+def server_defaults(sound_server):
     """Make A.monitor and B the server's default source and sink for one test."""
-    info = pulse_server.pactl("info")
+    info = sound_server.pactl("info")
     before = {key: line.split(": ", 1)[1] for line in info.splitlines() for key in ("Default Sink", "Default Source")
               if line.startswith(key + ": ")}
-    pulse_server.pactl("set-default-source", "A.monitor")
-    pulse_server.pactl("set-default-sink", "B")
+    sound_server.pactl("set-default-source", "A.monitor")
+    sound_server.pactl("set-default-sink", "B")
     yield
-    pulse_server.pactl("set-default-sink", before["Default Sink"])
-    pulse_server.pactl("set-default-source", before["Default Source"])
+    sound_server.pactl("set-default-sink", before["Default Sink"])
+    sound_server.pactl("set-default-source", before["Default Source"])
 
 
 @pytest.mark.parametrize(
     "ends", [("pulse:A.monitor", "pulse:B"), ("mic", "speakers"), ("pulse", "pulse")], ids=["named", "defaults", "portaudio"]
 )
-def test_live_output_matches_offline_enhancement(pulse_server, tmp_path, ends, request):
-    env = daemon_env(pulse_server.env)
+def test_live_output_matches_offline_enhancement(sound_server, tmp_path, ends, request):
+    env = daemon_env(sound_server.env)
     if ends[0] == "mic":
         request.getfixturevalue("server_defaults")
     if ends[0] == "pulse":  # PortAudio's ALSA "pulse" device, routed by the PulseAudio client variables
@@ -60,11 +62,12 @@ def test_live_output_matches_offline_enhancement(pulse_server, tmp_path, ends, r
         daemon.wait_ready()
         time.sleep(2.0)  # the first second may underflow while the streams settle
         settled = read_json_lines(stats_json)[-1]
-        recorder = pulse_server.record("B.monitor", tmp_path / "out.wav")
+        recorder = sound_server.record("B.monitor", tmp_path / "out.wav")
         time.sleep(0.3)
-        pulse_server.play(wav).wait(timeout=SECONDS + 10)
+        sound_server.play(wav).wait(timeout=SECONDS + 10)
         time.sleep(0.5)
         stop_recording(recorder)
+        played = time.time()
         time.sleep(1.1)
         final = read_json_lines(stats_json)[-1]
     finally:
@@ -83,6 +86,7 @@ def test_live_output_matches_offline_enhancement(pulse_server, tmp_path, ends, r
     corr = aligned_correlation(expected, recorded[:, 0], RATE)
     assert corr >= MIN_CORRELATION, f"correlation {corr:.3f}; log:\n{daemon.log()[-3000:]}"
     assert final["underflows"] == settled["underflows"], final
+    check_skipped_hops(stats_json, float(settled["time"]), played, daemon.log())
 
     lines = stats_lines(daemon.log())
     assert lines, daemon.log()

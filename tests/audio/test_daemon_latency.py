@@ -1,7 +1,7 @@
-"""Latency, measured: (a) PulseAudio loopback, (b) a minimal sounddevice passthrough, (c) rtenhance.
+"""Latency on PulseAudio and PipeWire, measured: (a) the server's loopback, (b) a minimal sounddevice passthrough, (c) rtenhance.
 
 All three carry noisy speech from sink A's monitor to sink B; S.monitor holds A's and B's signals in one
-recording (see pulse_support), and the delay is read off by cross-correlation in windows.
+recording (see sound_server), and the delay is read off by cross-correlation in windows.
 """
 
 from __future__ import annotations
@@ -15,9 +15,11 @@ from pathlib import Path
 import pytest
 
 from tests.audio.daemon_support import (
-    DaemonProcess, daemon_env, noisy_speech, read_json_lines, weights_path, windowed_lags_ms, write_wav,
+    DaemonProcess, check_skipped_hops, daemon_env, noisy_speech, read_json_lines, weights_path, windowed_lags_ms,
+    write_wav,
 )
-from tests.audio.pulse_support import MIX_SINK, PulseServer, read_mix, stop_recording
+from tests.audio.pulse_support import MIX_SINK, read_mix, stop_recording
+from tests.audio.sound_server import SoundServer
 
 WINDOW_S = 2.5
 SNR_DB = 15  # high-SNR speech: the enhanced output still correlates with the input in every window
@@ -29,7 +31,7 @@ MAX_DRIFT_MS = 5.0
 MAX_ESTIMATE_ERROR_MS = 10.0
 
 
-def measure(server: PulseServer, wav: Path, recording: Path) -> list[float]:
+def measure(server: SoundServer, wav: Path, recording: Path) -> list[float]:
     """Play ``wav`` into A while recording S.monitor; returns the A -> B delay per window in ms."""
     recorder = server.record(f"{MIX_SINK}.monitor", recording, channels=2)
     time.sleep(0.3)
@@ -42,7 +44,7 @@ def measure(server: PulseServer, wav: Path, recording: Path) -> list[float]:
     return lags
 
 
-def loopback_ms(server: PulseServer, tmp_path: Path) -> list[float]:
+def loopback_ms(server: SoundServer, tmp_path: Path) -> list[float]:
     wav = write_wav(tmp_path / "baseline.wav", noisy_speech(BASELINE_S, tmp_path, SNR_DB))
     module = server.pactl("load-module", "module-loopback", "source=A.monitor", "sink=B", "latency_msec=1").strip()
     try:
@@ -52,7 +54,7 @@ def loopback_ms(server: PulseServer, tmp_path: Path) -> list[float]:
         server.pactl("unload-module", module)
 
 
-def passthrough_ms(server: PulseServer, tmp_path: Path) -> list[float]:
+def passthrough_ms(server: SoundServer, tmp_path: Path) -> list[float]:
     wav = write_wav(tmp_path / "baseline.wav", noisy_speech(BASELINE_S, tmp_path, SNR_DB))
     helper = subprocess.Popen([sys.executable, str(HELPER), "A.monitor", "B", "48000"],
                               env=daemon_env(server.env), stdout=subprocess.PIPE, text=True)
@@ -65,7 +67,7 @@ def passthrough_ms(server: PulseServer, tmp_path: Path) -> list[float]:
         helper.wait(timeout=10)
 
 
-def rtenhance_ms(server: PulseServer, tmp_path: Path, seconds: float) -> tuple[list[float], list[float], str]:
+def rtenhance_ms(server: SoundServer, tmp_path: Path, seconds: float) -> tuple[list[float], list[float], str]:
     """(delay per window, the stats' end-to-end estimates while measuring, the daemon log)."""
     wav = write_wav(tmp_path / "speech.wav", noisy_speech(seconds, tmp_path, SNR_DB))
     stats = tmp_path / "stats.jsonl"
@@ -78,11 +80,15 @@ def rtenhance_ms(server: PulseServer, tmp_path: Path, seconds: float) -> tuple[l
         daemon.wait_ready()
         time.sleep(2.0)
         before = len(read_json_lines(stats))
+        start = time.time()
         lags = measure(server, wav, tmp_path / "rtenhance.wav")
+        end = time.time()
         estimates = [float(s["latency_ms"]) for s in read_json_lines(stats)[before + 1 :] if s["latency_ms"]]
+        time.sleep(1.1)
     finally:
         code, _ = daemon.terminate()
     assert code == 0, daemon.log()[-2000:]
+    check_skipped_hops(stats, start, end, daemon.log())
     return lags, estimates, daemon.log()
 
 
@@ -96,11 +102,11 @@ def check_rtenhance(lags: list[float], estimates: list[float], passthrough: floa
     assert abs(estimate - measured) <= MAX_ESTIMATE_ERROR_MS, (estimates, lags)
 
 
-def test_latency_loopback_passthrough_rtenhance(pulse_server, tmp_path, record_property):
-    loopback = statistics.median(loopback_ms(pulse_server, tmp_path))
-    passthrough = statistics.median(passthrough_ms(pulse_server, tmp_path))
-    lags, estimates, log = rtenhance_ms(pulse_server, tmp_path, seconds=15.0)
-    figures = {"loopback_ms": loopback, "passthrough_ms": passthrough, "rtenhance_ms": statistics.median(lags),
+def test_latency_loopback_passthrough_rtenhance(sound_server, tmp_path, record_property):
+    loopback = statistics.median(loopback_ms(sound_server, tmp_path))
+    passthrough = statistics.median(passthrough_ms(sound_server, tmp_path))
+    lags, estimates, log = rtenhance_ms(sound_server, tmp_path, seconds=15.0)
+    figures = {"server": sound_server.kind, "loopback_ms": loopback, "passthrough_ms": passthrough, "rtenhance_ms": statistics.median(lags),
                "rtenhance_windows_ms": lags, "stats_estimate_ms": statistics.median(estimates)}
     for key, value in figures.items():
         record_property(key, value)
@@ -109,8 +115,8 @@ def test_latency_loopback_passthrough_rtenhance(pulse_server, tmp_path, record_p
 
 
 @pytest.mark.slow
-def test_latency_does_not_drift_over_a_minute(pulse_server, tmp_path):
-    passthrough = statistics.median(passthrough_ms(pulse_server, tmp_path))
-    lags, estimates, log = rtenhance_ms(pulse_server, tmp_path, seconds=60.0)
+def test_latency_does_not_drift_over_a_minute(sound_server, tmp_path):
+    passthrough = statistics.median(passthrough_ms(sound_server, tmp_path))
+    lags, estimates, log = rtenhance_ms(sound_server, tmp_path, seconds=60.0)
     print(f"60 s run: windows {lags}, estimates {estimates}")
     check_rtenhance(lags, estimates, passthrough, log, drift_span=int(10.0 / WINDOW_S))

@@ -9,44 +9,48 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from tests.audio.daemon_support import DaemonProcess, daemon_env, noisy_speech, weights_path, write_wav
+from tests.audio.daemon_support import (
+    DaemonProcess, check_skipped_hops, daemon_env, noisy_speech, read_json_lines, weights_path, write_wav,
+)
 from tests.audio.pulse_support import SINK_A, stop_recording
 
 RESUME_WITHIN_S = 5.0
 AUDIBLE = 1e-3
 
 
-def start_daemon(pulse_server, tmp_path) -> DaemonProcess:
+def start_daemon(sound_server, tmp_path) -> DaemonProcess:
     daemon = DaemonProcess(
         ["--input", "pulse:A.monitor", "--output", "pulse:B", "--weights", str(weights_path(tmp_path)),
-         "--set", "stats.interval_s=1"],
-        daemon_env(pulse_server.env), tmp_path / "daemon.log",
+         "--set", "stats.interval_s=1", "--stats-json", str(tmp_path / "stats.jsonl")],
+        daemon_env(sound_server.env), tmp_path / "daemon.log",
     )
     daemon.wait_ready()
     return daemon
 
 
-def test_device_loss_is_logged_survived_and_resumed(pulse_server, tmp_path):
+def test_device_loss_is_logged_survived_and_resumed(sound_server, tmp_path):
     wav = write_wav(tmp_path / "speech.wav", noisy_speech(8.0, tmp_path))
-    daemon = start_daemon(pulse_server, tmp_path)
+    daemon = start_daemon(sound_server, tmp_path)
     try:
         time.sleep(1.0)
-        pulse_server.unload_sink(SINK_A)
+        sound_server.unload_sink(SINK_A)
         daemon.wait_for("audio device lost", timeout=5)
         time.sleep(1.5)
         assert daemon.process.poll() is None, daemon.log()[-2000:]
-        pulse_server.load_sink(SINK_A)
-        returned = time.monotonic()
-        recorder = pulse_server.record("B.monitor", tmp_path / "after.wav")
-        player = pulse_server.play(wav)
+        sound_server.load_sink(SINK_A)
+        returned, returned_wall = time.monotonic(), time.time()
+        recorder = sound_server.record("B.monitor", tmp_path / "after.wav")
+        player = sound_server.play(wav)
         time.sleep(RESUME_WITHIN_S + 1.0)
         stop_recording(recorder)
         player.terminate()
         player.wait()
+        played_until = time.time()
         daemon.wait_for("resumed", timeout=1)
+        time.sleep(1.1)
     finally:
-        if SINK_A not in pulse_server.modules:
-            pulse_server.load_sink(SINK_A)
+        if SINK_A not in sound_server.modules:
+            sound_server.load_sink(SINK_A)
         code, _ = daemon.terminate()
     assert code == 0
     log = daemon.log()
@@ -55,12 +59,14 @@ def test_device_loss_is_logged_survived_and_resumed(pulse_server, tmp_path):
     audible = np.flatnonzero(np.abs(recorded[:, 0]) > AUDIBLE)
     assert audible.size, log[-3000:]
     assert audible[0] / rate <= RESUME_WITHIN_S, (audible[0] / rate, time.monotonic() - returned, log[-3000:])
+    reconnecting = [float(r["time"]) for r in read_json_lines(tmp_path / "stats.jsonl") if r["mode"] == "reconnecting"]
+    check_skipped_hops(tmp_path / "stats.jsonl", max(reconnecting, default=returned_wall) + 1.0, played_until, log)
 
 
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
-def test_stop_signal_exits_0_within_a_second_leaving_nothing(pulse_server, tmp_path, signum):
-    modules_before = pulse_server.module_lines()
-    daemon = start_daemon(pulse_server, tmp_path)
+def test_stop_signal_exits_0_within_a_second_leaving_nothing(sound_server, tmp_path, signum):
+    modules_before = sound_server.module_lines()
+    daemon = start_daemon(sound_server, tmp_path)
     time.sleep(1.0)
     start = time.monotonic()
     daemon.signal(signum)
@@ -69,6 +75,6 @@ def test_stop_signal_exits_0_within_a_second_leaving_nothing(pulse_server, tmp_p
     daemon.kill()
     assert code == 0, daemon.log()[-2000:]
     assert elapsed < 1.0, elapsed
-    assert pulse_server.module_lines() == modules_before
-    clients = pulse_server.pactl("list", "short", "clients")
+    assert sound_server.module_lines() == modules_before
+    clients = sound_server.pactl("list", "short", "clients")
     assert "python" not in clients.lower(), clients

@@ -7,8 +7,8 @@ import statistics
 import time
 
 from tests.audio.daemon_support import (
-    TOLERANT_SETTINGS, TOLERANT_TARGET_MS, longest_silence_s, noisy_speech, read_json_lines, start_with_config, windowed_lags_ms,
-    write_config, write_wav,
+    TOLERANT_SETTINGS, TOLERANT_TARGET_MS, check_skipped_hops, longest_silence_s, noisy_speech, read_json_lines,
+    start_with_config, windowed_lags_ms, write_config, write_wav,
 )
 from tests.audio.pulse_support import MIX_SINK, read_mix, stop_recording
 
@@ -22,20 +22,21 @@ TARGET_TOLERANCE_MS = 5.0
 STATS_INTERVAL_S = 0.5
 
 
-def test_overload_passes_audio_through_and_recovers(pulse_server, tmp_path):
+def test_overload_passes_audio_through_and_recovers(sound_server, tmp_path):
     seconds = BEFORE_S + OVERLOAD_S + AFTER_S + 1.0
     wav = write_wav(tmp_path / "speech.wav", noisy_speech(seconds, tmp_path, snr_db=15))
     sections = {"stats": {"interval_s": STATS_INTERVAL_S}, **TOLERANT_SETTINGS,
                 "enhance": {"attenuation_limit_db": ATTENUATION_LIMIT_DB}, "debug": {"slow_hop_ms": 0.0}}
-    daemon, config, stats = start_with_config(pulse_server.env, tmp_path, sections)
+    daemon, config, stats = start_with_config(sound_server.env, tmp_path, sections)
     try:
         time.sleep(1.5)
-        recorder = pulse_server.record(f"{MIX_SINK}.monitor", tmp_path / "mix.wav", channels=2)
+        recorder = sound_server.record(f"{MIX_SINK}.monitor", tmp_path / "mix.wav", channels=2)
         time.sleep(0.2)
-        player = pulse_server.play(wav)
-        started = time.monotonic()
+        player = sound_server.play(wav)
+        started, started_wall = time.monotonic(), time.time()
         time.sleep(BEFORE_S)
         passthrough_before = read_json_lines(stats)[-1]["passthrough_hops"]
+        overloaded_wall = time.time()
         write_config(config, {**sections, "debug": {"slow_hop_ms": SLOW_HOP_MS}})
         daemon.signal(signal.SIGHUP)
         time.sleep(OVERLOAD_S)
@@ -44,6 +45,7 @@ def test_overload_passes_audio_through_and_recovers(pulse_server, tmp_path):
         injection_stopped = time.monotonic() - started
         recovered_at = time.time() + RECOVERY_S
         player.wait(timeout=seconds + 10)
+        played_wall = time.time()
         stop_recording(recorder)
         time.sleep(0.6)
         lines = read_json_lines(stats)
@@ -54,6 +56,9 @@ def test_overload_passes_audio_through_and_recovers(pulse_server, tmp_path):
     assert code == 0, log[-2000:]
     assert final["passthrough_hops"] > passthrough_before, final
     assert "overload:" in log and "passing audio through" in log, log[-3000:]
+    # no hop skipped the model before the overload, nor (for any cause but overload) after it
+    check_skipped_hops(stats, started_wall, overloaded_wall, log)
+    check_skipped_hops(stats, recovered_at, played_wall, log)
 
     a, b, rate = read_mix(tmp_path / "mix.wav")
     playing = slice(int(0.5 * rate), int((seconds - 0.5) * rate))

@@ -1,0 +1,172 @@
+"""How much audio the output ring holds, and how the engine keeps it there: an adaptive jitter buffer.
+
+Each hop the worker reads the output ring's depth just before it writes. Between two writes only the
+playback side takes from the ring, so that reading is the lowest the ring got since the previous hop: it
+is 0 when playback ran dry. ``PlayoutController`` groups the readings in blocks of about half a second
+and keeps, per block, their mean and their minimum:
+
+- the *jitter span* is how far below its mean the ring dips as capture arrives in bursts and the worker
+  wakes late: it rises at once to a block's (mean - minimum) and decays slowly (a jitter buffer's peak
+  detector), so that a steady run keeps a steady delay;
+- each underflow (a dip deeper than the span foresaw) adds to a safety margin that decays slowly too;
+- the ring's mean is held at span + headroom + margin (or the user's latency target, when that is more),
+  so its lowest point stays ``headroom_s`` above empty: the delay is the smallest the timing allows;
+- the clocks' mismatch is *measured*: the block means, less the resampling already applied, drift at the
+  rate the playback clock outruns the capture clock; a straight line fitted over the last
+  ``DRIFT_WINDOW_BLOCKS`` gives it (``drift_ppm``), and the resampling ratio follows it, so drift does not
+  move the delay; a small proportional correction removes the rest: at most ``MAX_CORRECTION`` when
+  draining (so that the delay moves by well under a millisecond per second), up to ``MAX_FILL`` when the
+  ring is below its target (the alternative is running dry again);
+- an excess that gentle resampling would take long to remove (the start, a stalled process, a device
+  that stopped) is dropped at once from the next chunks (``take_drop``), counted and logged by the engine.
+
+Times are in seconds; the controller never touches audio and never allocates after construction.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+BLOCK_S = 0.5  # readings per control update
+SPAN_DECAY_PER_S = 0.0002  # the jitter span falls by this per second once the dips are smaller (2 ms in 10 s)
+KP_PER_S = 0.05  # ratio change per second of excess: a 4 ms excess is worked off at 0.2 ms/s
+MAX_CORRECTION = 0.0003  # draining is capped at 300 ppm (0.3 ms per second)
+KP_FILL_PER_S = 0.25  # a ring below its target (it ran dry, or the jitter grew) is filled faster...
+MAX_FILL = 0.002  # ...at up to 2 ms per second
+DRIFT_WINDOW_BLOCKS = 24  # the drift is fitted over this many blocks (12 s)
+MIN_DRIFT_BLOCKS = 4  # and measured from this many on (2 s)
+MAX_DRIFT = 0.005  # the measured mismatch is capped at 0.5 %: real clocks differ by < 0.05 %
+UNDERFLOW_MARGIN_S = 0.004  # each playback underflow adds this to the margin...
+MAX_MARGIN_S = 0.04  # ...up to this
+MARGIN_DECAY_PER_S = 0.0002  # and the margin shrinks by this per second without one (4 ms in 20 s)
+JUMP_S = 0.012  # a block whose lowest reading is this far above its target low (start-up, a stall) drops it
+STEP_S = 0.1  # a block whose readings span more than this holds a step (a stall), not jitter
+
+
+class PlayoutController:
+    """The output ring's target depth, the drift ratio and the drops that hold it.
+
+    Args:
+        hop_s: the engine's hop duration in seconds (one reading per hop).
+        headroom_s: how far above empty the ring's lowest point is held, in seconds.
+
+    Attributes:
+        headroom_s: see Args.
+        floor_s: an extra floor for the block mean (from the user's latency target), in seconds.
+        dropped_s: total audio dropped at once so far, in seconds.
+        margin_s: the safety margin underflows have added (decaying), in seconds.
+        span_s: the jitter span, in seconds.
+    """
+
+    def __init__(self, hop_s: float, headroom_s: float) -> None:
+        self.headroom_s = headroom_s
+        self.floor_s = 0.0
+        self.dropped_s = 0.0
+        self.margin_s = 0.0
+        self._block_hops = max(1, round(BLOCK_S / hop_s))
+        self._block_s = self._block_hops * hop_s
+        self._fit_x = np.zeros(DRIFT_WINDOW_BLOCKS, dtype=np.float64)  # block end times, s
+        self._fit_y = np.zeros(DRIFT_WINDOW_BLOCKS, dtype=np.float64)  # block means less applied resampling, s
+        self._drift = 0.0
+        self.restart()
+
+    def restart(self) -> None:
+        """Forget the readings and the jitter (new streams); the measured mismatch, the margin and the
+        totals are kept."""
+        self._sum = 0.0
+        self._min = math.inf
+        self._max = -math.inf
+        self._count = 0
+        self._mean_s = math.nan
+        self._correction = 0.0
+        self._pending_drop_s = 0.0
+        self._applied_s = 0.0  # what resampling has added to the ring so far (the ratio's integral), s
+        self._clock_s = 0.0  # block time, s
+        self._fit_count = 0
+        self.span_s = 0.0
+
+    @property
+    def target_s(self) -> float:
+        """The block mean the controller holds, in seconds."""
+        return max(self.span_s + self.headroom_s + self.margin_s, self.floor_s)
+
+    @property
+    def mean_s(self) -> float:
+        """The latest block's mean depth in seconds (NaN before the first block)."""
+        return self._mean_s
+
+    @property
+    def ratio(self) -> float:
+        """Output samples per input sample for the next chunk."""
+        return 1.0 + self._drift + self._correction
+
+    @property
+    def drift_ppm(self) -> float:
+        """The measured clocks' mismatch (playback faster than capture > 0), in parts per million."""
+        return 1e6 * self._drift
+
+    def observe(self, depth_s: float) -> None:
+        """Feed the output ring's depth read just before a hop's write, in seconds."""
+        self._sum += depth_s
+        self._min = min(self._min, depth_s)
+        self._max = max(self._max, depth_s)
+        self._count += 1
+        if self._count == self._block_hops:
+            self._end_block(self._sum / self._count, self._min, self._max, depth_s)
+            self._sum, self._min, self._max, self._count = 0.0, math.inf, -math.inf, 0
+
+    def underflowed(self) -> None:
+        """Playback ran dry since the previous hop: expect timing that bad again (raises the margin). The
+        silence played is a step in the ring's level: the drift fit starts over."""
+        self.margin_s = min(MAX_MARGIN_S, self.margin_s + UNDERFLOW_MARGIN_S)
+        self._fit_count = 0
+
+    def take_drop(self) -> float:
+        """Seconds of output to drop now (0 almost always); the caller drops them and reports them back
+        with ``dropped``."""
+        return self._pending_drop_s
+
+    def dropped(self, seconds: float) -> None:
+        """``seconds`` of output were dropped to honour ``take_drop`` (a step: the drift fit starts over)."""
+        self._pending_drop_s = max(0.0, self._pending_drop_s - seconds)
+        self.dropped_s += seconds
+        self._fit_count = 0
+
+    def _end_block(self, mean_s: float, min_s: float, max_s: float, last_s: float) -> None:
+        self._applied_s += (self.ratio - 1.0) * self._block_s
+        self._clock_s += self._block_s
+        self._mean_s = mean_s
+        self.margin_s = max(0.0, self.margin_s - MARGIN_DECAY_PER_S * self._block_s)
+        self._pending_drop_s = 0.0
+        excess = min_s - (self.target_s - self.span_s)  # how far the lowest reading is above where it belongs
+        if excess > JUMP_S:
+            # far too much queued (start-up, a device that stopped taking audio): drop it at once, no more
+            # than the latest reading shows
+            self._pending_drop_s = max(0.0, min(excess, last_s - self.target_s))
+            self._correction = 0.0
+            self._fit_count = 0
+            return
+        if max_s - min_s < STEP_S:
+            self.span_s = max(mean_s - min_s, self.span_s - SPAN_DECAY_PER_S * self._block_s)
+        error = mean_s - self.target_s
+        self._fit(mean_s - self._applied_s)
+        if error > 0:
+            self._correction = -min(KP_PER_S * error, MAX_CORRECTION)
+        else:
+            self._correction = min(-KP_FILL_PER_S * error, MAX_FILL)
+
+    def _fit(self, corrected_s: float) -> None:
+        """Add a block to the drift fit; from ``MIN_DRIFT_BLOCKS`` on, the line's slope is the mismatch."""
+        slot = self._fit_count % DRIFT_WINDOW_BLOCKS
+        self._fit_x[slot], self._fit_y[slot] = self._clock_s, corrected_s
+        self._fit_count += 1
+        n = min(self._fit_count, DRIFT_WINDOW_BLOCKS)
+        if n < MIN_DRIFT_BLOCKS:
+            return
+        x, y = self._fit_x[:n], self._fit_y[:n]
+        dx = x - x.mean()
+        slope = float((dx * (y - y.mean())).sum() / (dx * dx).sum())
+        # the corrected level falls at the rate playback outruns capture: that is the ratio to add
+        self._drift = min(max(-slope, -MAX_DRIFT), MAX_DRIFT)

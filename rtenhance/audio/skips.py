@@ -1,0 +1,83 @@
+"""Whether the model runs for a hop, and why not when it does not: skips counted by cause.
+
+The model step costs about 0.1 ms of a 16 ms hop, so the model is skipped only for a reason:
+- ``bypass``: the user asked for the noisy signal (SIGUSR1, ``enhance.bypass``, no attenuation);
+- ``overload``: a step missed its deadline, and ``OverloadGuard`` passes audio through while the CPU
+  catches up (the missed hop itself counts too);
+- ``ring_low``: the output ring still plays for less than the step's measured p99 time, so waiting for the
+  model would certainly let playback run dry. A ring that has already run dry is no reason: the hop is
+  late whatever runs, and the step is too short to matter.
+A step's deadline is the time the output ring still plays, but never less than ``OVERLOAD_FACTOR`` times
+the step's p99 (nor ``MIN_DEADLINE_S``): only a step far slower than usual is a miss. Until
+``MIN_STEPS`` steps have been timed (the first ones are slow: cold caches, page faults) the p99 is not
+trusted: no ``ring_low`` skip, and a step may take a whole hop (``START_DEADLINE_S``).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+STEP_HISTORY = 256  # model step times kept for the p99 (4 s of hops)
+P99_EVERY_HOPS = 32  # the p99 is recomputed this often (0.5 s)
+OVERLOAD_FACTOR = 4.0  # a step this many times its p99 (and past the ring) is a miss
+MIN_DEADLINE_S = 0.002  # the shortest wait for a step, in s
+MIN_STEPS = 64  # steps timed before their p99 is used (1 s of hops)
+START_DEADLINE_S = 0.016  # the wait for a step until then: one hop
+
+
+@dataclass
+class SkipCounts:
+    """Hops that did not run the model since start, by cause."""
+
+    ring_low: int = 0
+    overload: int = 0
+    bypass: int = 0
+
+    @property
+    def unwanted(self) -> int:
+        """Skips the user did not ask for (``ring_low`` + ``overload``)."""
+        return self.ring_low + self.overload
+
+
+class StepTimes:
+    """The model's recent step times and their p99; ``add`` never allocates."""
+
+    def __init__(self) -> None:
+        self._values = np.zeros(STEP_HISTORY, dtype=np.float64)
+        self._scratch = np.zeros(STEP_HISTORY, dtype=np.float64)
+        self._count = 0
+        self.p99_s = 0.0
+
+    @property
+    def ready(self) -> bool:
+        """Enough steps have been timed for their p99 to mean something."""
+        return self._count >= MIN_STEPS
+
+    def add(self, seconds: float) -> None:
+        """Record one finished step's duration in seconds (NaN is ignored)."""
+        if math.isnan(seconds):
+            return
+        self._values[self._count % STEP_HISTORY] = seconds
+        self._count += 1
+        if self._count % P99_EVERY_HOPS == 0 or self._count <= P99_EVERY_HOPS:
+            n = min(self._count, STEP_HISTORY)
+            scratch = self._scratch[:n]
+            scratch[:] = self._values[:n]
+            k = min(n - 1, int(math.ceil(0.99 * n)) - 1)
+            scratch.partition(k)
+            self.p99_s = float(scratch[k])
+
+
+def ring_low(ring_s: float, steps: StepTimes) -> bool:
+    """Whether the output ring, still playing for ``ring_s`` s (> 0), runs dry before a p99 step ends."""
+    return steps.ready and 0.0 < ring_s < steps.p99_s
+
+
+def step_deadline_s(ring_s: float, steps: StepTimes) -> float:
+    """How long to wait for the model, in s: the ring's remaining time, but never a usual step's time."""
+    if not steps.ready:
+        return max(ring_s, START_DEADLINE_S)
+    return max(ring_s, OVERLOAD_FACTOR * steps.p99_s, MIN_DEADLINE_S)

@@ -1,0 +1,44 @@
+"""Real-time scheduling for the threads that move audio to and from the sound server.
+
+The libpulse main-loop thread of ``native_pulse`` answers the server's requests for playback audio; if it
+wakes late the server runs dry and plays silence, whatever rtenhance has queued. ``promote`` gives such a
+thread ``SCHED_FIFO`` at a low real-time priority when the system allows it (root, CAP_SYS_NICE or an
+RLIMIT_RTPRIO, as audio groups usually grant), else leaves it to its nice level; either way the outcome is
+logged once per process. The thread's work per wake-up is a memcpy of a few ms of audio, so a real-time
+priority cannot starve the system.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+
+log = logging.getLogger(__name__)
+
+PRIORITY = 10  # SCHED_FIFO priority: above normal threads, well below the sound server's own (PipeWire: 88)
+_reported: set[str] = set()
+
+
+def promote(thread_id: int, what: str) -> bool:
+    """Ask for ``SCHED_FIFO`` at ``PRIORITY`` for the kernel thread ``thread_id``; True when granted.
+
+    Args:
+        thread_id: the thread's kernel id (0: unknown, nothing is done).
+        what: the thread's name for the log line.
+    """
+    if thread_id <= 0:
+        return False
+    try:
+        os.sched_setscheduler(thread_id, os.SCHED_FIFO, os.sched_param(PRIORITY))
+    except (OSError, AttributeError) as exc:
+        _report(what, f"{what} thread keeps normal scheduling (real-time not allowed: "
+                      f"{getattr(exc, 'strerror', None) or exc})")
+        return False
+    _report(what, f"{what} thread runs with real-time scheduling (SCHED_FIFO {PRIORITY})")
+    return True
+
+
+def _report(what: str, message: str) -> None:
+    if what not in _reported:
+        _reported.add(what)
+        log.info("%s", message)

@@ -1,0 +1,80 @@
+"""PlayoutController against a simulated output ring: it settles at the jitter's depth, takes up clock
+drift by resampling (no drops), and drops a stall's backlog at once."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from rtenhance.audio.playout import PlayoutController
+
+HOP_S = 0.016
+
+
+def simulate(seconds: float, drift: float, burst_hops: int, start_s: float, headroom_s: float = 0.004,
+             stall_at_s: float | None = None) -> tuple[PlayoutController, np.ndarray, int]:
+    """A ring the device drains at (1 + drift) x real time, filled by hops that arrive ``burst_hops`` at a
+    time; returns the controller, the ring's depth before each write (s) and the underflows after 5 s."""
+    controller = PlayoutController(HOP_S, headroom_s)
+    depth, underflows, lows = start_s, 0, []
+    hops = int(seconds / HOP_S)
+    for k in range(hops):
+        if k % burst_hops == burst_hops - 1 or burst_hops == 1:
+            for _ in range(burst_hops):
+                controller.observe(depth)
+                lows.append(depth)
+                out_s = HOP_S * controller.ratio
+                drop = controller.take_drop()
+                if drop:
+                    taken = min(drop, out_s * 0.9)
+                    controller.dropped(taken)
+                    out_s -= taken
+                depth += out_s
+        if stall_at_s is not None and k == round(stall_at_s / HOP_S):
+            depth += 0.5  # a stalled process left half a second queued
+        consumed = HOP_S * (1.0 + drift)
+        if depth < consumed:
+            underflows += k * HOP_S >= 5.0
+            controller.underflowed()
+            depth = 0.0
+        else:
+            depth -= consumed
+    return controller, np.array(lows), underflows
+
+
+def test_steady_hops_settle_a_few_ms_above_empty():
+    controller, lows, underflows = simulate(30.0, 0.0, 1, start_s=0.040)
+    tail = lows[-int(10 / HOP_S):]
+    assert 0.003 <= tail.min() <= 0.007, tail.min()
+    assert controller.dropped_s <= 0.037 and underflows == 0  # the start's excess, dropped once
+
+
+def test_bursty_arrival_gets_a_buffer_as_deep_as_its_bursts():
+    controller, lows, underflows = simulate(40.0, 0.0, 4, start_s=0.010)  # 64 ms bursts
+    tail = lows[-int(10 / HOP_S):]
+    assert 0.002 <= tail.min() <= 0.02 and underflows == 0  # the start-up underflows leave some margin
+    assert 0.020 <= controller.span_s <= 0.030  # a burst's four readings lie 0, 16, 32, 48 ms above its low
+
+
+def test_clock_mismatch_is_resampled_not_dropped():
+    controller, lows, underflows = simulate(120.0, 0.001, 1, start_s=0.020)
+    assert abs(controller.drift_ppm - 1000.0) < 100.0
+    tail = lows[-int(20 / HOP_S):]
+    assert tail.max() - tail.min() < 0.004 and underflows == 0
+    assert controller.dropped_s <= 0.017  # the start's excess only
+
+
+def test_an_underflow_raises_the_margin_which_then_decays():
+    controller = PlayoutController(HOP_S, 0.004)
+    controller.underflowed()
+    controller.underflowed()
+    assert abs(controller.target_s - 0.012) < 1e-9
+    for _ in range(int(10.0 / HOP_S)):
+        controller.observe(0.012)
+    assert 0.0055 < controller.margin_s < 0.0065  # 0.2 ms per second
+
+
+def test_a_stall_is_dropped_at_once():
+    controller, lows, _ = simulate(20.0, 0.0, 1, start_s=0.020, stall_at_s=5.0)
+    after = lows[int(6.5 / HOP_S):]
+    assert 0.4 <= controller.dropped_s <= 0.55
+    assert after.max() < 0.03

@@ -1,0 +1,49 @@
+"""The skip policy: the model is skipped only when a usual step would miss the ring, and a step's deadline
+is never shorter than a usual step; the p99 follows the recent steps."""
+
+from __future__ import annotations
+
+import math
+
+from rtenhance.audio.skips import (
+    MIN_DEADLINE_S, MIN_STEPS, OVERLOAD_FACTOR, START_DEADLINE_S, SkipCounts, StepTimes, ring_low, step_deadline_s,
+)
+
+
+def timed(values: list[float]) -> StepTimes:
+    steps = StepTimes()
+    for v in values:
+        steps.add(v)
+    return steps
+
+
+def test_p99_follows_recent_steps_and_ignores_nan():
+    steps = timed([0.0001] * 300 + [math.nan] * 5)
+    assert steps.ready and abs(steps.p99_s - 0.0001) < 1e-12
+    for _ in range(10):
+        steps.add(0.004)  # 10 slow steps of the last 256: above the 99th percentile
+    for _ in range(22):
+        steps.add(0.0001)
+    assert steps.p99_s == 0.004
+
+
+def test_a_low_ring_is_no_reason_unless_a_usual_step_would_miss_it():
+    steps = timed([0.0002] * 100)
+    assert not ring_low(0.010, steps)
+    assert not ring_low(0.0, steps)  # already dry: the hop is late whatever runs
+    assert ring_low(0.0001, steps)
+    assert not ring_low(0.0001, timed([0.0002] * (MIN_STEPS - 1)))  # p99 not trusted yet
+
+
+def test_deadline_is_the_ring_but_never_a_usual_step():
+    steps = timed([0.0002] * 100)
+    assert step_deadline_s(0.012, steps) == 0.012
+    assert step_deadline_s(0.0, steps) == MIN_DEADLINE_S
+    slow = timed([0.003] * 100)
+    assert step_deadline_s(0.001, slow) == OVERLOAD_FACTOR * 0.003
+    assert step_deadline_s(0.0, StepTimes()) == START_DEADLINE_S
+
+
+def test_skip_counts_separate_bypass():
+    counts = SkipCounts(ring_low=2, overload=3, bypass=40)
+    assert counts.unwanted == 5
