@@ -7,9 +7,10 @@ through its address (``NativeStepper.native_step``), on state sets and scratch o
 gate semantics are ``FrameGate``'s (deadline, passthrough, stale-state reset, dry/wet mix).
 
 The model thread starts at ``reset`` (which the engine calls when it opens the devices, on its worker
-thread, so the model thread inherits that thread's CPU affinity and priority), never inside ``process``. What the model thread and the worker share is handed over under a lock in C; the values
-read here (``model_s``, ``state_resets``) are C11 atomics read through accessor functions, not struct
-fields. The C memory is freed only after its model thread has been joined (``nh_free``).
+thread, so the model thread inherits that thread's CPU affinity and priority), never inside ``process``.
+What the model thread and the worker share is handed over under a lock in C; the values read here
+(``model_s``, ``state_resets``) are C11 atomics read through accessor functions, not struct fields. The C
+memory is freed only after its model thread has been joined (``nh_free``).
 
 The call releases the interpreter lock (ctypes ``CDLL``) because it may wait for the model. The library
 is built on first use with the system C compiler (``rtenhance.native_build``); ``NativeUnavailable`` says
