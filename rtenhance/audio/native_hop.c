@@ -20,11 +20,11 @@
  * Threads and memory. The model thread is started by nh_reset, which the engine calls when it opens the
  * devices, on its worker thread (so the model thread inherits that thread's CPU affinity and priority, then
  * lowers its own); never by nh_process: a model hop before nh_reset, or after nh_close stopped the thread,
- * passes through, counted as missed. The worker and the model thread share the job, result and state buffers only across the
- * hand-over under `lock` (request / done), so each buffer has one user at a time. What other threads read
- * without a lock (model_s, state_resets, knee) is a C11 atomic with relaxed order, read and written through
- * nh_model_s, nh_state_resets and nh_set_knee. nh_free joins the model thread before it frees anything the
- * thread uses; the caller keeps the plan and weights alive until nh_free returns.
+ * passes through, counted as missed. The worker and the model thread share the job, result and state
+ * buffers only across the hand-over under `lock` (request / done), so each buffer has one user at a time.
+ * What other threads read without a lock (model_s, state_resets, knee) is a C11 atomic with relaxed order,
+ * read and written through nh_model_s, nh_state_resets and nh_set_knee. nh_free joins the model thread
+ * before it frees anything the thread uses; the caller keeps the plan and weights alive until it returns.
  */
 #define _GNU_SOURCE
 #include <errno.h>
