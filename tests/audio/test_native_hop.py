@@ -158,8 +158,11 @@ def _model_threads() -> dict[int, str]:
     """This process's threads named like the model thread (C threads too, unlike ``threading``): their CPU lists."""
     found = {}
     for task in Path("/proc/self/task").iterdir():
-        if (task / "comm").read_text().strip() == MODEL_THREAD:
-            status = (task / "status").read_text()
+        try:
+            comm, status = (task / "comm").read_text().strip(), (task / "status").read_text()
+        except OSError:  # the thread ended meanwhile
+            continue
+        if comm == MODEL_THREAD:
             found[int(task.name)] = re.search(r"^Cpus_allowed_list:\s*(\S+)", status, re.MULTILINE).group(1)
     return found
 
