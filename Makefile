@@ -21,6 +21,7 @@ demo: setup
 
 test: setup
 	$(PY) -m pytest -q -m "not slow"
+	$(PY) -m pytest -q -m sanitizers
 
 test-all: setup
 	$(PY) -m pytest -q

@@ -5,6 +5,8 @@ the user's cache folder (``$XDG_CACHE_HOME/rtenhance``, else ``~/.cache/rtenhanc
 keyed by the SHA-256 of the source, the flags and the compiler's version, written atomically, and reused
 by every later process. Without a working compiler (or with a failed build) ``CLibrary.load`` raises
 ``NativeUnavailable`` with the reason, and remembers that outcome for the rest of the process.
+``$RTENHANCE_NATIVE_CFLAGS`` adds flags after every library's own (so they can override them; they are part
+of the key), for example ``-fsanitize=thread -g`` for a sanitizer build.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 DEFAULT_COMPILER = "cc"
+EXTRA_CFLAGS_ENV = "RTENHANCE_NATIVE_CFLAGS"
 CACHE_SUBDIR = "rtenhance"
 KEY_HEX_CHARS = 16  # of the SHA-256 in the library's file name
 COMPILE_TIMEOUT_S = 120.0
@@ -34,6 +37,11 @@ class NativeUnavailable(RuntimeError):
 def compiler() -> list[str]:
     """The C compiler command: ``$CC`` split like a shell word list, else ``cc``."""
     return shlex.split(os.environ.get("CC", "")) or [DEFAULT_COMPILER]
+
+
+def extra_cflags() -> list[str]:
+    """Flags added to every library's: ``$RTENHANCE_NATIVE_CFLAGS`` split like a shell word list."""
+    return shlex.split(os.environ.get(EXTRA_CFLAGS_ENV, ""))
 
 
 def cache_dir() -> Path:
@@ -78,7 +86,8 @@ class CLibrary:
         """The cached library's path for this source, flags and compiler (asks the compiler its version)."""
         version = _run([*cc, "--version"], VERSION_TIMEOUT_S, "C compiler version check")
         key = hashlib.sha256()
-        for part in (self.source.read_bytes(), shlex.join([*cc, *self.cflags, *self.libs]).encode(), version.encode()):
+        command = shlex.join([*cc, *self.cflags, *extra_cflags(), *self.libs])
+        for part in (self.source.read_bytes(), command.encode(), version.encode()):
             key.update(hashlib.sha256(part).digest())
         return folder / f"{self.name}-{key.hexdigest()[:KEY_HEX_CHARS]}.so"
 
@@ -99,7 +108,7 @@ class CLibrary:
             NativeUnavailable: no working compiler, a failed build, or a library that does not load.
         """
         cc, folder = compiler(), cache_dir()
-        key = (tuple(cc), folder)
+        key = (tuple(cc + extra_cflags()), folder)
         if key not in self._loaded:
             try:
                 self._loaded[key] = self._open(self.build(cc, folder))
@@ -133,8 +142,8 @@ def compile_library(library: CLibrary, cc: list[str], target: Path) -> None:
     fd, tmp = tempfile.mkstemp(prefix=target.name + ".", suffix=".tmp", dir=target.parent)
     os.close(fd)
     try:
-        _run([*cc, *library.cflags, "-o", tmp, str(library.source), *library.libs], COMPILE_TIMEOUT_S,
-             f"compiling {library.name}")
+        _run([*cc, *library.cflags, *extra_cflags(), "-o", tmp, str(library.source), *library.libs],
+             COMPILE_TIMEOUT_S, f"compiling {library.name}")
         os.replace(tmp, target)
     finally:
         if os.path.exists(tmp):

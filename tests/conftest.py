@@ -11,6 +11,18 @@ REPO = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("RTENHANCE_SHARED", REPO.parent / "shared"))
 REFERENCE = SHARED / "reference"
 DATA = SHARED / "data"
+# Set by the sanitizer job (tests/test_native_sanitizers.py) to the sanitizer runtime it preloads; a test that
+# starts a Python child which loads rtenhance's C libraries preloads it there too (they are instrumented).
+SANITIZER_PRELOAD_ENV = "RTENHANCE_TEST_SANITIZER_PRELOAD"
+
+
+def python_child_env() -> dict[str, str]:
+    """The environment for a Python child process that loads rtenhance's C libraries: this one's, plus the
+    sanitizer runtime when the sanitizer job runs."""
+    env = dict(os.environ)
+    if env.get(SANITIZER_PRELOAD_ENV):
+        env["LD_PRELOAD"] = env[SANITIZER_PRELOAD_ENV]
+    return env
 
 
 def need_shared(*parts: str) -> Path:

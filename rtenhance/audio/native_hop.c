@@ -16,11 +16,21 @@
  * usual split into even and odd samples for the real transform; n_fft must be a power of two. Every buffer
  * is allocated by nh_new; nh_process allocates nothing, takes the lock only around the hand-over, and
  * never logs.
+ *
+ * Threads and memory. The model thread is started by nh_reset, which the engine calls when it opens the
+ * devices, on its worker thread (so the model thread inherits that thread's CPU affinity and priority, then
+ * lowers its own); never by nh_process: a model hop before nh_reset, or after nh_close stopped the thread,
+ * passes through, counted as missed. The worker and the model thread share the job, result and state
+ * buffers only across the hand-over under `lock` (request / done), so each buffer has one user at a time.
+ * What other threads read without a lock (model_s, state_resets, knee) is a C11 atomic with relaxed order,
+ * read and written through nh_model_s, nh_state_resets and nh_set_knee. nh_free joins the model thread
+ * before it frees anything the thread uses; the caller keeps the plan and weights alive until it returns.
  */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <math.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -53,10 +63,9 @@ typedef struct {
 } nh_fft;
 
 typedef struct {
-    /* public head, mirrored by _Head in native_hop.py */
-    double model_s;         /* duration of the latest finished model step, s (NaN before the first) */
-    uint64_t state_resets;  /* model state resets because frames had skipped the model */
-    double knee;            /* limiter knee, linear (0, 1); written by the worker between hops */
+    _Atomic double model_s;         /* duration of the latest finished model step, s (NaN before the first) */
+    _Atomic uint64_t state_resets;  /* model state resets because frames had skipped the model (worker) */
+    _Atomic double knee;            /* limiter knee, linear (0, 1); read once per hop */
 
     int hop, n_fft, n_bins;
     nh_fft *fft;
@@ -256,7 +265,6 @@ static void lower_own_priority(void) {
 static void *serve(void *arg) {
     nh_hop *h = arg;
     lower_own_priority();
-    pthread_setname_np(pthread_self(), NH_THREAD_NAME);
     pthread_mutex_lock(&h->lock);
     for (;;) {
         while (!h->request && !h->closing)
@@ -275,7 +283,7 @@ static void *serve(void *arg) {
             while (!h->closing && now_s() < start + slow_s)
                 pthread_cond_timedwait(&h->request_cv, &h->lock, &until);
         }
-        h->model_s = now_s() - start;
+        atomic_store_explicit(&h->model_s, now_s() - start, memory_order_relaxed);
         h->done = 1;
         pthread_cond_broadcast(&h->done_cv);
     }
@@ -289,6 +297,7 @@ static int start_thread(nh_hop *h) {
     h->closing = 0;
     if (pthread_create(&h->thread, NULL, serve, h) != 0)
         return -1;
+    pthread_setname_np(h->thread, NH_THREAD_NAME);  /* here, not in serve: named once this returns */
     h->started = 1;
     return 0;
 }
@@ -330,15 +339,16 @@ static const float *gate_step(nh_hop *h, const float *frame, int run_model, doub
         h->stale = 1;
         return frame;
     }
-    if (h->stale) {
-        reset_model_state(h);
-        h->state_resets++;
-        h->stale = 0;
-    }
-    if (start_thread(h) != 0) {  /* no thread: as if the model were late */
+    if (!h->started) {  /* stopped (or failed to start): as if the model were late; never started here */
         h->stale = 1;
         *missed = 1;
         return frame;
+    }
+    if (h->stale) {
+        reset_model_state(h);
+        atomic_store_explicit(&h->state_resets, atomic_load_explicit(&h->state_resets, memory_order_relaxed) + 1,
+                              memory_order_relaxed);  /* one writer: the worker */
+        h->stale = 0;
     }
     memcpy(h->job, frame, sizeof(float) * 2 * (size_t)h->n_bins);
     double wait_s = deadline_s > 0.0 ? deadline_s : 0.0;  /* NaN -> 0, like max(0.0, nan) */
@@ -390,8 +400,8 @@ nh_hop *nh_new(int hop, int n_fft, void *step, const int32_t *plan, const float 
     pthread_cond_init(&h->request_cv, &attr);
     pthread_cond_init(&h->done_cv, &attr);
     pthread_condattr_destroy(&attr);
-    h->model_s = NAN;
-    h->knee = knee;
+    atomic_init(&h->model_s, NAN);
+    atomic_init(&h->knee, knee);
     h->hop = hop;
     h->n_fft = n_fft;
     h->n_bins = n_fft / 2 + 1;
@@ -422,7 +432,7 @@ nh_hop *nh_new(int hop, int n_fft, void *step, const int32_t *plan, const float 
     return h;
 }
 
-/* Stops the model thread (idempotent), after the step in progress; the next model hop starts it again. */
+/* Stops the model thread (idempotent), after the step in progress; nh_reset starts it again. */
 void nh_close(nh_hop *h) {
     if (!h->started)
         return;
@@ -461,8 +471,8 @@ void nh_free(nh_hop *h) {
     free(h);
 }
 
-/* Back to the zero state (a fresh stream, not counted as a reset); waits for a step in progress. */
-void nh_reset(nh_hop *h) {
+/* Back to the zero state; waits for a step in progress. */
+static void clear(nh_hop *h) {
     wait_idle(h);
     reset_model_state(h);
     h->stale = 0;
@@ -470,7 +480,16 @@ void nh_reset(nh_hop *h) {
     memset(h->overlap, 0, sizeof(float) * (size_t)(h->n_fft - h->hop));
 }
 
-/* Runs the model on `frames` silent frames on the calling thread, then resets. */
+/* Back to the zero state (a fresh stream, not counted as a reset); waits for a step in progress, and starts
+ * the model thread on the calling thread's affinity unless it runs. Returns 0, or -1 when the thread
+ * cannot start (model hops then pass through). */
+int nh_reset(nh_hop *h) {
+    clear(h);
+    return start_thread(h);
+}
+
+/* Runs the model on `frames` silent frames on the calling thread, then goes back to the zero state (and
+ * leaves the model thread as it was). */
 void nh_warm_up(nh_hop *h, int frames) {
     wait_idle(h);
     memset(h->job, 0, sizeof(float) * 2 * (size_t)h->n_bins);
@@ -478,7 +497,7 @@ void nh_warm_up(nh_hop *h, int frames) {
         h->step(h->plan, h->blob, h->job, h->result, h->state[h->turn], h->state[1 - h->turn], h->scratch);
         h->turn ^= 1;
     }
-    nh_reset(h);
+    clear(h);
 }
 
 /* One hop: in (hop) samples -> nh_output(h) (hop) samples, n_fft - hop samples behind. Returns whether the
@@ -500,7 +519,7 @@ bool nh_process(nh_hop *h, const float *in, bool run_model, double dry, double d
         h->out[i] = h->overlap[i] + h->windowed[i];
         h->overlap[i] = h->windowed[hop + i];
     }
-    double knee = h->knee, headroom = 1.0 - knee;
+    double knee = atomic_load_explicit(&h->knee, memory_order_relaxed), headroom = 1.0 - knee;
     for (int i = 0; i < hop; i++) {
         float x = h->out[i];
         float magnitude = fabsf(x);
@@ -514,3 +533,12 @@ bool nh_process(nh_hop *h, const float *in, bool run_model, double dry, double d
 
 /* The (hop) output samples of the latest nh_process (stable memory). */
 float *nh_output(nh_hop *h) { return h->out; }
+
+/* How long the latest finished model step took, s (NaN before the first); any thread. */
+double nh_model_s(const nh_hop *h) { return atomic_load_explicit(&h->model_s, memory_order_relaxed); }
+
+/* Model state resets because frames had skipped the model; any thread. */
+uint64_t nh_state_resets(const nh_hop *h) { return atomic_load_explicit(&h->state_resets, memory_order_relaxed); }
+
+/* The limiter knee (linear) for the next hop on; any thread. */
+void nh_set_knee(nh_hop *h, double knee) { atomic_store_explicit(&h->knee, knee, memory_order_relaxed); }

@@ -6,6 +6,12 @@ and no Python thread: the model runs on a pthread named ``rtenhance-model`` that
 through its address (``NativeStepper.native_step``), on state sets and scratch owned by the C side. The
 gate semantics are ``FrameGate``'s (deadline, passthrough, stale-state reset, dry/wet mix).
 
+The model thread starts at ``reset`` (which the engine calls when it opens the devices, on its worker
+thread, so the model thread inherits that thread's CPU affinity and priority), never inside ``process``.
+What the model thread and the worker share is handed over under a lock in C; the values read here
+(``model_s``, ``state_resets``) are C11 atomics read through accessor functions, not struct fields. The C
+memory is freed only after its model thread has been joined (``nh_free``).
+
 The call releases the interpreter lock (ctypes ``CDLL``) because it may wait for the model. The library
 is built on first use with the system C compiler (``rtenhance.native_build``); ``NativeUnavailable`` says
 why it cannot be used, and the engine then runs ``PythonHop``.
@@ -29,7 +35,7 @@ SIGNATURES: dict[str, tuple[list[type], type | None]] = {
     "nh_free": ([_PTR], None),
     "nh_process": ([_PTR, _PTR, ctypes.c_bool, _DOUBLE, _DOUBLE, _DOUBLE], ctypes.c_bool),
     "nh_output": ([_PTR], _PTR),
-    "nh_reset": ([_PTR], None),
+    "nh_reset": ([_PTR], _INT),
     "nh_warm_up": ([_PTR, _INT], None),
     "nh_close": ([_PTR], None),
     "nh_fft_new": ([_INT], _PTR),
@@ -37,22 +43,22 @@ SIGNATURES: dict[str, tuple[list[type], type | None]] = {
     "nh_rfft": ([_PTR, _PTR, _PTR], None),
     "nh_irfft": ([_PTR, _PTR, _PTR], None),
 }
+ACCESSORS: dict[str, tuple[list[type], type | None]] = {  # never block: called holding the interpreter lock
+    "nh_model_s": ([_PTR], _DOUBLE),
+    "nh_state_resets": ([_PTR], ctypes.c_uint64),
+    "nh_set_knee": ([_PTR, _DOUBLE], None),
+}
 
 
-class _Head(ctypes.Structure):
-    """Mirror of the public head of ``nh_hop``."""
-
-    _fields_ = [
-        ("model_s", ctypes.c_double),
-        ("state_resets", ctypes.c_uint64),
-        ("knee", ctypes.c_double),
-    ]
+def _set_types(lib: ctypes.CDLL, signatures: dict[str, tuple[list[type], type | None]]) -> None:
+    for name, (argtypes, restype) in signatures.items():
+        function = getattr(lib, name)
+        function.argtypes, function.restype = argtypes, restype
 
 
 def _declare(lib: ctypes.CDLL) -> None:
-    for name, (argtypes, restype) in SIGNATURES.items():
-        function = getattr(lib, name)
-        function.argtypes, function.restype = argtypes, restype
+    _set_types(lib, SIGNATURES)
+    _set_types(lib, ACCESSORS)
 
 
 LIBRARY = CLibrary(
@@ -113,6 +119,8 @@ class NativeFft:
 class NativeHop:
     """One 16 kHz mono stream's hop in C, with the ``HopProcessor`` interface (``rtenhance.audio.hop``).
 
+    ``reset`` starts the model thread: until the first ``reset``, model hops pass through as missed.
+
     Args:
         stepper: the native backend's stepper, kept alive by this object: its plan and weights are used,
             its own state sets are not.
@@ -134,29 +142,32 @@ class NativeHop:
         self._stepper = stepper  # owns the plan and the weights the C side reads
         self._lib = lib
         self._handle = handle
-        self._head = _Head.from_address(handle)
+        fast = ctypes.PyDLL(lib._name)  # a CDLL call would release and retake the interpreter lock
+        _set_types(fast, ACCESSORS)
+        self._model_s, self._state_resets, self._set_knee = fast.nh_model_s, fast.nh_state_resets, fast.nh_set_knee
         self._out = np.ctypeslib.as_array((ctypes.c_float * cfg.hop_samples).from_address(lib.nh_output(handle)))
         self._process = lib.nh_process
         self._input: np.ndarray | None = None  # the latest input array and its address
         self._input_address = 0
         self.latency_samples = cfg.n_fft - cfg.hop_samples
         self.missed = False
-        # not at interpreter exit: a daemon worker thread may still be inside nh_process (the OS frees it all)
-        weakref.finalize(self, lib.nh_free, handle).atexit = False
+        # nh_free joins the model thread first; the stepper (plan, weights) stays alive until it has. Not at
+        # interpreter exit: a daemon worker thread may still be inside nh_process (the OS frees it all).
+        weakref.finalize(self, _free_hop, lib, handle, stepper).atexit = False
 
     @property
     def model_s(self) -> float:
         """How long the latest finished model step took, in seconds (NaN before the first)."""
-        return float(self._head.model_s)
+        return float(self._model_s(self._handle))
 
     @property
     def state_resets(self) -> int:
         """Times the model state was reset because frames had skipped it."""
-        return int(self._head.state_resets)
+        return int(self._state_resets(self._handle))
 
     def set_limiter_knee(self, knee_dbfs: float) -> None:
-        """Use a new limiter knee (dBFS) from the next hop on; only between hops (the worker's thread)."""
-        self._head.knee = knee_gain(knee_dbfs)
+        """Use a new limiter knee (dBFS) from the next hop on (any thread)."""
+        self._set_knee(self._handle, knee_gain(knee_dbfs))
 
     def process(self, hop: np.ndarray, run_model: bool, dry: float, deadline_s: float, slow_s: float) -> np.ndarray:
         """One hop; see ``HopProcessor.process``. ``hop`` must be (hop_samples,) contiguous float32 (not checked:
@@ -167,13 +178,22 @@ class NativeHop:
         return self._out
 
     def warm_up(self, frames: int) -> None:
-        """Run the model on ``frames`` silent frames and reset, so the first live hops are not slow."""
+        """Run the model on ``frames`` silent frames (on this thread) and go back to the zero state, so the
+        first live hops are not slow; leaves the model thread as it is."""
         self._lib.nh_warm_up(self._handle, frames)
 
     def reset(self) -> None:
-        """Back to the zero state (a fresh stream, not counted as a reset); waits for a step in progress."""
+        """Back to the zero state (a fresh stream, not counted as a reset); waits for a step in progress and
+        starts the model thread unless it runs, inheriting this thread's CPU affinity and priority (should that
+        fail, model hops pass through and count as missed)."""
         self._lib.nh_reset(self._handle)
 
     def close(self) -> None:
-        """Stop the model thread after the step in progress (idempotent; a later model hop restarts it)."""
+        """Stop the model thread after the step in progress (idempotent); until the next ``reset``, model hops
+        pass through and count as missed."""
         self._lib.nh_close(self._handle)
+
+
+def _free_hop(lib: ctypes.CDLL, handle: int, stepper: NativeStepper) -> None:
+    """Free the hop (``nh_free`` joins its model thread first); holds ``stepper`` alive until then."""
+    lib.nh_free(handle)

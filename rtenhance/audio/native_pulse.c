@@ -2,9 +2,19 @@
  *
  * A connection (rtp_conn) is one pa_threaded_mainloop and one pa_context; it serves at most one record and
  * one playback stream. Each stream belongs to an end (rtp_end): a single-producer single-consumer float32
- * ring, counters, the latest latency readings and an error slot, all plain memory that the Python side
- * (rtenhance/audio/native_pulse.py) reads. Ends outlive their streams, so the statistics stay readable
- * while a stream is closed and reopened.
+ * ring, counters, the latest latency readings and an error slot. Ends outlive their streams, so the
+ * statistics stay readable while a stream is closed and reopened.
+ *
+ * Threads and memory. Every field another thread reads without a lock is a C11 atomic: the ring indices
+ * (release/acquire: they publish the samples), the counters and readings (relaxed: each has one writer at
+ * a time, the main-loop thread or a caller holding the main-loop lock, and a reader only wants a recent
+ * value), and `failed` (release/acquire: it publishes `error`). The Python side
+ * (rtenhance/audio/native_pulse.py) reads them only through rtp_end_stats, rtp_end_latencies and
+ * rtp_end_error, never as struct fields; rtp_stats_layout lets it check its mirror of rtp_stats.
+ * Ownership: an end is used by the main-loop thread only while its stream is open (conn->ends, the stream
+ * callbacks); rtp_stream_close detaches it under the main-loop lock, after which only the caller's threads
+ * touch it, and rtp_end_free may run once none of them can call in any more. A connection's thread is
+ * stopped (joined) by rtp_conn_close before its memory is freed.
  *
  * Capture: the read callback copies each fragment from the server straight into the end's ring and wakes
  * a worker blocked in rtp_wait_input once the ring holds what it waits for. Playback is driven by the
@@ -23,6 +33,7 @@
 #include <errno.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -134,27 +145,42 @@ typedef struct {
     uint64_t capacity;          /* samples */
     _Atomic uint64_t written;   /* samples ever written (producer) */
     _Atomic uint64_t read;      /* samples ever read (consumer) */
-    uint64_t overflows;         /* writes that did not fit completely (producer) */
-    uint64_t dropped_samples;
-    uint64_t underflows;        /* reads that found fewer samples than asked for (consumer) */
-    uint64_t missing_samples;
+    _Atomic uint64_t overflows; /* writes that did not fit completely (producer) */
+    _Atomic uint64_t dropped_samples;
+    _Atomic uint64_t underflows; /* reads that found fewer samples than asked for (consumer) */
+    _Atomic uint64_t missing_samples;
     float *data;
 } rtp_ring;
 
 typedef struct rtp_conn rtp_conn;
 
-/* One direction's state. The fields up to `error` are read by Python (its ctypes mirror). */
+/* A copy of an end's counters for another thread (rtp_end_stats); mirrored by _Stats in native_pulse.py,
+ * checked at load through rtp_stats_layout. */
+typedef struct {
+    uint64_t capacity;          /* ring samples */
+    uint64_t overflows;
+    uint64_t dropped_samples;
+    uint64_t underflows;
+    uint64_t missing_samples;
+    uint64_t fragments;
+    uint64_t short_fragments;
+    uint64_t server_underflows;
+    double last_callback_s;
+    uint64_t latency_count;
+    int32_t failed;
+} rtp_stats;
+
+/* One direction's state; other threads read it through rtp_end_stats, rtp_end_latencies, rtp_end_error. */
 typedef struct {
     rtp_ring ring;
-    uint64_t fragments;         /* fragments moved since start */
-    uint64_t short_fragments;   /* fragments the ring could not take (capture) or fill (playback) */
-    uint64_t server_underflows; /* playback: times the server ran out of audio */
-    double last_callback_s;     /* CLOCK_MONOTONIC time of the latest fragment, s */
-    uint64_t latency_count;     /* readings ever taken; the latest are in latency_s[count % SLOTS] */
-    double latency_s[RTP_TIMING_SLOTS];
-    int32_t failed;             /* the stream or its connection broke: see error */
-    char error[RTP_ERROR_BYTES];
-    /* private */
+    _Atomic uint64_t fragments;         /* fragments moved since start */
+    _Atomic uint64_t short_fragments;   /* fragments the ring could not take (capture) or fill (playback) */
+    _Atomic uint64_t server_underflows; /* playback: times the server ran out of audio */
+    _Atomic double last_callback_s;     /* CLOCK_MONOTONIC time of the latest fragment, s */
+    _Atomic uint64_t latency_count;     /* readings ever taken; the latest are in latency_s[count % SLOTS] */
+    _Atomic double latency_s[RTP_TIMING_SLOTS];
+    _Atomic int32_t failed;             /* the stream or its connection broke: see error (set with release) */
+    char error[RTP_ERROR_BYTES];        /* written only while failed is 0, under the main-loop lock */
     int direction;
     uint32_t rate;              /* Hz */
     uint32_t fragment_frames;
@@ -186,6 +212,17 @@ static void set_error(char *buffer, size_t size, const char *what, const char *w
     snprintf(buffer, size, "%s: %s", what, why);
 }
 
+/* Add n to a counter that has one writer at a time (relaxed: a reader only wants a recent value). */
+static void bump(_Atomic uint64_t *counter, uint64_t n)
+{
+    atomic_store_explicit(counter, atomic_load_explicit(counter, memory_order_relaxed) + n, memory_order_relaxed);
+}
+
+static int has_failed(const rtp_end *end)
+{
+    return atomic_load_explicit(&end->failed, memory_order_acquire);
+}
+
 /* ---- rings ---- */
 
 static uint64_t ring_available(const rtp_ring *r)
@@ -204,8 +241,8 @@ uint64_t rtp_ring_write(rtp_ring *r, const float *samples, uint64_t n)
     uint64_t room = r->capacity - (written - atomic_load_explicit(&r->read, memory_order_acquire));
     uint64_t take = n < room ? n : room;
     if (take < n) {
-        r->overflows++;
-        r->dropped_samples += n - take;
+        bump(&r->overflows, 1);
+        bump(&r->dropped_samples, n - take);
     }
     uint64_t start = written % r->capacity;
     uint64_t first = take < r->capacity - start ? take : r->capacity - start;
@@ -227,8 +264,8 @@ uint64_t rtp_ring_read(rtp_ring *r, float *out, uint64_t n)
     uint64_t have = atomic_load_explicit(&r->written, memory_order_acquire) - read;
     uint64_t take = n < have ? n : have;
     if (take < n) {
-        r->underflows++;
-        r->missing_samples += n - take;
+        bump(&r->underflows, 1);
+        bump(&r->missing_samples, n - take);
     }
     uint64_t start = read % r->capacity;
     uint64_t first = take < r->capacity - start ? take : r->capacity - start;
@@ -282,6 +319,68 @@ void rtp_end_free(rtp_end *end)
     free(end);
 }
 
+/* ---- what other threads read ---- */
+
+/* Copy the end's counters into `out` (each a recent value; relaxed loads, never blocks). */
+void rtp_end_stats(const rtp_end *end, rtp_stats *out)
+{
+    const rtp_ring *r = &end->ring;
+    out->capacity = r->capacity;
+    out->overflows = atomic_load_explicit(&r->overflows, memory_order_relaxed);
+    out->dropped_samples = atomic_load_explicit(&r->dropped_samples, memory_order_relaxed);
+    out->underflows = atomic_load_explicit(&r->underflows, memory_order_relaxed);
+    out->missing_samples = atomic_load_explicit(&r->missing_samples, memory_order_relaxed);
+    out->fragments = atomic_load_explicit(&end->fragments, memory_order_relaxed);
+    out->short_fragments = atomic_load_explicit(&end->short_fragments, memory_order_relaxed);
+    out->server_underflows = atomic_load_explicit(&end->server_underflows, memory_order_relaxed);
+    out->last_callback_s = atomic_load_explicit(&end->last_callback_s, memory_order_relaxed);
+    out->latency_count = atomic_load_explicit(&end->latency_count, memory_order_relaxed);
+    out->failed = has_failed(end);
+}
+
+/* Copy the latest latency readings (s, oldest slot first as stored, not in time order) into out (room
+ * for `n`); returns how many were copied: min(readings taken, RTP_TIMING_SLOTS, n). */
+uint64_t rtp_end_latencies(const rtp_end *end, double *out, uint64_t n)
+{
+    uint64_t count = atomic_load_explicit(&end->latency_count, memory_order_acquire);
+    if (count > RTP_TIMING_SLOTS)
+        count = RTP_TIMING_SLOTS;
+    if (count > n)
+        count = n;
+    for (uint64_t i = 0; i < count; i++)
+        out[i] = atomic_load_explicit(&end->latency_s[i], memory_order_relaxed);
+    return count;
+}
+
+/* Copy why the stream broke into out (NUL-terminated, at most `size` bytes); returns whether it broke
+ * (out is empty when not). The acquire load of `failed` makes the message written before it visible. */
+int rtp_end_error(const rtp_end *end, char *out, size_t size)
+{
+    int failed = has_failed(end);
+    if (size)
+        snprintf(out, size, "%s", failed ? end->error : "");
+    return failed;
+}
+
+#define RTP_FIELD(type, field) offsetof(type, field), sizeof(((type *)0)->field)
+
+/* rtp_stats's layout for the Python mirror to check: sizeof, then offset and size of each field in
+ * order. Writes at most n values to out and returns how many there are. */
+uint64_t rtp_stats_layout(uint64_t *out, uint64_t n)
+{
+    const uint64_t layout[] = {
+        sizeof(rtp_stats), RTP_FIELD(rtp_stats, capacity), RTP_FIELD(rtp_stats, overflows),
+        RTP_FIELD(rtp_stats, dropped_samples), RTP_FIELD(rtp_stats, underflows),
+        RTP_FIELD(rtp_stats, missing_samples), RTP_FIELD(rtp_stats, fragments),
+        RTP_FIELD(rtp_stats, short_fragments), RTP_FIELD(rtp_stats, server_underflows),
+        RTP_FIELD(rtp_stats, last_callback_s), RTP_FIELD(rtp_stats, latency_count), RTP_FIELD(rtp_stats, failed),
+    };
+    uint64_t count = sizeof layout / sizeof layout[0];
+    for (uint64_t i = 0; i < count && i < n; i++)
+        out[i] = layout[i];
+    return count;
+}
+
 static void wake_waiter(rtp_end *end)
 {
     pthread_mutex_lock(&end->wait_lock);
@@ -289,20 +388,28 @@ static void wake_waiter(rtp_end *end)
     pthread_mutex_unlock(&end->wait_lock);
 }
 
-/* Record why the end's stream broke (first reason wins) and wake its waiter. Main-loop thread. */
+/* Record why the end's stream broke (first reason wins) and wake its waiter. Main-loop thread, or a caller
+ * holding the main-loop lock: one writer at a time. The release store publishes `error` to whoever sees
+ * `failed` set. */
 static void fail_end(rtp_end *end, const char *what, const char *why)
 {
-    if (!end->failed) {
+    if (!has_failed(end)) {
         set_error(end->error, sizeof end->error, what, why);
-        end->failed = 1;
+        atomic_store_explicit(&end->failed, 1, memory_order_release);
     }
     wake_waiter(end);
 }
 
 static void add_latency(rtp_end *end, double seconds)
 {
-    end->latency_s[end->latency_count % RTP_TIMING_SLOTS] = seconds;
-    end->latency_count++;
+    uint64_t count = atomic_load_explicit(&end->latency_count, memory_order_relaxed);
+    atomic_store_explicit(&end->latency_s[count % RTP_TIMING_SLOTS], seconds, memory_order_relaxed);
+    atomic_store_explicit(&end->latency_count, count + 1, memory_order_release);
+}
+
+static void set_last_callback(rtp_end *end)
+{
+    atomic_store_explicit(&end->last_callback_s, monotonic_s(), memory_order_relaxed);
 }
 
 /* The stream's latency in microseconds: record: age of the next sample to read; playback: time until the
@@ -318,7 +425,19 @@ static double stream_latency_us(pa_stream *s)
 }
 
 /* Block until the capture ring holds `samples` samples, the stream fails, or `timeout_us` passes.
- * Returns the samples available. Called by the worker (Python releases the GIL around it). */
+ * Returns the samples available. Called by the worker (Python releases the GIL around it).
+ *
+ * The handshake with on_read cannot lose a wake-up. The waiter stores `wanted`, then loads the ring's
+ * `written`; on_read stores `written`, then loads `wanted`: each side stores one variable and then loads
+ * the other's (Dekker's pattern), which release/acquire alone lets both sides get wrong at once (each
+ * load may be satisfied before the other side's store is visible: the waiter sleeps, on_read sees no
+ * waiter, and the wake-up is lost until the next fragment or the timeout). A sequentially consistent
+ * fence on each side, between its store and its load, rules that out (C11 7.17.4: the fences are totally
+ * ordered; whichever comes second, its side's load sees the other side's store): either the waiter sees
+ * the samples and does not sleep, or on_read sees `wanted` and signals. The signal takes `wait_lock`,
+ * which the waiter holds from its check until pthread_cond_timedwait releases it, so it cannot fall
+ * between the waiter's check and its sleep. `failed` is set before fail_end takes `wait_lock` to signal,
+ * and read under it here: the ordinary condition-variable protocol. */
 uint64_t rtp_wait_input(rtp_end *end, uint64_t samples, int64_t timeout_us)
 {
     struct timespec deadline;
@@ -330,12 +449,13 @@ uint64_t rtp_wait_input(rtp_end *end, uint64_t samples, int64_t timeout_us)
         deadline.tv_nsec -= NSEC_PER_S;
     }
     pthread_mutex_lock(&end->wait_lock);
-    atomic_store(&end->wanted, samples);
-    while (ring_available(&end->ring) < samples && !end->failed) {
+    atomic_store_explicit(&end->wanted, samples, memory_order_relaxed);
+    atomic_thread_fence(memory_order_seq_cst); /* pairs with the fence in on_read: see above */
+    while (ring_available(&end->ring) < samples && !has_failed(end)) {
         if (pthread_cond_timedwait(&end->wait_cond, &end->wait_lock, &deadline) == ETIMEDOUT)
             break;
     }
-    atomic_store(&end->wanted, 0);
+    atomic_store_explicit(&end->wanted, 0, memory_order_relaxed);
     pthread_mutex_unlock(&end->wait_lock);
     return ring_available(&end->ring);
 }
@@ -356,7 +476,7 @@ static void on_read(pa_stream *s, size_t nbytes, void *userdata)
         uint64_t samples = size / BYTES_PER_SAMPLE;
         /* data is NULL for a hole in the server's buffer: silence in its place */
         if (running && rtp_ring_write(&end->ring, data, samples) < samples)
-            end->short_fragments++;
+            bump(&end->short_fragments, 1);
         delivered += samples;
         pa_stream_drop(s);
     }
@@ -364,9 +484,10 @@ static void on_read(pa_stream *s, size_t nbytes, void *userdata)
         return;
     /* age of the delivered block's middle sample when it enters the ring */
     add_latency(end, stream_latency_us(s) / USEC_PER_S + 0.5 * (double)delivered / end->rate);
-    end->last_callback_s = monotonic_s();
-    end->fragments++;
-    uint64_t wanted = atomic_load(&end->wanted);
+    set_last_callback(end);
+    bump(&end->fragments, 1);
+    atomic_thread_fence(memory_order_seq_cst); /* pairs with the fence in rtp_wait_input: see there */
+    uint64_t wanted = atomic_load_explicit(&end->wanted, memory_order_relaxed);
     if (wanted && ring_available(&end->ring) >= wanted)
         wake_waiter(end);
 }
@@ -390,7 +511,7 @@ static void feed(rtp_end *end, size_t nbytes)
         uint64_t got = rtp_ring_read(&end->ring, out, n);
         if (got < n) {
             memset(out + got, 0, (n - got) * sizeof(float));
-            end->short_fragments++;
+            bump(&end->short_fragments, 1);
         }
         if (pa_stream_write(end->stream, out, n * BYTES_PER_SAMPLE, NULL, 0, PA_SEEK_RELATIVE) < 0) {
             fail_end(end, "playback write failed", pa_strerror(pa_context_errno(end->conn->context)));
@@ -403,8 +524,8 @@ static void feed(rtp_end *end, size_t nbytes)
         return;
     /* time from leaving the ring to the speaker, for the last written sample */
     add_latency(end, stream_latency_us(end->stream) / USEC_PER_S);
-    end->last_callback_s = monotonic_s();
-    end->fragments++;
+    set_last_callback(end);
+    bump(&end->fragments, 1);
 }
 
 /* The server asks for `nbytes` more (its buffer is below tlength by at least minreq). Main-loop thread. */
@@ -412,7 +533,7 @@ static void on_write(pa_stream *s, size_t nbytes, void *userdata)
 {
     rtp_end *end = userdata;
     (void)s;
-    if (atomic_load(&end->running) && !end->failed)
+    if (atomic_load(&end->running) && !has_failed(end))
         feed(end, nbytes);
 }
 
@@ -423,7 +544,7 @@ static void on_underflow(pa_stream *s, void *userdata)
     rtp_end *end = userdata;
     (void)s;
     if (atomic_load(&end->running))
-        end->server_underflows++;
+        bump(&end->server_underflows, 1);
 }
 
 /* ---- connection ---- */
@@ -462,7 +583,7 @@ static void wait_operation(rtp_conn *conn, rtp_end *end, pa_operation *op)
 {
     if (!op)
         return;
-    while (pa_operation_get_state(op) == PA_OPERATION_RUNNING && !end->failed)
+    while (pa_operation_get_state(op) == PA_OPERATION_RUNNING && !has_failed(end))
         pa_threaded_mainloop_wait(conn->loop);
     pa_operation_unref(op);
 }
@@ -585,8 +706,7 @@ int rtp_stream_open(rtp_conn *conn, rtp_end *end, const char *device, const char
     int status;
 
     pa_threaded_mainloop_lock(conn->loop);
-    end->failed = 0;
-    end->error[0] = '\0';
+    atomic_store_explicit(&end->failed, 0, memory_order_relaxed); /* error is read only once failed is set */
     atomic_store(&end->running, 0);
     end->conn = conn;
     conn->ends[end->direction] = end;
@@ -609,11 +729,11 @@ int rtp_stream_open(rtp_conn *conn, rtp_end *end, const char *device, const char
         pa_stream_set_write_callback(end->stream, on_write, end);
         status = pa_stream_connect_playback(end->stream, device, &attr, flags, NULL, NULL);
     }
-    while (status >= 0 && !end->failed && pa_stream_get_state(end->stream) != PA_STREAM_READY)
+    while (status >= 0 && !has_failed(end) && pa_stream_get_state(end->stream) != PA_STREAM_READY)
         pa_threaded_mainloop_wait(conn->loop);
     if (status < 0)
         fail_end(end, what, pa_strerror(pa_context_errno(conn->context)));
-    if (!end->failed && end->direction == RTP_PLAYBACK) {
+    if (!has_failed(end) && end->direction == RTP_PLAYBACK) {
         void *buffer = NULL;
         size_t size = fragment_bytes;
         if (pa_stream_begin_write(end->stream, &buffer, &size) < 0 || size < fragment_bytes ||
@@ -623,7 +743,7 @@ int rtp_stream_open(rtp_conn *conn, rtp_end *end, const char *device, const char
         else
             wait_operation(conn, end, pa_stream_drain(end->stream, on_operation_done, conn->loop));
     }
-    if (end->failed) {
+    if (has_failed(end)) {
         disconnect_stream(conn, end);
         pa_threaded_mainloop_unlock(conn->loop);
         return -1;
@@ -640,11 +760,11 @@ void rtp_stream_start(rtp_end *end)
     if (!conn || !end->stream)
         return;
     pa_threaded_mainloop_lock(conn->loop);
-    end->fragments = 0;
-    end->latency_count = 0;
-    end->last_callback_s = monotonic_s();
+    atomic_store_explicit(&end->fragments, 0, memory_order_relaxed);
+    atomic_store_explicit(&end->latency_count, 0, memory_order_relaxed);
+    set_last_callback(end);
     atomic_store(&end->running, 1);
-    if (!end->failed) {
+    if (!has_failed(end)) {
         if (end->direction == RTP_RECORD) {
             pa_operation *op = pa_stream_flush(end->stream, NULL, NULL);
             if (op)

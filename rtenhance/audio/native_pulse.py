@@ -6,7 +6,9 @@ API runs in one C thread per ``PulseConnection`` (named ``rtenhance-pulse``), wh
 and the playback stream when both share it, and moves each fragment between the server and a ring in C
 memory. The worker reads and writes those rings through ``NativeRing`` (the ``SpscRing`` interface) and
 blocks in ``wait_input`` with the interpreter lock released until the capture ring holds a whole hop.
-Counters, latency readings and errors are plain fields of the C end, read here without locking.
+Counters, latency readings and errors are C11 atomics of the C end, read here through short C functions
+(``rtp_end_stats``, ``rtp_end_latencies``, ``rtp_end_error``) without locking, never as struct fields; the
+one struct mirrored here (``_Stats``) is checked against the C layout when the library loads.
 
 The library is built on first use with the system C compiler (``rtenhance.native_build``) and linked
 against libpulse.so.0; ``unavailable_reason`` says why it cannot be used (the daemon then falls back to
@@ -26,6 +28,7 @@ import numpy as np
 from rtenhance.audio.devices import DeviceError, Endpoint
 from rtenhance.audio.streams import FIRST_CALLBACK_GRACE_S, RING_SECONDS, RingPlayback, prime
 from rtenhance.audio.thread_priority import promote
+from rtenhance.native_abi import check_layout
 from rtenhance.native_build import CLibrary, NativeUnavailable
 
 FRAGMENT_MS = 8.0  # default fragment: the server moves audio 125 times a second per stream
@@ -37,34 +40,21 @@ APP_NAME = b"rtenhance"
 THREAD_NAME = b"rtenhance-pulse"
 
 
-class _Ring(ctypes.Structure):
-    """Mirror of ``rtp_ring``."""
+class _Stats(ctypes.Structure):
+    """Mirror of ``rtp_stats``: a copy of an end's counters (see ``rtp_end_stats``)."""
 
     _fields_ = [
         ("capacity", ctypes.c_uint64),
-        ("written", ctypes.c_uint64),
-        ("read", ctypes.c_uint64),
         ("overflows", ctypes.c_uint64),
         ("dropped_samples", ctypes.c_uint64),
         ("underflows", ctypes.c_uint64),
         ("missing_samples", ctypes.c_uint64),
-        ("data", ctypes.c_void_p),
-    ]
-
-
-class _End(ctypes.Structure):
-    """Mirror of the public head of ``rtp_end``."""
-
-    _fields_ = [
-        ("ring", _Ring),
         ("fragments", ctypes.c_uint64),
         ("short_fragments", ctypes.c_uint64),
         ("server_underflows", ctypes.c_uint64),
         ("last_callback_s", ctypes.c_double),
         ("latency_count", ctypes.c_uint64),
-        ("latency_s", ctypes.c_double * TIMING_SLOTS),
         ("failed", ctypes.c_int32),
-        ("error", ctypes.c_char * ERROR_BYTES),
     ]
 
 
@@ -75,6 +65,9 @@ RING_SIGNATURES = {  # short, never blocking: called holding the interpreter loc
     "rtp_ring_write": ([_PTR, _PTR, _U64], _U64),
     "rtp_ring_read": ([_PTR, _PTR, _U64], _U64),
     "rtp_ring_reset": ([_PTR], None),
+    "rtp_end_stats": ([_PTR, _PTR], None),
+    "rtp_end_latencies": ([_PTR, _PTR, _U64], _U64),
+    "rtp_end_error": ([_PTR, ctypes.c_char_p, ctypes.c_size_t], ctypes.c_int),
 }
 
 
@@ -98,11 +91,13 @@ def _declare(lib: ctypes.CDLL) -> None:
         "rtp_stream_start": ([ptr], None),
         "rtp_stream_close": ([ptr], None),
     })
+    check_layout(lib, "rtp_stats_layout", _Stats)
 
 
 def _ring_functions(lib: ctypes.CDLL) -> ctypes.PyDLL:
-    """The library again as a ``PyDLL``, for the ring functions: a ``CDLL`` call releases and retakes the
-    interpreter lock, which costs a thread switch whenever another thread waits for it (the model thread)."""
+    """The library again as a ``PyDLL``, for the ring and read-out functions: a ``CDLL`` call releases and
+    retakes the interpreter lock, which costs a thread switch whenever another thread waits for it (the model
+    thread)."""
     fast = ctypes.PyDLL(lib._name)
     _set_types(fast, RING_SIGNATURES)
     return fast
@@ -125,6 +120,8 @@ def unavailable_reason() -> str | None:
 class _EndMemory:
     """An ``rtp_end`` in C memory, freed (its stream closed first) when the last holder lets go of it.
 
+    Its counters are read through ``stats`` (one ``_Stats`` buffer, refilled by each call).
+
     Args:
         direction: ``RECORD`` or ``PLAYBACK``.
         capacity: ring samples.
@@ -137,15 +134,27 @@ class _EndMemory:
 
     def __init__(self, direction: int, capacity: int, rate: int, fragment_frames: int) -> None:
         self.lib = LIBRARY.load()
+        self.fast = _ring_functions(self.lib)
         end = self.lib.rtp_end_new(direction, capacity, rate, fragment_frames)
         if not end:
             raise NativeUnavailable("out of memory for a stream's ring")
         self.pointer = ctypes.c_void_p(end)
-        self.fields = _End.from_address(end)
-        weakref.finalize(self, _free_end, self.lib, end)
+        self._stats = _Stats()
+        self._stats_address = ctypes.addressof(self._stats)
+        self._read_stats = self.fast.rtp_end_stats
+        # Freed only once no Python object refers to it, so no Python thread can be inside a call on it; the
+        # C main-loop thread lets go of it in rtp_stream_close, first. Not at interpreter exit: a daemon
+        # worker may still be blocked in rtp_wait_input on it then (the OS reclaims the memory).
+        weakref.finalize(self, _free_end, self.lib, end).atexit = False
+
+    def stats(self) -> _Stats:
+        """The end's counters now (the same buffer each call: read the fields before the next call)."""
+        self._read_stats(self.pointer, self._stats_address)
+        return self._stats
 
 
 def _free_end(lib: ctypes.CDLL, end: int) -> None:
+    """Stop the C main-loop thread's use of ``end`` (close its stream), then free it."""
     lib.rtp_stream_close(end)
     lib.rtp_end_free(end)
 
@@ -157,16 +166,15 @@ class NativeRing:
     """
 
     def __init__(self, memory: _EndMemory) -> None:
-        lib = _ring_functions(memory.lib)
+        lib = memory.fast
         self._memory = memory  # keeps the C memory alive
-        self._fields = memory.fields.ring
         self._ring = memory.pointer  # the ring is the end's first member
         self._available = lib.rtp_ring_available
         self._free = lib.rtp_ring_free
         self._write = lib.rtp_ring_write
         self._read = lib.rtp_ring_read
         self._reset = lib.rtp_ring_reset
-        self.capacity = int(self._fields.capacity)
+        self.capacity = int(memory.stats().capacity)
 
     @property
     def available(self) -> int:
@@ -181,20 +189,20 @@ class NativeRing:
     @property
     def overflows(self) -> int:
         """Writes that did not fit completely."""
-        return int(self._fields.overflows)
+        return int(self._memory.stats().overflows)
 
     @property
     def dropped_samples(self) -> int:
-        return int(self._fields.dropped_samples)
+        return int(self._memory.stats().dropped_samples)
 
     @property
     def underflows(self) -> int:
         """Reads that asked for more samples than were available."""
-        return int(self._fields.underflows)
+        return int(self._memory.stats().underflows)
 
     @property
     def missing_samples(self) -> int:
-        return int(self._fields.missing_samples)
+        return int(self._memory.stats().missing_samples)
 
     def write(self, samples: np.ndarray) -> int:
         """Producer: append (N,) samples; what does not fit is dropped and counted.
@@ -296,8 +304,10 @@ class _NativeStream:
         self.channels = 1
         self.fragment_frames = max(1, round((fragment_ms or FRAGMENT_MS) * self.rate / 1e3))
         memory = _EndMemory(self.direction, int(RING_SECONDS * self.rate), self.rate, self.fragment_frames)
-        self._memory, self._lib, self._end, self._fields = memory, memory.lib, memory.pointer, memory.fields
-        self._latencies = np.ctypeslib.as_array(self._fields.latency_s)  # (TIMING_SLOTS,) s, a view on C memory
+        self._memory, self._lib, self._end = memory, memory.lib, memory.pointer
+        self._latencies = np.zeros(TIMING_SLOTS, dtype=np.float64)  # (TIMING_SLOTS,) s, copied from C
+        self._read_latencies, self._read_error = memory.fast.rtp_end_latencies, memory.fast.rtp_end_error
+        self._error_buffer = ctypes.create_string_buffer(ERROR_BYTES)
         self.ring = NativeRing(memory)
         self._connection = connection or PulseConnection()
         self._open = False
@@ -307,12 +317,12 @@ class _NativeStream:
     def status_flags(self) -> int:
         """Xruns the server reported beyond the ring's own counters: playback underflows of the server
         (capture has none: a fragment the ring could not take is a ring overflow)."""
-        return int(self._fields.server_underflows) if self.direction == PLAYBACK else 0
+        return int(self._memory.stats().server_underflows) if self.direction == PLAYBACK else 0
 
     @property
     def callbacks(self) -> int:
         """Fragments moved since start."""
-        return int(self._fields.fragments)
+        return int(self._memory.stats().fragments)
 
     def open(self) -> None:
         """Connect (if this stream's connection is not yet) and open the server-side stream.
@@ -333,7 +343,9 @@ class _NativeStream:
         promote(self._connection.thread_id, "pulse I/O")
 
     def _error(self) -> str:
-        return self._fields.error.decode(errors="replace")
+        """Why the stream broke ("" when it did not)."""
+        self._read_error(self._end, self._error_buffer, ERROR_BYTES)
+        return self._error_buffer.value.decode(errors="replace")
 
     def start(self, prefill: int = 0) -> None:
         """Empty the ring, put ``prefill`` samples of silence in it, and start moving audio."""
@@ -343,17 +355,18 @@ class _NativeStream:
 
     def device_latency_s(self) -> float:
         """Server-side latency: the median of the readings taken after each fragment, in s."""
-        n = min(int(self._fields.latency_count), TIMING_SLOTS)
+        n = int(self._read_latencies(self._end, self._latencies.ctypes.data, TIMING_SLOTS))
         return float(np.median(self._latencies[:n])) if n else 0.0
 
     def fault(self, stall_s: float) -> str | None:
         """Why the stream is no longer usable, or None."""
         if not self._open:
             return "not open"
-        if self._fields.failed:
+        stats = self._memory.stats()
+        if stats.failed:
             return f"{self.endpoint.direction} stream: {self._error()}"
         now = time.monotonic()
-        silent = now - max(self._fields.last_callback_s, self._started)
+        silent = now - max(stats.last_callback_s, self._started)
         # an idle null sink takes its first 2 s block before it asks for more: no stall verdict during start-up
         starting = now - self._started < FIRST_CALLBACK_GRACE_S
         if silent > (max(stall_s, FIRST_CALLBACK_GRACE_S) if starting else stall_s):
@@ -401,4 +414,4 @@ class NativePulsePlayback(_NativeStream, RingPlayback):
     def server_underflows(self) -> int:
         """Times the server ran out of this stream's audio since start (not when the ring ran dry: the C
         thread then writes silence)."""
-        return int(self._fields.server_underflows)
+        return int(self._memory.stats().server_underflows)

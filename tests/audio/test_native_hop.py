@@ -3,7 +3,11 @@ FrameGate's deadline and reset semantics on its C thread, and a Python fallback 
 
 from __future__ import annotations
 
+import gc
 import math
+import os
+import re
+import threading
 import time
 from pathlib import Path
 
@@ -23,8 +27,10 @@ SECONDS = 6.0
 TOLERANCE = 1e-5  # max abs difference of the output samples
 DEADLINE_S = 0.005
 SLOW_S = 0.05
+SLOW_STEPS = 4  # a slowed step lasts at least this many plain steps (sanitizer builds step slowly)
 RETURN_MARGIN_S = 0.02  # scheduling slack on a busy 2-core machine
 WARMUP_FRAMES = 3
+MODEL_THREAD = "rtenhance-model"
 
 
 @pytest.fixture(scope="module")
@@ -52,6 +58,12 @@ def run(processor: HopProcessor, x: np.ndarray, cfg: StftConfig, run_model, dry:
         processor.close()
 
 
+def started(native: NativeHop) -> NativeHop:
+    """``native`` after ``reset``, which starts its model thread (as the engine does when it opens the devices)."""
+    native.reset()
+    return native
+
+
 def passthrough_stretches(i: int) -> bool:
     """The model is skipped for hops 60..79 and 200..201 (each stretch forces a state reset)."""
     return not (60 <= i < 80 or 200 <= i < 202)
@@ -63,7 +75,7 @@ def passthrough_stretches(i: int) -> bool:
 def test_native_hop_equals_the_python_hop(model, cfg, dry, loud, stretches):
     x = noise_signal(SECONDS, seed=1) * (40.0 if loud else 1.0)
     run_model = passthrough_stretches if stretches else (lambda i: True)
-    native = NativeHop(NativeStepper(model), cfg, KNEE_DBFS)
+    native = started(NativeHop(NativeStepper(model), cfg, KNEE_DBFS))
     python = PythonHop(NativeStepper(model), cfg, KNEE_DBFS)
     out = run(native, x, cfg, run_model, dry)
     expected = run(python, x, cfg, run_model, dry)
@@ -102,41 +114,86 @@ def test_fft_matches_numpy_and_round_trips(n_fft):
 
 
 def test_a_late_model_is_passed_through_then_reset(model, cfg):
-    native = NativeHop(NativeStepper(model), cfg, KNEE_DBFS)
+    native = started(NativeHop(NativeStepper(model), cfg, KNEE_DBFS))
     hop = noise_signal(0.1, seed=3)[: cfg.hop_samples].copy()
     try:
-        native.process(hop, True, 0.0, math.inf, 0.0)  # starts the thread
+        native.process(hop, True, 0.0, math.inf, 0.0)
+        slow_s = max(SLOW_S, SLOW_STEPS * native.model_s)  # well above a plain step, even on a slow build
         start = time.monotonic()
-        native.process(hop, True, 0.0, DEADLINE_S, SLOW_S)
+        native.process(hop, True, 0.0, DEADLINE_S, slow_s)
         assert time.monotonic() - start < DEADLINE_S + RETURN_MARGIN_S
         assert native.missed
         passed = native.process(hop, True, 0.0, DEADLINE_S, 0.0)  # still busy with the late frame
         assert native.missed and native.state_resets == 0
         # this frame and the one before passed through: their overlap-add is the (repeated) input hop
         np.testing.assert_allclose(passed, hop, atol=1e-6)
-        time.sleep(SLOW_S + RETURN_MARGIN_S)
-        assert native.model_s >= SLOW_S  # the late step finished, slowed down
+        time.sleep(slow_s + RETURN_MARGIN_S)
+        assert native.model_s >= slow_s  # the late step finished, slowed down
         native.process(hop, True, 0.0, math.inf, 0.0)
-        assert not native.missed and native.state_resets == 1 and native.model_s < SLOW_S
+        assert not native.missed and native.state_resets == 1 and native.model_s < slow_s
     finally:
         native.close()
 
 
 def test_reset_warm_up_and_close(model, cfg):
     x = noise_signal(1.0, seed=4)
-    native = NativeHop(NativeStepper(model), cfg, KNEE_DBFS)
+    native = started(NativeHop(NativeStepper(model), cfg, KNEE_DBFS))
     first = run(native, x, cfg, lambda i: True, 0.0)
     native.reset()
-    again = run(native, x, cfg, lambda i: True, 0.0)  # close, then the next model hop restarts the thread
+    again = run(native, x, cfg, lambda i: True, 0.0)  # run closed the thread; reset started it again
     np.testing.assert_array_equal(again, first)
-    native.warm_up(WARMUP_FRAMES)
+    native.reset()
+    native.warm_up(WARMUP_FRAMES)  # leaves the zero state behind it
     np.testing.assert_array_equal(run(native, x, cfg, lambda i: True, 0.0), first)
+    native.reset()
     native.process(x[: cfg.hop_samples].copy(), True, 0.0, 0.0, SLOW_S)  # a step in progress...
     native.reset()  # ...is waited for
     np.testing.assert_array_equal(run(native, x, cfg, lambda i: True, 0.0), first)
     assert native.state_resets == 0
     native.close()
     native.close()
+
+
+def _model_threads() -> dict[int, str]:
+    """This process's threads named like the model thread (C threads too, unlike ``threading``): their CPU lists."""
+    found = {}
+    for task in Path("/proc/self/task").iterdir():
+        try:
+            comm, status = (task / "comm").read_text().strip(), (task / "status").read_text()
+        except OSError:  # the thread ended meanwhile
+            continue
+        if comm == MODEL_THREAD:
+            found[int(task.name)] = re.search(r"^Cpus_allowed_list:\s*(\S+)", status, re.MULTILINE).group(1)
+    return found
+
+
+def test_reset_starts_the_model_thread_on_the_callers_cpus_and_a_hop_never_does(model, cfg):
+    before = _model_threads()
+    native = NativeHop(NativeStepper(model), cfg, KNEE_DBFS)
+    hop = noise_signal(0.1, seed=6)[: cfg.hop_samples].copy()
+    native.warm_up(WARMUP_FRAMES)  # on this thread
+    assert _model_threads() == before
+    for _ in range(3):  # before reset, model hops pass through as missed, and no thread starts
+        native.process(hop, True, 0.0, math.inf, 0.0)
+        assert native.missed and _model_threads() == before
+    cpu = min(os.sched_getaffinity(0))
+    pinned = threading.Thread(target=lambda: (os.sched_setaffinity(0, {cpu}), native.reset()))  # as the worker
+    pinned.start()
+    pinned.join()
+    new = set(_model_threads()) - set(before)
+    assert len(new) == 1 and _model_threads()[new.pop()] == str(cpu)  # it inherited the caller's CPUs
+    native.process(hop, True, 0.0, math.inf, 0.0)
+    assert not native.missed and native.state_resets == 0  # reset cleared the stale state: not counted
+    native.reset()  # a running thread is kept
+    assert len(_model_threads()) == len(before) + 1
+    native.close()
+    native.process(hop, True, 0.0, math.inf, 0.0)
+    assert native.missed and _model_threads() == before
+    native.reset()
+    assert len(_model_threads()) == len(before) + 1
+    del native
+    gc.collect()
+    assert _model_threads() == before  # freeing the hop joined its thread
 
 
 def test_limiter_knee_changes_apply(model, cfg):

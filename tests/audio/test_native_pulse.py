@@ -5,6 +5,8 @@ Capture of a played tone and playback of the ring are checked for both stream ki
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -20,6 +22,7 @@ from rtenhance.daemon import Daemon
 from rtenhance.runtime_config import AudioConfig, RuntimeConfig
 from tests.audio.daemon_support import lag_and_correlation
 from tests.audio.pulse_support import start_pulse_server, stop_pulse_server
+from tests.conftest import REPO, python_child_env
 
 pytestmark = pytest.mark.skipif(native_pulse.unavailable_reason() is not None,
                                 reason=f"native pulse library unavailable: {native_pulse.unavailable_reason()}")
@@ -30,6 +33,27 @@ HOP = 256  # samples moved per step in the loopback test
 NOISE_TOP_HZ = 4000.0
 AHEAD_S = 0.2  # the loopback test keeps this much in the playback ring
 FIRST_DATA_S = 3.0  # the longest an idle null sink's monitor takes to deliver its first block
+EXIT_TIMEOUT_S = 60.0
+LINGER_S = 0.3  # the exit script's process lives on this long after the finalizers (> ARRIVAL_WAIT_US)
+# Exits while a daemon worker is blocked in rtp_wait_input on an open capture stream; an atexit hook
+# registered first runs last (after weakref's finalizers) and keeps the process alive meanwhile, so a
+# finalizer that freed the end at exit would let the worker use freed memory.
+EXIT_SCRIPT = f"""
+import atexit, threading, time
+atexit.register(time.sleep, {LINGER_S})
+from rtenhance.audio.devices import Endpoint
+from rtenhance.audio.native_pulse import NativePulseCapture
+capture = NativePulseCapture(Endpoint("pulse", "input", "pulse:A.monitor", pulse_name="A.monitor", sample_rate=16000))
+capture.open()
+capture.start()
+blocked = threading.Event()
+def worker():
+    while True:
+        blocked.set()
+        capture.wait_input(10 * capture.ring.capacity, 0.0)
+threading.Thread(target=worker, daemon=True).start()
+blocked.wait()
+"""
 
 
 @pytest.fixture
@@ -148,6 +172,12 @@ def test_a_lost_server_is_a_fault_not_an_exception(tmp_path, monkeypatch) -> Non
         capture.close()
         playback.close()
     assert capture.fault(1.0) == playback.fault(1.0) == "not open"
+
+
+def test_exit_while_a_worker_waits_for_input_frees_nothing_in_use(pulse_env) -> None:
+    done = subprocess.run([sys.executable, "-c", EXIT_SCRIPT], cwd=REPO, env=python_child_env(), capture_output=True,
+                          text=True, timeout=EXIT_TIMEOUT_S)
+    assert done.returncode == 0 and "Sanitizer" not in done.stderr and "Traceback" not in done.stderr, done.stderr
 
 
 def test_missing_device_and_server_give_device_errors(pulse_env, monkeypatch) -> None:

@@ -57,3 +57,14 @@ def test_unusable_compiler_makes_native_unavailable(
         make_stepper(random_model(), "native")
     assert resolve_backend("auto") == "onnx"
     assert not fresh_cache.exists() or not any(fresh_cache.iterdir())
+
+
+def test_extra_cflags_are_part_of_the_build_and_its_key(fresh_cache: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    plain = build_library(compiler(), fresh_cache)
+    monkeypatch.setenv(native_build.EXTRA_CFLAGS_ENV, "-O0 -g")
+    debug = build_library(compiler(), fresh_cache)
+    assert b".debug_info" not in plain.read_bytes()
+    assert debug != plain and debug.is_file() and b".debug_info" in debug.read_bytes()
+    monkeypatch.setenv(native_build.EXTRA_CFLAGS_ENV, "-no-such-flag-rtenhance")
+    with pytest.raises(NativeUnavailable, match="no-such-flag-rtenhance"):
+        build_library(compiler(), fresh_cache)
