@@ -6,7 +6,8 @@ thread ``SCHED_FIFO`` at a low real-time priority when the system allows it (roo
 RLIMIT_RTPRIO, as audio groups usually grant), else leaves it to its nice level; either way the outcome is
 logged once per process. The thread's work per wake-up is a memcpy of a few ms of audio, so a real-time
 priority cannot starve the system; the worker (one hop of DSP per 16 ms, well under a millisecond) gets
-a lower real-time priority than the I/O thread, and the model thread stays at its nice level.
+a lower real-time priority than the I/O thread; the model thread, started by the worker, inherits it (a
+step takes well under a millisecond of its 16 ms hop).
 """
 
 from __future__ import annotations
