@@ -27,7 +27,9 @@ BUFFER_ALIGN_BYTES = 64
 FLOAT_BYTES = 4
 CPUINFO = Path("/proc/cpuinfo")
 AVX2_FLAGS = frozenset({"avx2", "fma"})
-BASE_CFLAGS = ("-std=c99", "-O3", "-fPIC", "-shared", "-fno-math-errno", "-fno-trapping-math", "-Wall")
+TOO_WIDE = -2  # gtcrn_batch_scratch_floats: more channels than its MAX_TERMS allows
+MAX_CHANNELS = 25  # MAX_TERMS // BAND_KERNEL in gtcrn_batch.c
+BASE_CFLAGS = ("-std=c99", "-O3", "-fPIC", "-shared", "-fno-math-errno", "-fno-trapping-math", "-Wall", "-Wno-psabi")
 
 
 def _declare(lib: ctypes.CDLL) -> None:
@@ -99,6 +101,8 @@ class BatchStepper:
         self._blob = _aligned_zeros((plan.blob.size,))
         self._blob[:] = plan.blob
         scratch_floats = self._lib.gtcrn_batch_scratch_floats(self._plan.ctypes.data)
+        if scratch_floats == TOO_WIDE:
+            raise NativeUnavailable(f"the batched native step supports at most {MAX_CHANNELS} channels")
         if scratch_floats < 0:
             raise NativeUnavailable(f"the batched native library in {cache_dir()} does not match this plan version")
         self._scratch = _aligned_zeros((int(scratch_floats),))

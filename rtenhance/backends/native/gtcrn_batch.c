@@ -32,11 +32,18 @@
 #define MASK_CHANNELS 2  /* complex mask: real, imaginary */
 #define GATES 3          /* GRU gates z, r, h */
 #ifndef LANES
-#define LANES 16         /* streams per block */
+#define LANES 8          /* streams per block */
 #endif
-#define OUT_BLOCK 4      /* outputs accumulated together in a matrix product */
+#define OUT_BLOCK 8      /* outputs accumulated together in a matrix product */
 
 #define V(n) ((size_t)(n) * LANES) /* floats in n lane vectors */
+#define POSITIONS 8      /* output vectors accumulated together in a row combination */
+#define MAX_TERMS 128    /* (weight, input row) terms of one output row */
+
+/* One lane vector (GCC/Clang vector extensions: one or two SIMD registers, or several narrower ones). Every
+ * vector in the buffers starts on a multiple of LANES floats from a 64-byte aligned base. */
+typedef float vf __attribute__((vector_size(LANES * sizeof(float)), may_alias));
+typedef int32_t vi __attribute__((vector_size(LANES * sizeof(float)), may_alias));
 
 enum {
     H_VERSION, H_N_BINS, H_BANDS0, H_BANDS1, H_BANDS2, H_CHANNELS, H_N_GT, H_N_DPGRNN,
@@ -99,7 +106,7 @@ static size_t work_vectors(const Dims *d) {
     size_t c = (size_t)d->channels, f = (size_t)d->bands2;
     size_t in_max = max_size(c, INPUT_FEATURES * SFE_NEIGHBOURS), wide = (size_t)d->bands0 + BAND_KERNEL;
     size_t conv = 2 * in_max * wide + 2 * wide;
-    size_t gt = 3 * c * f + 2 * GATES * c + 2 * c;
+    size_t gt = (c / 2 + c + 2) * (f + 2) + c * f + c / 2 * f + 2 * GATES * c + 2 * c;
     size_t dpgrnn = 2 * f * GATES * c + 2 * f * c + GATES * c + c;
     return max_size(conv, max_size(gt, dpgrnn));
 }
@@ -123,17 +130,21 @@ static size_t carve(const Dims *d, float *base, Scratch *s) {
     return total;
 }
 
-/* exp(x) in float without branches (so that lane loops vectorise): x = n ln2 + r, |r| <= ln2 / 2, with
- * ln2 split in a part exact under multiplication by n and a remainder; exp(r) by its Taylor series to
- * r^7 (relative truncation error below 3e-8); 2^n built in the exponent bits. */
-static inline float exp_lane(float x) {
-    const float lo = -87.0f, hi = 88.0f;
+static inline vf splat(float a) { return (vf){0} + a; }
+
+static inline vf select_v(vi mask, vf a, vf b) { return (vf)((mask & (vi)a) | (~mask & (vi)b)); }
+
+/* exp(x) per lane: x = n ln2 + r, |r| <= ln2 / 2, with ln2 split in a part exact under multiplication by
+ * n and a remainder; exp(r) by its Taylor series to r^7 (relative truncation error below 3e-8); 2^n built
+ * in the exponent bits. x is clamped to [-87, 88] so that 2^n stays a normal float. */
+static inline vf exp_v(vf x) {
     const float log2e = 1.44269504f, ln2_hi = 0.693359375f, ln2_lo = -2.12194440e-4f;
-    const float round_magic = 12582912.0f; /* 1.5 * 2^23 */
-    x = x < lo ? lo : (x > hi ? hi : x);
-    float n = (x * log2e + round_magic) - round_magic;
-    float r = (x - n * ln2_hi) - n * ln2_lo;
-    float p = 1.0f / 5040.0f;
+    const float round_magic = 12582912.0f; /* 1.5 * 2^23: adding and subtracting it rounds to an integer */
+    x = select_v(x < -87.0f, splat(-87.0f), x);
+    x = select_v(x > 88.0f, splat(88.0f), x);
+    vf n = (x * log2e + round_magic) - round_magic;
+    vf r = (x - n * ln2_hi) - n * ln2_lo;
+    vf p = splat(1.0f / 5040.0f);
     p = p * r + 1.0f / 720.0f;
     p = p * r + 1.0f / 120.0f;
     p = p * r + 1.0f / 24.0f;
@@ -141,15 +152,36 @@ static inline float exp_lane(float x) {
     p = p * r + 0.5f;
     p = p * r + 1.0f;
     p = p * r + 1.0f;
-    int32_t bits = ((int32_t)n + 127) << 23;
-    float scale;
-    memcpy(&scale, &bits, sizeof scale);
-    return scale * p;
+    vi bits = (__builtin_convertvector(n, vi) + 127) << 23;
+    return (vf)bits * p;
 }
 
-static inline float sigmoid_lane(float x) { return 1.0f / (1.0f + exp_lane(-x)); }
+static inline vf sigmoid_v(vf x) { return 1.0f / (1.0f + exp_v(-x)); }
 
-static inline float tanh_lane(float x) { return 1.0f - 2.0f / (exp_lane(2.0f * x) + 1.0f); }
+static inline vf tanh_v(vf x) { return 1.0f - 2.0f / (exp_v(2.0f * x) + 1.0f); }
+
+static inline vf prelu_v(vf x, float slope) { return select_v(x > 0.0f, x, x * slope); }
+
+/* y[0:n] = bias + sum over j < terms of w[j] * src[j][0:n], in vectors (src rows must not overlap y),
+ * POSITIONS outputs at a time so that the sums stay in registers, then the rest one at a time. */
+static void combine(float *y, int n, float bias, int terms, const float *w, const float *const *src) {
+    vf *out = (vf *)y;
+    int k = 0;
+    for (; k + POSITIONS <= n; k += POSITIONS) {
+        vf acc[POSITIONS];
+        for (int i = 0; i < POSITIONS; i++) acc[i] = splat(bias);
+        for (int j = 0; j < terms; j++) {
+            const vf *x = (const vf *)src[j] + k;
+            for (int i = 0; i < POSITIONS; i++) acc[i] += w[j] * x[i];
+        }
+        for (int i = 0; i < POSITIONS; i++) out[k + i] = acc[i];
+    }
+    for (; k < n; k++) {
+        vf a = splat(bias);
+        for (int j = 0; j < terms; j++) a += w[j] * ((const vf *)src[j])[k];
+        out[k] = a;
+    }
+}
 
 static void fill(float *x, size_t n, float value) {
     for (size_t i = 0; i < n; i++) x[i] = value;
@@ -193,54 +225,57 @@ static void rotate_held(float *cache, int c, int frames, int f, const Block *blk
 }
 
 static void prelu(float *x, size_t n, float slope) {
-    for (size_t i = 0; i < n; i++) x[i] = x[i] > 0.0f ? x[i] : slope * x[i];
+    vf *v = (vf *)x;
+    for (size_t i = 0; i < n / LANES; i++) v[i] = prelu_v(v[i], slope);
 }
 
 static void activate(float *x, size_t n, int is_tanh, float slope) {
+    vf *v = (vf *)x;
     if (is_tanh)
-        for (size_t i = 0; i < n; i++) x[i] = tanh_lane(x[i]);
+        for (size_t i = 0; i < n / LANES; i++) v[i] = tanh_v(v[i]);
     else
         prelu(x, n, slope);
 }
 
-/* y (rows, out) = x (rows, in) @ wt (in, out) + bias (out), every element a lane vector. */
-static void linear(const float *restrict x, const float *restrict wt, const float *restrict bias,
-                   float *restrict y, int rows, int in, int out) {
+/* y (rows, out) = x (rows, in) @ wt (in, out) + bias (out), every element a lane vector; OUT_BLOCK outputs
+ * at a time so that the sums stay in registers. */
+static void linear(const float *x, const float *restrict wt, const float *restrict bias, float *y, int rows, int in,
+                   int out) {
     for (int r = 0; r < rows; r++) {
-        const float *xr = x + V((size_t)r * in);
-        float *yr = y + V((size_t)r * out);
+        const vf *xr = (const vf *)(x + V((size_t)r * in));
+        vf *yr = (vf *)(y + V((size_t)r * out));
         int o = 0;
         for (; o + OUT_BLOCK <= out; o += OUT_BLOCK) {
-            float acc[OUT_BLOCK][LANES];
-            for (int b = 0; b < OUT_BLOCK; b++)
-                for (int l = 0; l < LANES; l++) acc[b][l] = bias[o + b];
+            vf acc[OUT_BLOCK];
+            for (int b = 0; b < OUT_BLOCK; b++) acc[b] = splat(bias[o + b]);
             for (int i = 0; i < in; i++) {
-                const float *xi = xr + V(i), *wi = wt + (size_t)i * out + o;
-                for (int b = 0; b < OUT_BLOCK; b++)
-                    for (int l = 0; l < LANES; l++) acc[b][l] += wi[b] * xi[l];
+                const float *wi = wt + (size_t)i * out + o;
+                vf xi = xr[i];
+                for (int b = 0; b < OUT_BLOCK; b++) acc[b] += wi[b] * xi;
             }
-            memcpy(yr + V(o), acc, sizeof acc);
+            for (int b = 0; b < OUT_BLOCK; b++) yr[o + b] = acc[b];
         }
         for (; o < out; o++) {
-            float *yo = yr + V(o);
-            fill(yo, LANES, bias[o]);
-            for (int i = 0; i < in; i++) axpy(yo, xr + V(i), wt[(size_t)i * out + o], LANES);
+            vf a = splat(bias[o]);
+            for (int i = 0; i < in; i++) a += wt[(size_t)i * out + o] * xr[i];
+            yr[o] = a;
         }
     }
 }
 
 /* One GRU cell (ONNX gates z, r, h; linear_before_reset) of H units per lane. gx (3H): input projection
  * plus input bias; rt (H, 3H) recurrent weights transposed; rb (3H); h (H) previous hidden; h_new (H) the
- * next (may alias h); tmp (3H) scratch. */
+ * next (must not alias h); tmp (3H) scratch. */
 static void gru_cell(const float *gx, const float *rt, const float *rb, const float *h, float *h_new,
                      float *tmp, int units) {
     linear(h, rt, rb, tmp, 1, units, GATES * units);
-    size_t n = V(units);
-    for (size_t i = 0; i < n; i++) {
-        float z = sigmoid_lane(gx[i] + tmp[i]);
-        float r = sigmoid_lane(gx[n + i] + tmp[n + i]);
-        float c = tanh_lane(gx[2 * n + i] + r * tmp[2 * n + i]);
-        h_new[i] = (1.0f - z) * c + z * h[i];
+    const vf *g = (const vf *)gx, *t = (const vf *)tmp, *hv = (const vf *)h;
+    vf *out = (vf *)h_new;
+    for (int i = 0; i < units; i++) {
+        vf z = sigmoid_v(g[i] + t[i]);
+        vf r = sigmoid_v(g[units + i] + t[units + i]);
+        vf c = tanh_v(g[2 * units + i] + r * t[2 * units + i]);
+        out[i] = (1.0f - z) * c + z * hv[i];
     }
 }
 
@@ -256,18 +291,23 @@ static void conv_block(Cursor *cur, const float *x, float *y, int win, int wout,
     for (int i = 0; i < cin; i++)
         for (int g = 0; g < win; g++) {
             int p = g + BAND_KERNEL / 2;
-            memcpy((p % 2 ? odd : even) + V((size_t)i * phase + p / 2), x + V((size_t)i * win + g), V(1) * sizeof(float));
+            ((vf *)(p % 2 ? odd : even))[(size_t)i * phase + p / 2] = ((const vf *)x)[(size_t)i * win + g];
         }
     int in_per_group = cin / groups, out_per_group = cout / groups;
+    float wt[MAX_TERMS];
+    const float *src[MAX_TERMS];
     for (int o = 0; o < cout; o++) {
-        float *yo = y + V((size_t)o * wout);
-        fill(yo, V(wout), bias[o]);
-        int first = (o / out_per_group) * in_per_group;
+        int first = (o / out_per_group) * in_per_group, terms = 0;
         for (int il = 0; il < in_per_group; il++) {
             const float *wo = w + ((size_t)o * in_per_group + il) * BAND_KERNEL;
             const float *e = even + V((size_t)(first + il) * phase), *od = odd + V((size_t)(first + il) * phase);
-            for (int t = 0; t < BAND_KERNEL; t++) axpy(yo, (t % 2 ? od : e) + V(t / 2), wo[t], V(wout));
+            for (int t = 0; t < BAND_KERNEL; t++) {
+                wt[terms] = wo[t];
+                src[terms++] = (t % 2 ? od : e) + V(t / 2);
+            }
         }
+        float *yo = y + V((size_t)o * wout);
+        combine(yo, wout, bias[o], terms, wt, src);
         activate(yo, V(wout), is_tanh, slope[o]);
     }
 }
@@ -280,8 +320,8 @@ static void conv_transpose_block(Cursor *cur, const float *x, float *y, int win,
     const float *w = take_weights(cur), *bias = take_weights(cur), *slope = take_weights(cur);
     int padded = win + 2, n_even = (wout + 1) / 2, n_odd = wout / 2;
     float *xp = work;                              /* (cin, win + 2): x with one zero vector each side */
-    float *even = xp + V((size_t)cin * padded);    /* (n_even) */
-    float *odd = even + V(n_even);                 /* (n_odd) */
+    vf *even = (vf *)(xp + V((size_t)cin * padded)); /* (n_even) */
+    vf *odd = even + n_even;                       /* (n_odd) */
     for (int i = 0; i < cin; i++) {
         float *row = xp + V((size_t)i * padded);
         fill(row, V(1), 0.0f);
@@ -289,38 +329,45 @@ static void conv_transpose_block(Cursor *cur, const float *x, float *y, int win,
         memcpy(row + V(1), x + V((size_t)i * win), V(win) * sizeof(float));
     }
     int in_per_group = cin / groups, out_per_group = cout / groups;
+    float w_even[MAX_TERMS], w_odd[MAX_TERMS];
+    const float *src_even[MAX_TERMS], *src_odd[MAX_TERMS];
     for (int o = 0; o < cout; o++) {
-        fill(even, V(n_even), bias[o]);
-        fill(odd, V(n_odd), bias[o]);
-        int group = o / out_per_group, ol = o % out_per_group;
+        int group = o / out_per_group, ol = o % out_per_group, terms = 0;
         for (int il = 0; il < in_per_group; il++) {
             int i = group * in_per_group + il;
             const float *wi = w + ((size_t)i * out_per_group + ol) * BAND_KERNEL;
-            const float *row = xp + V((size_t)i * padded);
-            axpy(even, row + V(2), wi[0], V(n_even));
-            axpy(even, row + V(1), wi[2], V(n_even));
-            axpy(even, row, wi[4], V(n_even));
-            axpy(odd, row + V(2), wi[1], V(n_odd));
-            axpy(odd, row + V(1), wi[3], V(n_odd));
+            const float *row = xp + V((size_t)i * padded); /* row[m + 1] = x[m] */
+            for (int t = 0; t < 3; t++) {
+                w_even[3 * terms + t] = wi[2 * t];
+                src_even[3 * terms + t] = row + V(2 - t);
+            }
+            for (int t = 0; t < 2; t++) {
+                w_odd[2 * terms + t] = wi[2 * t + 1];
+                src_odd[2 * terms + t] = row + V(2 - t);
+            }
+            terms++;
         }
-        float *yo = y + V((size_t)o * wout);
-        for (int m = 0; m < n_even; m++) memcpy(yo + V(2 * m), even + V(m), V(1) * sizeof(float));
-        for (int m = 0; m < n_odd; m++) memcpy(yo + V(2 * m + 1), odd + V(m), V(1) * sizeof(float));
-        activate(yo, V(wout), is_tanh, slope[o]);
+        combine((float *)even, n_even, bias[o], 3 * terms, w_even, src_even);
+        combine((float *)odd, n_odd, bias[o], 2 * terms, w_odd, src_odd);
+        vf *yo = (vf *)(y + V((size_t)o * wout));
+        for (int m = 0; m < n_even; m++) yo[2 * m] = even[m];
+        for (int m = 0; m < n_odd; m++) yo[2 * m + 1] = odd[m];
+        activate((float *)yo, V(wout), is_tanh, slope[o]);
     }
 }
 
-/* (1, 3) convolution over n bands with padding 1 for one (output, input) pair of rows. */
-static void band_taps(float *restrict y, const float *restrict row, const float *w, int n) {
-    axpy(y + V(1), row, w[0], V(n - 1));
-    axpy(y, row, w[1], V(n));
-    axpy(y, row + V(1), w[2], V(n - 1));
+/* Copies row (n vectors) to padded (n + 2 vectors) between two zero vectors. */
+static void pad_row(float *padded, const float *row, int n) {
+    fill(padded, V(1), 0.0f);
+    memcpy(padded + V(1), row, V(n) * sizeof(float));
+    fill(padded + V(n + 1), V(1), 0.0f);
 }
 
-/* GTConv block: x (C, F) -> out (C, F); updates its conv cache ring and TRA hidden in state. */
+/* GTConv block: x (C, F) -> out (C, F); updates its conv cache ring and TRA hidden in state. The (1, 3)
+ * band convolutions read rows padded with a zero vector on each side. */
 static void gt_block(Cursor *cur, const Dims *d, const Block *blk, const float *x, float *out, float *state,
                      float *work) {
-    int c = d->channels, f = d->bands2, half = c / 2;
+    int c = d->channels, f = d->bands2, half = c / 2, fp = f + 2;
     int dilation = take_int(cur), cache_at = take_int(cur), tra_at = take_int(cur);
     const float *in_w = take_weights(cur), *in_b = take_weights(cur), *in_slope = take_weights(cur);
     const float *dw_w = take_weights(cur), *dw_b = take_weights(cur), *dw_slope = take_weights(cur);
@@ -328,20 +375,31 @@ static void gt_block(Cursor *cur, const Dims *d, const Block *blk, const float *
     const float *tra_wt = take_weights(cur), *tra_rt = take_weights(cur), *tra_b = take_weights(cur);
     const float *fc_t = take_weights(cur), *fc_b = take_weights(cur);
 
-    float *p = work;                    /* (C, F) pointwise-in output: the newest frame */
-    float *dw = p + V((size_t)c * f);   /* (C, F) depthwise output */
-    float *q = dw + V((size_t)c * f);   /* (C/2, F) pointwise-out output */
-    float *gx = q + V((size_t)c * f);   /* (3C) */
-    float *tmp = gx + V(GATES * c);     /* (3C) */
-    float *gain = tmp + V(GATES * c);   /* (C) energies, then gains */
-    float *hidden = gain + V(c);        /* (C) next TRA hidden */
+    float *xp = work;                        /* (C/2, F + 2) first half of x, padded */
+    float *p = xp + V((size_t)half * fp);    /* (C, F + 2) pointwise-in output (the newest frame), padded */
+    float *past = p + V((size_t)c * fp);     /* (2, F + 2) one channel's two past frames, padded */
+    float *dw = past + V(2 * (size_t)fp);    /* (C, F) depthwise output */
+    float *q = dw + V((size_t)c * f);        /* (C/2, F) pointwise-out output */
+    float *gx = q + V((size_t)half * f);     /* (3C) */
+    float *tmp = gx + V(GATES * c);          /* (3C) */
+    float *gain = tmp + V(GATES * c);        /* (C) energies, then gains */
+    float *hidden = gain + V(c);             /* (C) next TRA hidden */
+    float wt[MAX_TERMS];
+    const float *src[MAX_TERMS];
 
+    for (int i = 0; i < half; i++) pad_row(xp + V((size_t)i * fp), x + V((size_t)i * f), f);
     for (int o = 0; o < c; o++) {
-        float *po = p + V((size_t)o * f);
-        fill(po, V(f), in_b[o]);
+        int terms = 0;
         for (int i = 0; i < half; i++)
-            band_taps(po, x + V((size_t)i * f), in_w + ((size_t)o * half + i) * SFE_NEIGHBOURS, f);
-        prelu(po, V(f), in_slope[o]);
+            for (int t = 0; t < SFE_NEIGHBOURS; t++) {
+                wt[terms] = in_w[((size_t)o * half + i) * SFE_NEIGHBOURS + t];
+                src[terms++] = xp + V((size_t)i * fp + t);
+            }
+        float *po = p + V((size_t)o * fp);
+        fill(po, V(1), 0.0f);
+        combine(po + V(1), f, in_b[o], terms, wt, src);
+        prelu(po + V(1), V(f), in_slope[o]);
+        fill(po + V(f + 1), V(1), 0.0f);
     }
 
     int frames = (GT_KERNEL_FRAMES - 1) * dilation;
@@ -349,24 +407,28 @@ static void gt_block(Cursor *cur, const Dims *d, const Block *blk, const float *
     float *cache = state + V(cache_at);
     for (int ch = 0; ch < c; ch++) {
         float *ring = cache + V((size_t)ch * frames * f);
-        const float *rows[GT_KERNEL_FRAMES] = {ring + V((size_t)oldest * f), ring + V((size_t)middle * f),
-                                               p + V((size_t)ch * f)};
-        float *y = dw + V((size_t)ch * f);
-        fill(y, V(f), dw_b[ch]);
+        pad_row(past, ring + V((size_t)oldest * f), f);
+        pad_row(past + V(fp), ring + V((size_t)middle * f), f);
+        const float *rows[GT_KERNEL_FRAMES] = {past, past + V(fp), p + V((size_t)ch * fp)};
+        int terms = 0;
         for (int kt = 0; kt < GT_KERNEL_FRAMES; kt++)
-            band_taps(y, rows[kt], dw_w + ((size_t)ch * GT_KERNEL_FRAMES + kt) * GT_KERNEL_BANDS, f);
+            for (int t = 0; t < GT_KERNEL_BANDS; t++) {
+                wt[terms] = dw_w[((size_t)ch * GT_KERNEL_FRAMES + kt) * GT_KERNEL_BANDS + t];
+                src[terms++] = rows[kt] + V(t);
+            }
+        float *y = dw + V((size_t)ch * f);
+        combine(y, f, dw_b[ch], terms, wt, src);
         prelu(y, V(f), dw_slope[ch]);
-        store_live(ring + V((size_t)oldest * f), p + V((size_t)ch * f), (size_t)f, blk);
+        store_live(ring + V((size_t)oldest * f), p + V((size_t)ch * fp + 1), (size_t)f, blk);
     }
     rotate_held(cache, c, frames, f, blk);
 
+    for (int ch = 0; ch < c; ch++) src[ch] = dw + V((size_t)ch * f);
     for (int h = 0; h < half; h++) {
-        float *qh = q + V((size_t)h * f), *energy = gain + V(h);
-        fill(qh, V(f), out_b[h]);
-        for (int ch = 0; ch < c; ch++) axpy(qh, dw + V((size_t)ch * f), out_w[(size_t)h * c + ch], V(f));
-        fill(energy, V(1), 0.0f);
-        for (int k = 0; k < f; k++)
-            for (int l = 0; l < LANES; l++) energy[l] += qh[V(k) + l] * qh[V(k) + l];
+        vf *qh = (vf *)(q + V((size_t)h * f)), energy = splat(0.0f);
+        combine((float *)qh, f, out_b[h], c, out_w + (size_t)h * c, src);
+        for (int k = 0; k < f; k++) energy += qh[k] * qh[k];
+        ((vf *)gain)[h] = energy;
     }
     linear(gain, tra_wt, tra_b, gx, 1, half, GATES * c);
     gru_cell(gx, tra_rt, tra_b + GATES * c, state + V(tra_at), hidden, tmp, c);
@@ -374,12 +436,10 @@ static void gt_block(Cursor *cur, const Dims *d, const Block *blk, const float *
     linear(hidden, fc_t, fc_b, gain, 1, c, half);
 
     for (int h = 0; h < half; h++) {
-        float g[LANES];
-        for (int l = 0; l < LANES; l++) g[l] = sigmoid_lane(gain[V(h) + l]);
-        const float *qh = q + V((size_t)h * f);
-        float *even = out + V((size_t)(2 * h) * f);
-        for (int k = 0; k < f; k++)
-            for (int l = 0; l < LANES; l++) even[V(k) + l] = qh[V(k) + l] * g[l];
+        vf g = sigmoid_v(((vf *)gain)[h]);
+        const vf *qh = (const vf *)(q + V((size_t)h * f));
+        vf *even = (vf *)(out + V((size_t)(2 * h) * f));
+        for (int k = 0; k < f; k++) even[k] = qh[k] * g;
         memcpy(out + V((size_t)(2 * h + 1) * f), x + V((size_t)(half + h) * f), V(f) * sizeof(float));
     }
 }
@@ -543,7 +603,8 @@ static void step_block(const int32_t *plan, const float *blob, const Dims *d, co
 /* Streams per block. */
 int32_t gtcrn_batch_lanes(void) { return LANES; }
 
-/* Floats of scratch gtcrn_batch_step needs for this plan, or -1 if the plan does not match this code. */
+/* Floats of scratch gtcrn_batch_step needs for this plan; -1 if the plan does not match this code, -2 if
+ * its channels are too many for MAX_TERMS. */
 int64_t gtcrn_batch_scratch_floats(const int32_t *plan) {
     if (plan[H_VERSION] != PLAN_VERSION || plan[H_BAND_KERNEL] != BAND_KERNEL || plan[H_BAND_STRIDE] != BAND_STRIDE ||
         plan[H_SFE] != SFE_NEIGHBOURS || plan[H_GT_FRAMES] != GT_KERNEL_FRAMES || plan[H_GT_BANDS] != GT_KERNEL_BANDS)
@@ -551,6 +612,9 @@ int64_t gtcrn_batch_scratch_floats(const int32_t *plan) {
     Dims d;
     Scratch s;
     read_dims(plan, NULL, &d);
+    if ((d.channels > INPUT_FEATURES * SFE_NEIGHBOURS ? d.channels : INPUT_FEATURES * SFE_NEIGHBOURS) * BAND_KERNEL >
+        MAX_TERMS)
+        return -2;
     return (int64_t)carve(&d, NULL, &s);
 }
 
