@@ -91,8 +91,8 @@ def _run_once(streams: int, seconds: float, core: int, weights: str | None) -> d
     port = _free_port()
     command = [sys.executable, "-m", "rtenhance", "serve", "--port", str(port), "--stats-interval", "1",
                "--max-streams", str(streams + 1)] + (["--weights", weights] if weights else [])
-    server = subprocess.Popen(command, cwd=REPO, stderr=subprocess.PIPE, text=True,
-                              preexec_fn=lambda: os.sched_setaffinity(0, {core}))
+    server = subprocess.Popen(command, cwd=REPO, stderr=subprocess.PIPE, text=True)
+    os.sched_setaffinity(server.pid, {core})
     log_lines = []
     assert server.stderr is not None
     deadline = time.monotonic() + SERVER_START_TIMEOUT_S
@@ -136,7 +136,7 @@ def run_load_tests(counts: list[int], seconds: float, core: int, weights: str | 
     for n in counts:
         r = _run_once(n, seconds, core, weights)
         runs.append(r)
-        fmt = lambda v, spec: format(v, spec) if v is not None else "-"  # noqa: E731
+        fmt = lambda v, spec: format(v, spec) if v is not None else "-"
         print(f"  {n:>7}{r['held']:>6}{fmt(r['delay_p50_ms'], '>11.1f')}{fmt(r['delay_p99_ms'], '>8.1f')}"
               f"{fmt(r['skipped_hops'], '>9')}{fmt(r['passthrough_hops'], '>13')}{fmt(r['late_ticks'], '>12')}"
               f"{fmt(r['step_us_per_stream_hop'], '>13.1f')}", flush=True)

@@ -127,9 +127,10 @@ class MultiStreamEnhancer:
             KeyError: an unknown id.
         """
         h = self.hop_samples
+        streams = {stream_id: self._stream(stream_id) for stream_id in chunks}  # every id checked first
         hops: dict[int, np.ndarray] = {}
         for stream_id, samples in chunks.items():
-            stream = self._stream(stream_id)
+            stream = streams[stream_id]
             x = np.concatenate([stream.pending[: stream.count], np.asarray(samples, dtype=np.float32).reshape(-1)])
             ready = x.shape[0] // h
             stream.count = x.shape[0] - ready * h

@@ -24,6 +24,7 @@ from websockets.exceptions import ConnectionClosed
 
 from rtenhance.model.gtcrn import GTCRN
 from rtenhance.multistream import MultiStreamEnhancer
+from rtenhance.serve.config import ServeConfig
 from rtenhance.serve.protocol import (
     CLOSE_GOING_AWAY,
     CLOSE_POLICY,
@@ -35,7 +36,6 @@ from rtenhance.serve.protocol import (
     parse_hello,
     ready_message,
 )
-from rtenhance.serve.config import ServeConfig
 from rtenhance.serve.session import Session
 from rtenhance.serve.stats import ServeStats
 
