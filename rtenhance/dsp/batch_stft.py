@@ -1,14 +1,16 @@
 """Hop-by-hop STFT analysis and synthesis for many streams at once, vectorised over streams.
 
 Each stream owns a row (slot) of the history arrays; ``analyze`` and ``synthesize`` take the slots that
-advance and their hops or frames as (n, ...) arrays. Per stream they compute exactly what
-``StreamingStft`` and ``StreamingIstft`` compute (same window, same float32 FFTs), so that a stream's
-output does not depend on which other streams share the call.
+advance and their hops or frames as (n, ...) arrays. Per stream they compute what
+``StreamingStft`` and ``StreamingIstft`` compute (same window, float32 FFTs; ``scipy.fft``, which is several
+times faster than ``numpy.fft`` on a batch of short rows, so the two differ by float rounding), and a
+stream's output does not depend on which other streams share the call.
 """
 
 from __future__ import annotations
 
 import numpy as np
+import scipy.fft
 
 from rtenhance.config import StftConfig
 from rtenhance.dsp.stft import sqrt_hann
@@ -65,7 +67,7 @@ class BatchStft:
         np.multiply(self._previous[slots], self._window_old, out=windowed[:, :h])
         np.multiply(hops, self._window_new, out=windowed[:, h:])
         self._previous[slots] = hops
-        spectrum = np.fft.rfft(windowed, axis=1).astype(np.complex64, copy=False)
+        spectrum = scipy.fft.rfft(windowed, axis=1).astype(np.complex64, copy=False)
         return spectrum.view(np.float32).reshape(slots.shape[0], self.cfg.n_bins, 2)
 
     def synthesize(self, slots: np.ndarray, frames: np.ndarray) -> np.ndarray:
@@ -80,7 +82,7 @@ class BatchStft:
         """
         h = self.cfg.hop_samples
         spectrum = np.ascontiguousarray(frames, dtype=np.float32).view(np.complex64)[..., 0]
-        samples = np.fft.irfft(spectrum, n=self.cfg.n_fft, axis=1).astype(np.float32, copy=False)
+        samples = scipy.fft.irfft(spectrum, n=self.cfg.n_fft, axis=1).astype(np.float32, copy=False)
         samples *= self._window
         out = self._overlap[slots] + samples[:, :h]
         self._overlap[slots] = samples[:, h:]
