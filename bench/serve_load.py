@@ -54,8 +54,11 @@ async def _client(uri: str, seconds: float, delay_s: float, out: dict) -> None:
             json.loads(await ws.recv())
 
             async def receive() -> None:
-                async for _ in ws:
-                    delays.append(time.perf_counter() - sent[len(delays)])
+                try:
+                    async for _ in ws:
+                        delays.append(time.perf_counter() - sent[len(delays)])
+                except ConnectionClosed:
+                    return
 
             receiver = asyncio.create_task(receive())
             start = time.perf_counter()
