@@ -26,6 +26,7 @@ COMMAND_MODULES = {
     "run": "rtenhance.cli.run",
     "devices": "rtenhance.cli.devices",
     "service": "rtenhance.cli.service",
+    "serve": "rtenhance.cli.serve",
 }
 DEFAULT_COMMAND = "run"
 
