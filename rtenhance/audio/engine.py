@@ -9,7 +9,9 @@ playback ring. The pieces around it each have their module:
   buffer), takes up clock drift by resampling, and drops audio only after a stall;
 - ``skips`` decides when the model does not run, and ``SkipCounts`` says why (``ring_low``, ``overload``,
   ``bypass``); ``OverloadGuard`` rests the model after a real overload;
-- a capture backlog far beyond any burst (after SIGSTOP, a suspend) is dropped at once (``backlog_ms``).
+- a capture backlog is stale and dropped at once (``backlog_ms``): after the worker did not run for
+  ``STALL_S`` (SIGSTOP, a suspend, a VM pause) all but the newest hop that arrives in the next
+  ``STALL_DRAIN_S``, and at any time what exceeds ``MAX_BACKLOG_S``.
 
 Latency bookkeeping (seconds): the engine delay is the audio in flight between the capture and playback
 callbacks: input ring + the hop being assembled + STFT overlap (one hop) + resampler filter delays +
@@ -50,6 +52,9 @@ MIN_SLEEP_S = 0.0005  # shortest wait for input
 MAX_HOPS_PER_READ = 8  # input read per worker iteration, in hops (bounds the catch-up burst)
 DEVICE_LATENCY_REFRESH_HOPS = 64  # re-read the devices' reported latency about once a second
 MAX_BACKLOG_S = 0.5  # captured audio waiting beyond this is stale (the process stalled): dropped at once
+STALL_S = 0.25  # the worker wakes at least every 50 ms: a longer gap means the process was stopped
+STALL_DRAIN_S = 0.2  # after a stall, the server's backlog arrives within this: all but the newest hop dropped
+SETTLE_HOPS = 64  # hops after a session opens before a low ring counts as ring_low (the prefill settles)
 KEEP_AFTER_BACKLOG_HOPS = 1  # hops of the newest input kept when a backlog is dropped
 SPLICE_FADE_S = 0.002  # crossfade across a drop
 WORKER_PRIORITY = 5  # real-time priority of the worker when allowed: below the stream I/O thread
@@ -122,6 +127,9 @@ class Engine:
         self._underflows_seen = 0  # the sink's underflows at the previous hop
         self._underflows_before = 0  # underflows counted in earlier sessions (before a reconnect)
         self._backlog_s = 0.0
+        self._last_pass = 0.0  # time.monotonic() of the worker's previous pass (0: none yet)
+        self._drain_until = 0.0  # stale capture is dropped until this time.monotonic()
+        self._session_hops = 0
         self._aligner = OutputAligner()  # file sinks only
         self._frames_in = 0
         self._hops_done = 0
@@ -243,6 +251,8 @@ class Engine:
         self._aligner.restart(0 if self.sink.realtime else round(self.sink.rate * self._algorithmic_s))
         self._frames_in = 0
         self._underflow_base = None
+        self._session_hops = 0
+        self._last_pass = 0.0
         if not self.sink.realtime:
             return 0
         # the ring must still hold the headroom when the first hop arrives, a hop after capture starts
@@ -261,6 +271,10 @@ class Engine:
         channels = source.channels
         while not self._stop.is_set():
             self.heartbeat()
+            now = time.monotonic()
+            if self._last_pass and now - self._last_pass > STALL_S:
+                self._drain_until = now + STALL_DRAIN_S
+            self._last_pass = now
             fault = self.supervisor.fault(stall_s)
             if fault:
                 return fault
@@ -273,7 +287,8 @@ class Engine:
             if available == 0:  # a file source has been read to its end
                 self._drain()
                 return None
-            if self.sink.realtime and available > MAX_BACKLOG_S * source.rate:
+            stale = available > MAX_BACKLOG_S * source.rate or time.monotonic() < self._drain_until
+            if stale and self.sink.realtime:
                 available = self._drop_backlog(available)
             frames = min(available, self._in_buffer.shape[0] // channels)
             block = self._in_buffer[: frames * channels]
@@ -304,6 +319,7 @@ class Engine:
             self._pending[: self._pending_count - self.hop] = self._pending[self.hop : self._pending_count]
             self._pending_count -= self.hop
             self._hops_done += 1
+            self._session_hops += 1
             if self._hops_done % DEVICE_LATENCY_REFRESH_HOPS == 0:
                 self._device_latency_s = self.source.device_latency_s() + self.sink.device_latency_s()
 
@@ -346,7 +362,7 @@ class Engine:
             run_model = False
             self.skips.overload += 1
         elif realtime:
-            if ring_low(ring_s, self._steps):
+            if self._session_hops >= SETTLE_HOPS and ring_low(ring_s, self._steps):
                 run_model = False
                 self.skips.ring_low += 1
             deadline_s = step_deadline_s(ring_s, self._steps)

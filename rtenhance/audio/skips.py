@@ -7,10 +7,11 @@ The model step costs about 0.1 ms of a 16 ms hop, so the model is skipped only f
 - ``ring_low``: the output ring still plays for less than the step's measured p99 time, so waiting for the
   model would certainly let playback run dry. A ring that has already run dry is no reason: the hop is
   late whatever runs, and the step is too short to matter.
-A step's deadline is the time the output ring still plays, but never less than ``OVERLOAD_FACTOR`` times
-the step's p99 (nor ``MIN_DEADLINE_S``): only a step far slower than usual is a miss. Until
-``MIN_STEPS`` steps have been timed (the first ones are slow: cold caches, page faults) the p99 is not
-trusted: no ``ring_low`` skip, and a step may take a whole hop (``START_DEADLINE_S``).
+A step's deadline is ``OVERLOAD_FACTOR`` times its p99 (at least ``MIN_DEADLINE_S``): only a step far
+slower than usual is a miss, and waiting for it never eats the output ring (waiting as long as the ring
+still played left the rest of the hop too late, and playback ran dry at every miss). Until ``MIN_STEPS``
+steps have been timed (the first ones are slow: cold caches, page faults) the p99 is not trusted: no
+``ring_low`` skip, and a step may take up to a hop (``START_DEADLINE_S``) or what the ring holds.
 """
 
 from __future__ import annotations
@@ -77,7 +78,7 @@ def ring_low(ring_s: float, steps: StepTimes) -> bool:
 
 
 def step_deadline_s(ring_s: float, steps: StepTimes) -> float:
-    """How long to wait for the model, in s: the ring's remaining time, but never a usual step's time."""
+    """How long to wait for the model, in s: a few usual steps (at start, up to a hop or the ring's time)."""
     if not steps.ready:
-        return max(ring_s, START_DEADLINE_S)
-    return max(ring_s, OVERLOAD_FACTOR * steps.p99_s, MIN_DEADLINE_S)
+        return max(min(ring_s, START_DEADLINE_S), MIN_DEADLINE_S)
+    return max(OVERLOAD_FACTOR * steps.p99_s, MIN_DEADLINE_S)

@@ -35,13 +35,14 @@ def test_a_low_ring_is_no_reason_unless_a_usual_step_would_miss_it():
     assert not ring_low(0.0001, timed([0.0002] * (MIN_STEPS - 1)))  # p99 not trusted yet
 
 
-def test_deadline_is_the_ring_but_never_a_usual_step():
+def test_deadline_is_a_few_usual_steps_whatever_the_ring():
     steps = timed([0.0002] * 100)
-    assert step_deadline_s(0.012, steps) == 0.012
+    assert step_deadline_s(0.012, steps) == MIN_DEADLINE_S
     assert step_deadline_s(0.0, steps) == MIN_DEADLINE_S
     slow = timed([0.003] * 100)
     assert step_deadline_s(0.001, slow) == OVERLOAD_FACTOR * 0.003
-    assert step_deadline_s(0.0, StepTimes()) == START_DEADLINE_S
+    assert step_deadline_s(0.040, StepTimes()) == START_DEADLINE_S  # not yet timed: up to a hop
+    assert step_deadline_s(0.005, StepTimes()) == 0.005
 
 
 def test_skip_counts_separate_bypass():
