@@ -26,6 +26,7 @@ COMMAND_MODULES = {
     "run": "rtenhance.cli.run",
     "devices": "rtenhance.cli.devices",
     "service": "rtenhance.cli.service",
+    "convert": "rtenhance.cli.convert",
 }
 DEFAULT_COMMAND = "run"
 
