@@ -6,15 +6,18 @@ whole-signal form used for files and training checks. Both run at the model's sa
 
 from __future__ import annotations
 
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 import numpy as np
-import torch
 
 from rtenhance.backends import FrameStepper
 from rtenhance.config import StftConfig
-from rtenhance.dsp.stft import StreamingIstft, StreamingStft, istft, stft
-from rtenhance.model.gtcrn import GTCRN
+from rtenhance.dsp.stft import StreamingIstft, StreamingStft, sqrt_hann_numpy
+
+if TYPE_CHECKING:
+    from rtenhance.model.gtcrn import GTCRN
+
+ENVELOPE_FLOOR = 1e-11  # overlap-add window envelope below this is treated as uncovered (as torch.istft does)
 
 
 class Enhancer:
@@ -133,8 +136,45 @@ class Enhancer:
         return out[self.latency_samples : self.latency_samples + x.shape[0]]
 
 
+def enhance_centred(stepper: FrameStepper, samples: np.ndarray, cfg: StftConfig) -> np.ndarray:
+    """Enhance one whole signal frame by frame with the centred framing of ``enhance_offline`` (NumPy and
+    the stepper only, no PyTorch): the same samples as ``enhance_offline(model, x)`` within float
+    tolerance, since the model is causal over frames.
+
+    Args:
+        stepper: the model's stepper (reset first).
+        samples: (N,) float32 at the model rate.
+        cfg: the model's STFT.
+
+    Returns:
+        (N,) float32 enhanced samples.
+    """
+    x = np.asarray(samples, dtype=np.float32).reshape(-1)
+    n, hop, n_fft = x.shape[0], cfg.hop_samples, cfg.n_fft
+    half = n_fft // 2
+    padded = np.pad(x, half, mode="reflect" if n > half else "constant")  # (N + n_fft,)
+    window = sqrt_hann_numpy(n_fft)
+    n_frames = n // hop + 1
+    out = np.zeros((n_frames - 1) * hop + n_fft, dtype=np.float32)
+    frame = np.zeros((cfg.n_bins, 2), dtype=np.float32)
+    stepper.reset()
+    for t in range(n_frames):
+        segment = padded[t * hop : t * hop + n_fft]
+        spectrum = np.fft.rfft(np.pad(segment, (0, n_fft - segment.shape[0])) * window)
+        frame[:, 0], frame[:, 1] = spectrum.real, spectrum.imag
+        enhanced = stepper.step(frame)
+        out[t * hop : t * hop + n_fft] += np.fft.irfft(enhanced[:, 0] + 1j * enhanced[:, 1], n=n_fft) * window
+    envelope = np.zeros_like(out)
+    for t in range(n_frames):
+        envelope[t * hop : t * hop + n_fft] += window * window
+    covered = envelope > ENVELOPE_FLOOR
+    out[covered] /= envelope[covered]
+    y = out[half : half + n]
+    return np.pad(y, (0, n - y.shape[0])).astype(np.float32)
+
+
 def enhance_offline(model: GTCRN, samples: np.ndarray, causal: bool = False) -> np.ndarray:
-    """Enhance whole signals with ``model.forward``.
+    """Enhance whole signals with ``model.forward`` (needs PyTorch; ``enhance_centred`` does not).
 
     Args:
         model: the network (eval mode).
@@ -144,6 +184,10 @@ def enhance_offline(model: GTCRN, samples: np.ndarray, causal: bool = False) -> 
     Returns:
         Enhanced samples, the same shape as ``samples``.
     """
+    import torch
+
+    from rtenhance.dsp.stft import istft, stft
+
     cfg = model.config.stft
     x = torch.from_numpy(np.ascontiguousarray(samples, dtype=np.float32))
     batched = x.reshape(-1, x.shape[-1])  # (B, N)

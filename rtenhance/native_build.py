@@ -126,13 +126,29 @@ def _read_checked(path: Path, owners: set[int]) -> tuple[int, bytes]:
         raise
 
 
+_HELD_FDS: list[int] = []  # descriptors of loaded libraries, open for the process's life (see ``_dlopen``)
+
+
 def _dlopen(fd: int, path: Path) -> ctypes.CDLL:
-    """Load the library open on ``fd`` (through ``/proc/self/fd``: the very file that was checked)."""
+    """Load the library open on ``fd`` through ``/proc/self/fd``: the very file that was checked. On
+    success ``fd`` stays open for the life of the process (the loader tells libraries apart by that name,
+    so it must never name another file); the caller closes it only on failure."""
     target = PROC_FD / str(fd) if PROC_FD.is_dir() else path
     try:
-        return ctypes.CDLL(str(target))
+        lib = ctypes.CDLL(str(target))
     except OSError as exc:
         raise _Rejected(f"cannot load {path}: {exc}") from exc
+    _HELD_FDS.append(fd)
+    return lib
+
+
+def _open_fd(fd: int, path: Path) -> ctypes.CDLL:
+    """``_dlopen``, closing ``fd`` when it fails."""
+    try:
+        return _dlopen(fd, path)
+    except _Rejected:
+        os.close(fd)
+        raise
 
 
 def _fsync_dir(folder: Path) -> None:
@@ -220,10 +236,7 @@ class CLibrary:
             return None
         try:
             fd, _data = _read_checked(path, {os.geteuid(), ROOT_UID})
-            try:
-                return self._declared(_dlopen(fd, path), path)
-            finally:
-                os.close(fd)
+            return self._declared(_open_fd(fd, path), path)
         except _Rejected as exc:
             log.warning("packaged %s library not used (%s); compiling it instead", self.name, exc)
             return None
@@ -246,12 +259,10 @@ class CLibrary:
         digest_fd, recorded = _read_checked(_digest_path(path), owners)
         os.close(digest_fd)
         fd, data = _read_checked(path, owners)
-        try:
-            if hashlib.sha256(data).hexdigest() != recorded.decode("ascii", "replace").strip():
-                raise _Rejected(f"{path} does not match the digest recorded when it was built")
-            return self._declared(_dlopen(fd, path), path)
-        finally:
+        if hashlib.sha256(data).hexdigest() != recorded.decode("ascii", "replace").strip():
             os.close(fd)
+            raise _Rejected(f"{path} does not match the digest recorded when it was built")
+        return self._declared(_open_fd(fd, path), path)
 
     def _declared(self, lib: ctypes.CDLL, path: Path) -> ctypes.CDLL:
         try:

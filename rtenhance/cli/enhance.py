@@ -6,14 +6,12 @@ import argparse
 import sys
 from pathlib import Path
 
-from tqdm import tqdm
-
 from rtenhance.audiofile import AUDIO_EXTENSIONS, read_audio, output_encoding, write_audio_atomic
 from rtenhance.backends import BACKENDS, DEFAULT_BACKEND
 from rtenhance.cli import UsageError
+from rtenhance.cli.progress import tqdm
 from rtenhance.file_enhance import enhance_samples
-from rtenhance.model.gtcrn import GTCRN
-from rtenhance.weights import resolve_model
+from rtenhance.weights import ModelWeights, resolve_model
 
 PROGRESS_MIN_SECONDS = 30.0  # a per-file progress bar is shown for inputs at least this long
 
@@ -48,7 +46,7 @@ def _pairs(src: Path, dst: Path) -> list[tuple[Path, Path]]:
     return [(src, dst)]
 
 
-def _enhance_file(model: GTCRN, src: Path, dst: Path, args: argparse.Namespace, show_bar: bool) -> None:
+def _enhance_file(model: ModelWeights, src: Path, dst: Path, args: argparse.Namespace, show_bar: bool) -> None:
     audio = read_audio(src)
     fmt, subtype = output_encoding(dst, audio)
     seconds = audio.samples.shape[0] / audio.sample_rate
