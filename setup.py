@@ -32,13 +32,14 @@ NATIVE = _native_libraries()
 ENTRIES = {entry.name: entry for entry in NATIVE.LIBRARIES}
 LINK_ONLY = {"-shared"}  # setuptools links shared objects itself
 BOTH = {"-pthread"}  # needed when compiling and when linking
+NO_DEBUG_INFO = "-g0"  # Python's own CFLAGS ask for -g: a third of the size, of no use to users
 
 
 def _extension(entry) -> Extension:  # type: ignore[no-untyped-def]
     return Extension(
         name=f"{PACKAGE}.{NATIVE.PREBUILT_SUBDIR}.{entry.name}",
         sources=[f"{PACKAGE}/{entry.source}"],
-        extra_compile_args=[f for f in entry.cflags if f not in LINK_ONLY],
+        extra_compile_args=[*(f for f in entry.cflags if f not in LINK_ONLY), NO_DEBUG_INFO],
         extra_link_args=[*(f for f in entry.cflags if f in BOTH), *entry.libs],
     )
 
@@ -53,6 +54,10 @@ class BuildNativeLibraries(build_ext):
         source = HERE / PACKAGE / entry.source
         name = NATIVE.prebuilt_name(entry.name, source, entry.cflags, entry.libs)
         return str(Path(*fullname.split(".")[:-1], name))
+
+    def copy_extensions_to_source(self) -> None:
+        (HERE / PACKAGE / NATIVE.PREBUILT_SUBDIR).mkdir(exist_ok=True)  # editable installs copy them there
+        super().copy_extensions_to_source()
 
     def get_export_symbols(self, ext: Extension) -> list[str]:
         return []  # no PyInit_ function: these are not Python modules
