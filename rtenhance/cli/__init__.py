@@ -14,7 +14,7 @@ import sys
 from types import ModuleType
 
 from rtenhance import __version__
-from rtenhance.cli.log_setup import configure_logging
+from rtenhance.cli.log_setup import SD_ERR, configure_logging, writes_to_journal
 
 EXIT_USAGE = 2
 EXTRA_OF_MODULE = {"torch": "train", "tqdm": "train", "pesq": "train", "pystoi": "train", "speechmos": "train",
@@ -62,6 +62,11 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _error(line: str) -> None:
+    """Print the one error line to stderr (as an error for the journal when stderr is the journal)."""
+    print(f"<{SD_ERR}>{line}" if writes_to_journal(sys.stderr) else line, file=sys.stderr)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``rtenhance`` console script; returns the exit status."""
     argv = list(sys.argv[1:] if argv is None else argv)
@@ -78,14 +83,14 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return int(args.run(args) or 0)
     except (UsageError, ValueError, OSError) as exc:
-        print(f"rtenhance {args.command}: error: {exc}", file=sys.stderr)
+        _error(f"rtenhance {args.command}: error: {exc}")
         return EXIT_USAGE
     except ModuleNotFoundError as exc:
         extra = EXTRA_OF_MODULE.get((exc.name or "").partition(".")[0])
         if extra is None:
             raise
-        print(f"rtenhance {args.command}: error: needs the {exc.name} package, which is not installed "
-              f"(pip install 'rtenhance[{extra}]')", file=sys.stderr)
+        _error(f"rtenhance {args.command}: error: needs the {exc.name} package, which is not installed "
+               f"(pip install 'rtenhance[{extra}]')")
         return EXIT_USAGE
     except KeyboardInterrupt:
         return 130
