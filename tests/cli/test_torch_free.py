@@ -14,11 +14,18 @@ from tests.conftest import REPO
 
 CLIP = REPO / "rtenhance" / "data" / "demo_noisy.wav"
 RUNNER = """
-import sys
+import os, sys
+def report():
+    heavy = sorted({name.partition(".")[0] for name in sys.modules} & {"torch", "onnxruntime", "onnx"})
+    print("heavy modules:", ",".join(heavy) or "none", file=sys.stderr, flush=True)
+exit_now = os._exit
+def reporting_exit(status):
+    report()
+    exit_now(status)
+os._exit = reporting_exit  # ``rtenhance run`` ends with os._exit
 from rtenhance.cli import main
 status = main(sys.argv[1:])
-heavy = sorted({name.partition(".")[0] for name in sys.modules} & {"torch", "onnxruntime", "onnx"})
-print("heavy modules:", ",".join(heavy) or "none", file=sys.stderr)
+report()
 raise SystemExit(status)
 """
 
