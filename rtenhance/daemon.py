@@ -26,6 +26,7 @@ from rtenhance.audio.pulse_streams import PulseCapture, PulsePlayback
 from rtenhance.audio.streams import Capture, FileSink, FileSource, Playback
 from rtenhance.config import ConfigError, StftConfig
 from rtenhance.notify import SystemdNotifier
+from rtenhance.realtime_sched import RealtimeUnavailable, drop_realtime, make_thread_realtime
 from rtenhance.runtime_config import RuntimeConfig, reloaded, restart_only_changes
 from rtenhance.stats import RateLimitedWarning, StatsSnapshot, append_json_line
 
@@ -46,6 +47,22 @@ def raise_priority(nice: int) -> None:
             log.info("running at nice %d", nice)
     except OSError as exc:
         log.debug("keeping the current priority (nice %d not allowed: %s)", nice, exc.strerror)
+
+
+def request_realtime(live: bool) -> bool:
+    """Ask rtkit for real-time scheduling of the threads started next (the audio worker and the model
+    thread inherit it), for live audio only (a file read as fast as possible must not run real-time);
+    logs what was granted, or why not. Returns whether the calling thread is now real-time."""
+    if not live:
+        return False
+    try:
+        priority = make_thread_realtime()
+    except RealtimeUnavailable as exc:
+        log.info("real-time scheduling unavailable (rtkit: %s); audio threads at the process's nice level %d",
+                 exc, os.getpriority(os.PRIO_PROCESS, 0))
+        return False
+    log.info("real-time scheduling from rtkit: audio threads SCHED_RR priority %d", priority)
+    return True
 
 
 def pin_cpus(cpus: tuple[int, ...]) -> None:
@@ -113,7 +130,10 @@ class Daemon:
             gc.freeze()  # the model and buffers live until exit: keep the collector from scanning them mid-hop
             log.info("%s -> %s at %d/%d Hz, target latency %.0f ms", cfg.audio.input, cfg.audio.output,
                      source.rate, sink.rate, cfg.latency.target_ms)
+            realtime = request_realtime("file" not in (source_end.kind, sink_end.kind))
             engine.start()
+            if realtime:
+                drop_realtime()  # the main thread only handles signals and stats
             self._serve(cfg, engine)
             return 0
         finally:
