@@ -29,13 +29,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from rtenhance.native_libraries import LIBRARIES, PACKAGE_DIR, PREBUILT_SUBDIR, prebuilt_name
+from rtenhance.native_libraries import KEY_HEX_CHARS, LIBRARIES, PACKAGE_DIR, PREBUILT_SUBDIR, prebuilt_name
 
 log = logging.getLogger(__name__)
 
 DEFAULT_COMPILER = "cc"
 CACHE_SUBDIR = "rtenhance"
-KEY_HEX_CHARS = 16  # of the SHA-256 in the library's file name
 COMPILE_TIMEOUT_S = 120.0
 VERSION_TIMEOUT_S = 10.0
 ERROR_TAIL_CHARS = 2000  # of the compiler's messages kept in the exception

@@ -4,7 +4,8 @@ The library comes prebuilt with the package, else is built on first use with the
 cached (``rtenhance.native_build``). The step's plan and weights come from ``ModelWeights.plan`` (no
 PyTorch needed), or are built from a PyTorch ``GTCRN``.
 The flags are portable (no ``-march=native``, no ``-ffast-math``), so a home folder shared between
-machines never loads a binary that does not fit its CPU. Without a working compiler, ``load_library``
+machines never loads a binary that does not fit its CPU. Without the prebuilt library and a working
+compiler, ``load_library``
 raises ``NativeUnavailable`` with the reason.
 
 ``NativeStepper`` prepares everything once: the plan and weight blob (``plan.py``), two state sets, a
@@ -17,7 +18,6 @@ from __future__ import annotations
 import ctypes
 from dataclasses import dataclass
 from pathlib import Path
-
 from typing import TYPE_CHECKING
 
 import numpy as np
