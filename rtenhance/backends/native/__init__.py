@@ -5,8 +5,7 @@ cached (``rtenhance.native_build``). The step's plan and weights come from ``Mod
 PyTorch needed), or are built from a PyTorch ``GTCRN``.
 The flags are portable (no ``-march=native``, no ``-ffast-math``), so a home folder shared between
 machines never loads a binary that does not fit its CPU. Without the prebuilt library and a working
-compiler, ``load_library``
-raises ``NativeUnavailable`` with the reason.
+compiler, ``load_library`` raises ``NativeUnavailable`` with the reason.
 
 ``NativeStepper`` prepares everything once: the plan and weight blob (``plan.py``), two state sets, a
 scratch buffer and the foreign call's arguments. A hop is one ``np.copyto`` and one foreign call that reads
