@@ -20,14 +20,16 @@ demo: setup
 	@echo "demo: the daemon enhanced $(DEMO_IN) in real time -> $(DEMO_OUT)"
 
 test: setup
+	$(PY) -m ruff check .
 	$(PY) -m pytest -q -m "not slow"
 	$(PY) -m pytest -q -m sanitizers
 
 test-all: setup
+	$(PY) -m ruff check .
 	$(PY) -m pytest -q
 
 bench: setup
 	$(PY) bench/step_latency.py
 
 clean:
-	rm -rf $(VENV) build *.egg-info
+	rm -rf $(VENV) build dist *.egg-info rtenhance/_native

@@ -10,13 +10,14 @@ from __future__ import annotations
 import multiprocessing
 import os
 import signal
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 from rtenhance.audiofile import AudioFileError, OutputError
 from rtenhance.file_enhance import ProgressFn, enhance_file
-from rtenhance.model.gtcrn import GTCRN
+from rtenhance.weights.model_weights import Model
 
 
 @dataclass(frozen=True)
@@ -58,7 +59,7 @@ def available_cores() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
-def run_one(model: GTCRN, job: Job, options: JobOptions, progress: ProgressFn | None = None) -> Outcome:
+def run_one(model: Model, job: Job, options: JobOptions, progress: ProgressFn | None = None) -> Outcome:
     """Enhance one file; a bad file becomes an ``Outcome`` with its reason instead of an exception."""
     try:
         result = enhance_file(model, job.src, job.dst, options.streaming, options.backend, options.overwrite, progress)
@@ -69,7 +70,7 @@ def run_one(model: GTCRN, job: Job, options: JobOptions, progress: ProgressFn | 
     return Outcome(job, result.seconds)
 
 
-_worker_model: GTCRN | None = None  # set in the parent before forking; the workers inherit it
+_worker_model: Model | None = None  # set in the parent before forking; the workers inherit it
 _worker_options: JobOptions | None = None
 
 
@@ -82,11 +83,11 @@ def _stop_worker(signum: int, frame: object) -> None:
 
 
 def _init_worker() -> None:
-    import torch
-
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, _stop_worker)
-    torch.set_num_threads(1)
+    torch = sys.modules.get("torch")  # only when the model runs on a PyTorch backend
+    if torch is not None:
+        torch.set_num_threads(1)
 
 
 def _work(job: Job) -> Outcome:
@@ -94,7 +95,7 @@ def _work(job: Job) -> Outcome:
     return run_one(_worker_model, job, _worker_options)
 
 
-def run_parallel(model: GTCRN, jobs: list[Job], options: JobOptions, workers: int) -> Iterator[Outcome]:
+def run_parallel(model: Model, jobs: list[Job], options: JobOptions, workers: int) -> Iterator[Outcome]:
     """Outcomes in completion order from ``workers`` forked processes. Leaving the iteration early (an
     exception, Ctrl-C) terminates the workers, and each removes its partial file."""
     global _worker_model, _worker_options

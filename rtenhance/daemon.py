@@ -149,13 +149,14 @@ class Daemon:
             raise ConfigError(exc.strerror) from None
 
     def _load_model(self, cfg: RuntimeConfig) -> tuple[HopProcessor, StftConfig]:
-        import torch
-
         from rtenhance.backends import make_stepper, resolve_backend
         from rtenhance.weights import resolve_model
 
-        torch.set_num_threads(cfg.engine.threads)
         backend = resolve_backend(cfg.engine.backend)
+        if backend in ("onnx", "torch"):  # the native backend runs one C thread and never imports PyTorch
+            import torch
+
+            torch.set_num_threads(cfg.engine.threads)
         model, name = resolve_model(cfg.engine.weights)
         log.info("model %s on backend %s (%d thread%s)", name, backend, cfg.engine.threads,
                  "" if cfg.engine.threads == 1 else "s")

@@ -6,15 +6,19 @@ whole-signal form used for files and training checks. Both run at the model's sa
 
 from __future__ import annotations
 
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 import numpy as np
-import torch
 
 from rtenhance.backends import FrameStepper
 from rtenhance.config import StftConfig
-from rtenhance.dsp.stft import StreamingIstft, StreamingStft, istft, stft
-from rtenhance.model.gtcrn import GTCRN
+from rtenhance.dsp.stft import StreamingIstft, StreamingStft, sqrt_hann_numpy
+
+if TYPE_CHECKING:
+    from rtenhance.model.gtcrn import GTCRN
+
+ENVELOPE_FLOOR = 1e-11  # overlap-add window envelope below this is treated as uncovered (as torch.istft does)
+CENTRED_BLOCK_FRAMES = 1024  # frames per FFT block of ``enhance_centred`` (16 s at 16 ms hops)
 
 
 class Enhancer:
@@ -133,8 +137,49 @@ class Enhancer:
         return out[self.latency_samples : self.latency_samples + x.shape[0]]
 
 
+def enhance_centred(stepper: FrameStepper, samples: np.ndarray, cfg: StftConfig) -> np.ndarray:
+    """Enhance one whole signal frame by frame with the centred framing of ``enhance_offline`` (NumPy and
+    the stepper only, no PyTorch): the same samples as ``enhance_offline(model, x)`` within float
+    tolerance, since the model is causal over frames. The FFTs run over blocks of ``CENTRED_BLOCK_FRAMES``.
+
+    Args:
+        stepper: the model's stepper (reset first).
+        samples: (N,) float32 at the model rate.
+        cfg: the model's STFT (n_fft = 2 hop, as ``StftConfig`` guarantees).
+
+    Returns:
+        (N,) float32 enhanced samples.
+    """
+    x = np.asarray(samples, dtype=np.float32).reshape(-1)
+    n, hop, n_fft = x.shape[0], cfg.hop_samples, cfg.n_fft
+    n_frames = n // hop + 1
+    padded = np.pad(x, n_fft // 2, mode="reflect" if n > n_fft // 2 else "constant")  # (N + n_fft,)
+    hops = padded[: (n_frames + 1) * hop].reshape(n_frames + 1, hop)  # frame t is hops t and t + 1
+    window = sqrt_hann_numpy(n_fft)
+    out = np.zeros((n_frames + 1, hop), dtype=np.float32)  # overlap-added hops
+    stepper.reset()
+    for first in range(0, n_frames, CENTRED_BLOCK_FRAMES):
+        last = min(first + CENTRED_BLOCK_FRAMES, n_frames)
+        frames = np.concatenate([hops[first:last], hops[first + 1 : last + 1]], axis=1) * window  # (B, n_fft)
+        spectra = np.fft.rfft(frames, axis=1)  # (B, F)
+        noisy = np.stack([spectra.real, spectra.imag], axis=-1).astype(np.float32)  # (B, F, 2)
+        enhanced = np.empty_like(noisy)
+        for i in range(noisy.shape[0]):
+            enhanced[i] = stepper.step(noisy[i])
+        y = np.fft.irfft(enhanced[..., 0] + 1j * enhanced[..., 1], n=n_fft, axis=1) * window  # (B, n_fft)
+        out[first:last] += y[:, :hop]
+        out[first + 1 : last + 1] += y[:, hop:]
+    envelope = np.zeros_like(out)  # overlap-added squared windows, as torch.istft divides by
+    envelope[:n_frames] += window[:hop] ** 2
+    envelope[1:] += window[hop:] ** 2
+    flat, env = out.reshape(-1), envelope.reshape(-1)
+    covered = env > ENVELOPE_FLOOR
+    flat[covered] /= env[covered]
+    return flat[n_fft // 2 : n_fft // 2 + n].astype(np.float32)
+
+
 def enhance_offline(model: GTCRN, samples: np.ndarray, causal: bool = False) -> np.ndarray:
-    """Enhance whole signals with ``model.forward``.
+    """Enhance whole signals with ``model.forward`` (needs PyTorch; ``enhance_centred`` does not).
 
     Args:
         model: the network (eval mode).
@@ -144,6 +189,10 @@ def enhance_offline(model: GTCRN, samples: np.ndarray, causal: bool = False) -> 
     Returns:
         Enhanced samples, the same shape as ``samples``.
     """
+    import torch
+
+    from rtenhance.dsp.stft import istft, stft
+
     cfg = model.config.stft
     x = torch.from_numpy(np.ascontiguousarray(samples, dtype=np.float32))
     batched = x.reshape(-1, x.shape[-1])  # (B, N)

@@ -17,7 +17,7 @@ from rtenhance.audiofile import AudioFileError, AudioReader, output_encoding
 from rtenhance.backends import DEFAULT_BACKEND, make_stepper
 from rtenhance.chunk_enhance import CausalStream, CentredStream, ChannelStream
 from rtenhance.dsp.resample import OFFLINE_QUALITY
-from rtenhance.model.gtcrn import GTCRN
+from rtenhance.weights.model_weights import Model
 
 ProgressFn = Callable[[int], None]  # called with a number of input frames just processed
 BLOCK_FRAMES = 1 << 16  # input frames per block (4 s at 16 kHz)
@@ -44,7 +44,7 @@ class SignalPipeline:
         backend: inference backend of the frame steps.
     """
 
-    def __init__(self, model: GTCRN, sample_rate: int, channels: int, frames: int, streaming: bool = False,
+    def __init__(self, model: Model, sample_rate: int, channels: int, frames: int, streaming: bool = False,
                  backend: str = DEFAULT_BACKEND) -> None:
         cfg = model.config.stft
         kind = CausalStream if streaming else CentredStream
@@ -132,7 +132,7 @@ class FileResult:
     seconds: float
 
 
-def enhance_file(model: GTCRN, src: Path, dst: Path, streaming: bool = False, backend: str = DEFAULT_BACKEND,
+def enhance_file(model: Model, src: Path, dst: Path, streaming: bool = False, backend: str = DEFAULT_BACKEND,
                  overwrite: bool = False, progress: ProgressFn | None = None) -> FileResult:
     """Enhance ``src`` into ``dst`` block by block, in the input's rate, channels, length and (when the
     container allows) encoding. Nothing is left at ``dst`` or beside it unless the whole file succeeds.
@@ -163,7 +163,7 @@ def enhance_file(model: GTCRN, src: Path, dst: Path, streaming: bool = False, ba
     return FileResult(dst, info.seconds)
 
 
-def enhance_samples(model: GTCRN, samples: np.ndarray, sample_rate: int, streaming: bool = False,
+def enhance_samples(model: Model, samples: np.ndarray, sample_rate: int, streaming: bool = False,
                     backend: str = DEFAULT_BACKEND) -> np.ndarray:
     """Enhance (N, C) samples held in memory at ``sample_rate``; returns (N, C) float32 at the same rate."""
     pipeline = SignalPipeline(model, sample_rate, samples.shape[1], samples.shape[0], streaming, backend)

@@ -2,8 +2,10 @@
 
     python scripts/bundle_weights.py runs/main [--dev ../shared/data/dev] [--dnsmos] [--no-snapshot | --snapshot-only]
 
-1. Copies RUN_DIR/best.pt to rtenhance/weights/gtcrn_default.pt and writes rtenhance/weights/manifest.json
-   (file, sha256, training step and wall time, validation metrics, and dev metrics when --dev is given).
+1. Copies RUN_DIR/best.pt to rtenhance/weights/gtcrn_default.pt, converts it to the torch-free
+   rtenhance/weights/gtcrn_default.npz (what the package ships and loads), and writes
+   rtenhance/weights/manifest.json (both files' sha256, training step and wall time, validation metrics,
+   and dev metrics when --dev is given).
 2. Copies RUN_DIR/last.pt and RUN_DIR/train.log to checkpoints/NAME/ (tracked by git) so that a later
    session can continue with ``rtenhance train --resume`` after copying them back into runs/NAME/.
 """
@@ -22,8 +24,10 @@ sys.path.insert(0, str(REPO))
 
 from rtenhance.model.checkpoint import file_sha256, load_model  # noqa: E402
 from rtenhance.weights import WEIGHTS_DIR  # noqa: E402
+from rtenhance.weights.convert import convert_checkpoint  # noqa: E402
 
 BUNDLED_FILE = "gtcrn_default.pt"
+RUNTIME_FILE = "gtcrn_default.npz"
 SNAPSHOT_DIR = REPO / "checkpoints"
 MAX_TRACKED_BYTES = 2 * 1024 * 1024  # keep committed files small
 
@@ -71,9 +75,12 @@ def bundle(run_dir: Path, dev: Path | None, with_dnsmos: bool) -> None:
     meta = torch.load(best, map_location="cpu", weights_only=True).get("meta", {})
     target = WEIGHTS_DIR / BUNDLED_FILE
     shutil.copyfile(best, target)
+    convert_checkpoint(target, WEIGHTS_DIR / RUNTIME_FILE)
     manifest: dict[str, object] = {
         "file": BUNDLED_FILE,
         "sha256": file_sha256(target),
+        "runtime_file": RUNTIME_FILE,
+        "runtime_sha256": file_sha256(WEIGHTS_DIR / RUNTIME_FILE),
         "run": run_dir.name,
         "step": meta.get("step"),
         "wall_seconds": meta.get("wall_seconds"),

@@ -3,8 +3,9 @@
 The libpulse main-loop thread of ``native_pulse`` answers the server's requests for playback audio; if it
 wakes late the server runs dry and plays silence, whatever rtenhance has queued. ``promote`` gives such a
 thread ``SCHED_FIFO`` at a low real-time priority when the system allows it (root, CAP_SYS_NICE or an
-RLIMIT_RTPRIO, as audio groups usually grant), else leaves it to its nice level; either way the outcome is
-logged once per process. The thread's work per wake-up is a memcpy of a few ms of audio, so a real-time
+RLIMIT_RTPRIO, as audio groups usually grant), else asks rtkit (``rtenhance.realtime_sched``, the desktop's
+way for unprivileged programs), else leaves it to its nice level; either way the outcome is logged once
+per process. The thread's work per wake-up is a memcpy of a few ms of audio, so a real-time
 priority cannot starve the system; the worker (one hop of DSP per 16 ms, well under a millisecond) gets
 a lower real-time priority than the I/O thread; the model thread, started by the worker, inherits it (a
 step takes well under a millisecond of its 16 ms hop).
@@ -14,6 +15,8 @@ from __future__ import annotations
 
 import logging
 import os
+
+from rtenhance.realtime_sched import RealtimeUnavailable, make_thread_realtime
 
 log = logging.getLogger(__name__)
 
@@ -33,10 +36,14 @@ def promote(thread_id: int, what: str, priority: int = PRIORITY) -> bool:
         return False
     try:
         os.sched_setscheduler(thread_id, os.SCHED_FIFO, os.sched_param(priority))
-    except (OSError, AttributeError) as exc:
-        _report(what, f"{what} thread keeps normal scheduling (real-time not allowed: "
-                      f"{getattr(exc, 'strerror', None) or exc})")
-        return False
+    except OSError as exc:
+        try:
+            granted = make_thread_realtime(thread_id)
+        except RealtimeUnavailable as refused:
+            _report(what, f"{what} thread keeps normal scheduling (real-time: {exc.strerror}; rtkit: {refused})")
+            return False
+        _report(what, f"{what} thread runs with real-time scheduling from rtkit (SCHED_RR {granted})")
+        return True
     _report(what, f"{what} thread runs with real-time scheduling (SCHED_FIFO {priority})")
     return True
 

@@ -7,17 +7,24 @@ A backend keeps its own streaming state between calls. ``make_stepper`` picks on
 - ``"torch"``: eager ``GTCRN.step``, the reference;
 - ``"auto"``: the fastest one available: ``"native"`` when it builds and loads, else ``"onnx"`` when
   onnxruntime imports, else ``"torch"``.
+
+Only the native backend runs without PyTorch (from ``ModelWeights.plan``); the others rebuild the network
+with PyTorch. Nothing here imports PyTorch until such a backend is made.
 """
 
 from __future__ import annotations
 
 import importlib.util
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 
-from rtenhance.model.gtcrn import GTCRN
-from rtenhance.model.state import StreamState
+if TYPE_CHECKING:
+    from rtenhance.model.gtcrn import GTCRN
+    from rtenhance.model.state import StreamState
+    from rtenhance.weights.model_weights import ModelWeights
+
+TORCH_HINT = "pip install 'rtenhance[train]'"
 
 
 class FrameStepper(Protocol):
@@ -57,22 +64,33 @@ def resolve_backend(backend: str = DEFAULT_BACKEND) -> str:
     """
     if backend not in BACKENDS:
         raise ValueError(f"backend {backend!r} is not available; choose one of: {', '.join(BACKENDS)}")
-    has_ort = importlib.util.find_spec("onnxruntime") is not None
+    has_torch = importlib.util.find_spec("torch") is not None
+    has_ort = has_torch and importlib.util.find_spec("onnxruntime") is not None
     if backend == "auto":
-        if _native_unavailable() is None:
+        reason = _native_unavailable()
+        if reason is None:
             return "native"
+        if not has_torch:
+            raise ValueError(f"no backend available: the native library is unavailable ({reason}), and the "
+                             f"others need PyTorch ({TORCH_HINT})")
         return "onnx" if has_ort else "torch"
     if backend == "native":
         reason = _native_unavailable()
         if reason is not None:
             raise ValueError(f"backend 'native' is unavailable: {reason}; choose 'onnx' or 'torch'")
+    if backend in ("onnx", "torch") and not has_torch:
+        raise ValueError(f"backend {backend!r} needs PyTorch ({TORCH_HINT}); choose 'native'")
     if backend == "onnx" and not has_ort:
-        raise ValueError("backend 'onnx' needs the onnxruntime package (pip install onnxruntime), or choose 'torch'")
+        raise ValueError("backend 'onnx' needs the onnxruntime package (pip install 'rtenhance[onnx]'), or choose 'torch'")
     return backend
 
 
-def make_stepper(model: GTCRN, backend: str = DEFAULT_BACKEND) -> FrameStepper:
+def make_stepper(model: GTCRN | ModelWeights, backend: str = DEFAULT_BACKEND) -> FrameStepper:
     """A stepper for one stream of ``model`` on the named backend (see the module docstring).
+
+    Args:
+        model: torch-free ``ModelWeights``, or a PyTorch ``GTCRN``.
+        backend: a name of ``BACKENDS``.
 
     Raises:
         ValueError: unknown or unavailable backend name.
@@ -85,7 +103,13 @@ def make_stepper(model: GTCRN, backend: str = DEFAULT_BACKEND) -> FrameStepper:
     if concrete == "onnx":
         from rtenhance.backends.onnx_backend import OnnxStepper
 
-        return OnnxStepper(model)
+        return OnnxStepper(_torch_model(model))
     from rtenhance.backends.torch_backend import TorchStepper
 
-    return TorchStepper(model)
+    return TorchStepper(_torch_model(model))
+
+
+def _torch_model(model: GTCRN | ModelWeights) -> GTCRN:
+    from rtenhance.weights.model_weights import as_torch_model
+
+    return as_torch_model(model)

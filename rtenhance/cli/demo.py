@@ -7,7 +7,6 @@ from pathlib import Path
 
 from rtenhance.audiofile import output_encoding, read_audio, write_audio_atomic
 from rtenhance.file_enhance import enhance_samples
-from rtenhance.model.gtcrn import GTCRN
 from rtenhance.weights import NoWeightsError, resolve_model
 
 DEMO_CLIP = Path(__file__).resolve().parents[1] / "data" / "demo_noisy.wav"
@@ -24,6 +23,8 @@ def run(args: argparse.Namespace) -> int:
     try:
         model, name = resolve_model(args.weights)
     except NoWeightsError:
+        from rtenhance.model.gtcrn import GTCRN
+
         model, name = GTCRN().eval(), "untrained"
         print("demo: no bundled weights yet, so this runs a freshly initialised (untrained) model;"
               " pass --weights PATH for real enhancement")

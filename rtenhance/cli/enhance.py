@@ -17,16 +17,16 @@ import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from tqdm import tqdm
 
 from rtenhance.audio_output import check_writable_folder, remove_stale_parts
 from rtenhance.audiofile import AUDIO_EXTENSIONS, probe_audio
 from rtenhance.backends import BACKENDS, DEFAULT_BACKEND
 from rtenhance.batch_enhance import Job, JobOptions, Outcome, available_cores, run_one, run_parallel
 from rtenhance.cli import UsageError
+from rtenhance.cli.progress import tqdm
 
 if TYPE_CHECKING:
-    from rtenhance.model.gtcrn import GTCRN
+    from rtenhance.weights.model_weights import Model
 
 PROGRESS_MIN_SECONDS = 30.0  # a single file this long gets a progress bar
 EXIT_SOME_FAILED = 1
@@ -128,7 +128,7 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _run_jobs(model: GTCRN, jobs: list[Job], options: JobOptions, workers: int, directory: bool) -> list[Outcome]:
+def _run_jobs(model: Model, jobs: list[Job], options: JobOptions, workers: int, directory: bool) -> list[Outcome]:
     """Run every job, printing each failure as it happens; a fatal one (the output cannot be written)
     stops the run. In single-file mode a failure is raised as the command's one-line error."""
     show = sys.stderr.isatty()

@@ -45,13 +45,13 @@ def _models(weights: list[str]) -> dict[str, "GTCRN"]:
 
     if not weights:
         model, _ = resolve_model(None)
-        return {DEFAULT_NAME: model}
+        return {DEFAULT_NAME: model.torch_model()}
     models: dict[str, GTCRN] = {}
     for path in weights:
         name = Path(path).stem
         if name in models or name == "noisy":
             raise UsageError(f"--weights {path}: the name {name!r} is taken; rename the file")
-        models[name] = resolve_model(path)[0]
+        models[name] = resolve_model(path)[0].torch_model()
     return models
 
 

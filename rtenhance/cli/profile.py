@@ -5,9 +5,11 @@ from __future__ import annotations
 import argparse
 import json
 
-from rtenhance.model.gtcrn import GTCRN
-from rtenhance.model.profile import profile_model, totals
+from typing import Any
+
+from rtenhance.cli import UsageError
 from rtenhance.weights import NoWeightsError, resolve_model
+from rtenhance.weights.model_weights import TorchMissing, require_torch
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -17,37 +19,39 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(run=run)
 
 
-def run(args: argparse.Namespace) -> int:
+def _profile(weights: str | None) -> tuple[dict[str, Any], str]:
+    """(the profile: ``totals`` plus ``layers``, the model's name). The figures are counted with PyTorch
+    when a weights file is converted (``ModelWeights.profile``), so a torch-free install reads them."""
     try:
-        model, name = resolve_model(args.weights)
+        model, name = resolve_model(weights)
+        if model.profile:
+            return model.profile, name
     except NoWeightsError:
-        model, name = GTCRN().eval(), "default architecture (no weights)"
-    costs = profile_model(model)
-    total = totals(costs)
+        name = "default architecture (no weights)"
+    try:
+        require_torch("profiling a model without a stored profile")
+    except TorchMissing as exc:
+        raise UsageError(str(exc)) from None
+    from rtenhance.model.gtcrn import GTCRN
+    from rtenhance.weights.model_weights import ModelWeights
+
+    return ModelWeights.from_model(GTCRN().eval()).profile, name
+
+
+def run(args: argparse.Namespace) -> int:
+    profile, name = _profile(args.weights)
+    total = {k: v for k, v in profile.items() if k != "layers"}
     if args.json:
-        layers = [
-            {
-                "name": c.name,
-                "params": c.params,
-                "fixed_params": c.fixed_params,
-                "params_dense": c.dense_params,
-                "mmac_per_second": c.macs_per_second / 1e6,
-                "mmac_per_second_dense": c.dense_macs_per_second / 1e6,
-            }
-            for c in costs
-        ]
-        print(json.dumps({**total, "model": name, "layers": layers}, indent=2))
+        print(json.dumps({**total, "model": name, "layers": profile["layers"]}, indent=2))
         return 0
     print(f"GTCRN profile ({name}); 'dense' = the same layer without grouped convolutions or grouped GRUs")
     print(f"{'layer':<22}{'params':>9}{'dense':>9}{'MMAC/s':>9}{'dense':>9}{'saving':>8}")
-    for c in costs:
-        params = c.params + c.fixed_params
-        dense = c.dense_params + c.fixed_params
-        saving = 1 - c.macs_per_second / c.dense_macs_per_second if c.dense_macs_per_second else 0.0
-        print(
-            f"{c.name:<22}{params:>9}{dense:>9}{c.macs_per_second / 1e6:>9.2f}"
-            f"{c.dense_macs_per_second / 1e6:>9.2f}{saving:>8.0%}"
-        )
+    for c in profile["layers"]:
+        params = c["params"] + c["fixed_params"]
+        dense = c["params_dense"] + c["fixed_params"]
+        mmac, mmac_dense = c["mmac_per_second"], c["mmac_per_second_dense"]
+        saving = 1 - mmac / mmac_dense if mmac_dense else 0.0
+        print(f"{c['name']:<22}{params:>9}{dense:>9}{mmac:>9.2f}{mmac_dense:>9.2f}{saving:>8.0%}")
     print(
         f"{'total':<22}{total['params_total']:>9}{total['params_dense']:>9}"
         f"{total['mmac_per_second']:>9.2f}{total['mmac_per_second_dense']:>9.2f}"

@@ -13,15 +13,27 @@ Two framings exist:
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
-import torch
 
 from rtenhance.config import StftConfig
 
+if TYPE_CHECKING:
+    import torch  # the offline functions need PyTorch; the streaming classes are NumPy only
 
-def sqrt_hann(n_fft: int, dtype: torch.dtype = torch.float32) -> torch.Tensor:
-    """Periodic sqrt-Hann window of length n_fft."""
-    return torch.hann_window(n_fft, periodic=True, dtype=torch.float64).sqrt().to(dtype)
+
+def sqrt_hann_numpy(n_fft: int) -> np.ndarray:
+    """Periodic sqrt-Hann window of length n_fft, float32 (computed in float64)."""
+    hann = 0.5 - 0.5 * np.cos(2.0 * np.pi * np.arange(n_fft) / n_fft)
+    return np.sqrt(hann).astype(np.float32)
+
+
+def sqrt_hann(n_fft: int, dtype: torch.dtype | None = None) -> torch.Tensor:
+    """Periodic sqrt-Hann window of length n_fft (float32 unless ``dtype`` says otherwise)."""
+    import torch
+
+    return torch.hann_window(n_fft, periodic=True, dtype=torch.float64).sqrt().to(dtype or torch.float32)
 
 
 def causal_frames(num_samples: int, cfg: StftConfig) -> int:
@@ -41,6 +53,8 @@ def stft(x: torch.Tensor, cfg: StftConfig, causal: bool = False) -> torch.Tensor
     Returns:
         (..., F, T, 2) spectrum; T = N // hop + 1 (centred) or ``causal_frames(N)`` (causal).
     """
+    import torch
+
     window = sqrt_hann(cfg.n_fft, x.dtype).to(x.device)
     lead = x.shape[:-1]
     flat = x.reshape(-1, x.shape[-1])  # (B', N)
@@ -72,6 +86,8 @@ def istft(spec: torch.Tensor, cfg: StftConfig, length: int, causal: bool = False
     Returns:
         (..., N) samples.
     """
+    import torch
+
     window = sqrt_hann(cfg.n_fft, spec.dtype).to(spec.device)
     lead = spec.shape[:-3]
     flat = torch.view_as_complex(spec.reshape(-1, *spec.shape[-3:]).contiguous())  # (B', F, T)
@@ -101,7 +117,7 @@ class StreamingStft:
     def __init__(self, cfg: StftConfig) -> None:
         self.cfg = cfg
         h = cfg.hop_samples
-        window = sqrt_hann(cfg.n_fft).numpy().astype(np.float32)
+        window = sqrt_hann_numpy(cfg.n_fft)
         self._window_old, self._window_new = window[:h].copy(), window[h:].copy()
         self._previous = np.zeros(h, dtype=np.float32)
         self._windowed = np.zeros(cfg.n_fft, dtype=np.float32)
@@ -139,7 +155,7 @@ class StreamingIstft:
     def __init__(self, cfg: StftConfig) -> None:
         self.cfg = cfg
         h = cfg.hop_samples
-        self._window = sqrt_hann(cfg.n_fft).numpy().astype(np.float32)
+        self._window = sqrt_hann_numpy(cfg.n_fft)
         self._samples = np.zeros(cfg.n_fft, dtype=np.float32)
         self._samples_head, self._samples_tail = self._samples[:h], self._samples[h:]
         self._overlap = np.zeros(cfg.n_fft - h, dtype=np.float32)

@@ -20,6 +20,7 @@ import torch
 
 from rtenhance.config import ConfigError, ModelConfig, from_dict, to_dict
 from rtenhance.model.gtcrn import GTCRN
+from rtenhance.weights.errors import CheckpointError
 
 CHECKPOINT_FORMAT = "rtenhance-gtcrn"
 CHECKPOINT_VERSION = 1
@@ -33,9 +34,8 @@ _PUBLISHED_RENAMES: list[tuple[re.Pattern[str], str]] = [
 ]
 _FIXED_BUFFERS = ("erb.compress_weight", "erb.expand_weight")
 
-
-class CheckpointError(ValueError):
-    """A weights file cannot be used; the message says which file and what is wrong."""
+__all__ = ["CHECKPOINT_FORMAT", "CHECKPOINT_VERSION", "CheckpointError", "atomic_torch_save", "file_sha256", "load_model",
+           "save_checkpoint"]
 
 
 def _published_to_ours(key: str) -> str:

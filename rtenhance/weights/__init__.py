@@ -1,51 +1,99 @@
-"""Bundled weights: rtenhance's own trained GTCRN, checked by sha256 at load.
+"""Bundled weights and weights loading, without PyTorch.
 
-``BUNDLED`` names the file in this folder and its digest; ``resolve_model`` turns a ``--weights``
-argument (or its absence) into a loaded model.
+The package ships rtenhance's own trained GTCRN as ``gtcrn_default.npz`` (the torch-free format of
+``npz_format``), checked by the sha256 in ``manifest.json`` at load. ``resolve_model`` turns a ``--weights``
+argument (or its absence) into ``ModelWeights``: a ``.npz`` loads as is; a PyTorch checkpoint (``.pt``,
+``.tar``: rtenhance's own or a published GTCRN one) needs PyTorch, or a one-time ``rtenhance convert``.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
+import os
 from pathlib import Path
 
-from rtenhance.model.checkpoint import CheckpointError, load_model
-from rtenhance.model.gtcrn import GTCRN
+from rtenhance.weights.errors import CheckpointError
+from rtenhance.weights.model_weights import TORCH_HINT, ModelWeights, TorchMissing, require_torch
+from rtenhance.weights.npz_format import NPZ_SUFFIX, load_npz
 
 WEIGHTS_DIR = Path(__file__).resolve().parent
-MANIFEST = WEIGHTS_DIR / "manifest.json"  # {"file": "gtcrn_default.pt", "sha256": "..."}
+MANIFEST = WEIGHTS_DIR / "manifest.json"  # {"runtime_file": "gtcrn_default.npz", "runtime_sha256": "...", ...}
 DEFAULT_NAME = "default"
+
+__all__ = ["CheckpointError", "ModelWeights", "NoWeightsError", "bundled_weights", "file_sha256", "load_weights",
+           "resolve_model"]
 
 
 class NoWeightsError(CheckpointError):
     """No ``--weights`` given and no bundled weights exist."""
 
 
+def file_sha256(path: str | os.PathLike[str]) -> str:
+    """Hex sha256 of a file's bytes."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
 def bundled_weights() -> tuple[Path, str] | None:
-    """(path, sha256) of the bundled default weights, or None when the package ships none."""
+    """(path, sha256) of the bundled default weights (torch-free format), or None when none are shipped."""
     if not MANIFEST.is_file():
         return None
     entry = json.loads(MANIFEST.read_text())
-    return WEIGHTS_DIR / entry["file"], entry["sha256"]
+    if "runtime_file" not in entry:
+        return None
+    return WEIGHTS_DIR / entry["runtime_file"], entry["runtime_sha256"]
 
 
-def resolve_model(weights: str | None) -> tuple[GTCRN, str]:
+def load_weights(path: str | os.PathLike[str], expected_sha256: str | None = None) -> ModelWeights:
+    """Load weights from a ``.npz`` (torch-free) or a PyTorch checkpoint (needs PyTorch).
+
+    Args:
+        path: the weights file.
+        expected_sha256: if given, the file's sha256 must equal it (bundled weights).
+
+    Raises:
+        CheckpointError: missing, truncated, foreign or mismatching file, or a PyTorch checkpoint without
+            PyTorch installed; the message says what to do.
+    """
+    path = Path(path)
+    if expected_sha256 is not None and path.is_file():
+        digest = file_sha256(path)
+        if digest != expected_sha256:
+            raise CheckpointError(f"{path}: sha256 {digest[:12]}... does not match the expected {expected_sha256[:12]}...")
+    if path.suffix.lower() == NPZ_SUFFIX:
+        return load_npz(path)
+    try:
+        require_torch(f"{path}: a PyTorch checkpoint, which")
+    except TorchMissing as exc:
+        raise CheckpointError(f"{exc}; or convert it once where PyTorch is installed: "
+                              f"rtenhance convert {path} {path.with_suffix(NPZ_SUFFIX).name}") from None
+    from rtenhance.model.checkpoint import load_model
+
+    return ModelWeights.from_model(load_model(path))
+
+
+def resolve_model(weights: str | None) -> tuple[ModelWeights, str]:
     """Load the model a command should use.
 
     Args:
-        weights: a checkpoint path from ``--weights``, or None for the bundled default.
+        weights: a weights path from ``--weights``, or None for the bundled default.
 
     Returns:
-        (model in eval mode, a short name for logs: the path or "default").
+        (the weights, a short name for logs: the path or "default").
 
     Raises:
         NoWeightsError: ``weights`` is None and no weights are bundled.
         CheckpointError: the file cannot be used.
     """
     if weights is not None:
-        return load_model(weights), weights
+        return load_weights(weights), weights
     bundled = bundled_weights()
     if bundled is None:
-        raise NoWeightsError("no bundled weights in this build yet; pass --weights PATH (an rtenhance or published GTCRN checkpoint)")
+        raise NoWeightsError("no bundled weights in this build yet; pass --weights PATH (an rtenhance .npz, or a "
+                             f"PyTorch checkpoint with {TORCH_HINT})")
     path, digest = bundled
-    return load_model(path, expected_sha256=digest), DEFAULT_NAME
+    return load_weights(path, expected_sha256=digest), DEFAULT_NAME

@@ -27,7 +27,7 @@ def test_unit_verifies():
     assert done.returncode == 0, done.stderr
     text = UNIT.read_text()
     for line in ("Type=notify", "WatchdogSec=", "Restart=on-failure", "After=pipewire.service pipewire-pulse.service",
-                 "Wants=pipewire.service pipewire-pulse.service", "ExecReload=/bin/kill -HUP $MAINPID"):
+                 "Wants=pipewire.service pipewire-pulse.service", "ExecReload=/bin/kill -HUP $MAINPID", "RestartPreventExitStatus=2"):
         assert line in text, line
 
 

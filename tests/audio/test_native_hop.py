@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from rtenhance import native_build
 from rtenhance.audio.gate import dry_gain
 from rtenhance.audio.hop import HopProcessor, NativeHop, PythonHop, make_hop_processor
 from rtenhance.audio.native_hop import NativeFft
@@ -210,6 +211,7 @@ def test_without_a_compiler_the_python_hop_runs(model, cfg, tmp_path: Path, monk
     stepper = NativeStepper(model)  # built with the real compiler
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     monkeypatch.setenv("CC", "false")
+    monkeypatch.setattr(native_build, "prebuilt_dir", lambda: tmp_path / "no-prebuilt")  # as in a plain checkout
     processor = make_hop_processor(stepper, cfg, KNEE_DBFS)
     assert isinstance(processor, PythonHop)
     processor.close()

@@ -197,6 +197,7 @@ def test_daemon_falls_back_to_libpulse_simple_without_a_compiler(
     assert Daemon._pulse_connection(simple, source, sink) is None
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     monkeypatch.setenv("CC", "false")
+    monkeypatch.setattr(native_build, "prebuilt_dir", lambda: tmp_path / "no-prebuilt")  # as in a plain checkout
     assert "status" in native_pulse.unavailable_reason()
     assert Daemon._pulse_connection(RuntimeConfig(), source, sink) is None
     assert not any((tmp_path / "cache").glob(f"**/{native_pulse.LIBRARY.name}*"))

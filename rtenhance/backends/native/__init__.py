@@ -1,9 +1,11 @@
 """Native backend: one streaming GTCRN step in a small C library (``gtcrn_step.c``), called through ctypes.
 
-The library is built on first use with the system C compiler and cached (``rtenhance.native_build``).
+The library comes prebuilt with the package, else is built on first use with the system C compiler and
+cached (``rtenhance.native_build``). The step's plan and weights come from ``ModelWeights.plan`` (no
+PyTorch needed), or are built from a PyTorch ``GTCRN``.
 The flags are portable (no ``-march=native``, no ``-ffast-math``), so a home folder shared between
-machines never loads a binary that does not fit its CPU. Without a working compiler, ``load_library``
-raises ``NativeUnavailable`` with the reason.
+machines never loads a binary that does not fit its CPU. Without the prebuilt library and a working
+compiler, ``load_library`` raises ``NativeUnavailable`` with the reason.
 
 ``NativeStepper`` prepares everything once: the plan and weight blob (``plan.py``), two state sets, a
 scratch buffer and the foreign call's arguments. A hop is one ``np.copyto`` and one foreign call that reads
@@ -15,14 +17,17 @@ from __future__ import annotations
 import ctypes
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
 
-from rtenhance.backends.native.plan import build_plan
-from rtenhance.model.gtcrn import GTCRN
-from rtenhance.model.state import StreamState
-from rtenhance.native_build import CLibrary, NativeUnavailable, cache_dir, compiler
+from rtenhance.backends.native.plan_format import Plan
+from rtenhance.native_build import NativeUnavailable, cache_dir, compiler, listed_library
+
+if TYPE_CHECKING:
+    from rtenhance.model.gtcrn import GTCRN
+    from rtenhance.model.state import StreamState
+    from rtenhance.weights.model_weights import ModelWeights
 
 __all__ = ["NativeStep", "NativeStepper", "NativeUnavailable", "build_library", "cache_dir", "compiler",
            "load_library", "unavailable_reason"]
@@ -38,13 +43,7 @@ def _declare(lib: ctypes.CDLL) -> None:
     lib.gtcrn_step.restype = None
 
 
-LIBRARY = CLibrary(
-    name="gtcrn_step",
-    source=Path(__file__).with_name("gtcrn_step.c"),
-    cflags=("-std=c99", "-O3", "-fPIC", "-shared", "-fno-math-errno", "-fno-trapping-math", "-Wall"),
-    libs=("-lm",),
-    declare=_declare,
-)
+LIBRARY = listed_library("gtcrn_step", _declare)
 
 
 def build_library(cc: list[str], folder: Path) -> Path:
@@ -65,6 +64,13 @@ def load_library() -> ctypes.CDLL:
 def unavailable_reason() -> str | None:
     """Why the native backend cannot run here, or None when it can (builds it on the first call)."""
     return LIBRARY.unavailable_reason()
+
+
+def _plan_of(model: GTCRN) -> Plan:
+    """The plan of a PyTorch model (needs PyTorch)."""
+    from rtenhance.backends.native.plan import build_plan
+
+    return build_plan(model)
 
 
 def _aligned_zeros(floats: int) -> np.ndarray:
@@ -99,15 +105,16 @@ class NativeStepper:
     ``native_step`` lets C code (``rtenhance.audio.native_hop``) run the same step on state of its own.
 
     Args:
-        model: the network; its weights are copied (later changes to it are not seen).
+        model: the network (torch-free ``ModelWeights``, or a PyTorch ``GTCRN``); its weights are copied
+            (later changes to it are not seen).
 
     Raises:
         NativeUnavailable: the library cannot be built or loaded, or does not accept the model's plan.
     """
 
-    def __init__(self, model: GTCRN) -> None:
+    def __init__(self, model: GTCRN | ModelWeights) -> None:
         lib = load_library()
-        plan = build_plan(model)
+        plan = getattr(model, "plan", None) or _plan_of(model)  # ModelWeights carries its plan
         self._plan, self._blob = plan.ints, _aligned_zeros(plan.blob.size)
         self._blob[:] = plan.blob
         scratch_floats = lib.gtcrn_scratch_floats(self._plan.ctypes.data)
@@ -150,6 +157,10 @@ class NativeStepper:
         return self._out
 
     def stream_state(self) -> StreamState:
-        """A copy of the current state, as ``GTCRN.step`` would hold it."""
+        """A copy of the current state, as ``GTCRN.step`` would hold it (needs PyTorch)."""
+        import torch
+
+        from rtenhance.model.state import StreamState
+
         current = self._views[self._turn]
         return StreamState.from_named_tensors({name: torch.from_numpy(v.copy()) for name, v in current.items()})

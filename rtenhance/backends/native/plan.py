@@ -17,9 +17,6 @@ Weight entries are offsets into the blob (in floats); state offsets are into one
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from enum import IntEnum
-
 import numpy as np
 from torch import nn
 
@@ -34,6 +31,7 @@ from rtenhance.backends.folding import (
     gru_to_onnx,
     prelu_slope,
 )
+from rtenhance.backends.native.plan_format import ALIGN_FLOATS, PLAN_VERSION, Header, Plan
 from rtenhance.model.gtcrn import GTCRN, MAGNITUDE_EPS, strided_bands
 from rtenhance.model.modules import (
     BAND_KERNEL,
@@ -45,48 +43,6 @@ from rtenhance.model.modules import (
     ConvBlock,
     DPGRNN,
 )
-
-PLAN_VERSION = 1  # must equal PLAN_VERSION in gtcrn_step.c
-ALIGN_FLOATS = 16  # every blob entry starts on a 64-byte boundary (relative to the blob's start)
-
-
-class Header(IntEnum):
-    """Positions of the plan header's entries (the enum of the same names in gtcrn_step.c)."""
-
-    VERSION = 0
-    N_BINS = 1
-    BANDS0 = 2
-    BANDS1 = 3
-    BANDS2 = 4
-    CHANNELS = 5
-    N_GT = 6
-    N_DPGRNN = 7
-    BAND_KERNEL = 8
-    BAND_STRIDE = 9
-    SFE = 10
-    GT_FRAMES = 11
-    GT_BANDS = 12
-    EPS_OFFSET = 13
-
-
-@dataclass(frozen=True)
-class Plan:
-    """What ``gtcrn_step`` needs besides the frame and the state buffers.
-
-    Attributes:
-        ints: the int32 plan (header, then entries; see the module docstring).
-        blob: the float32 weights.
-        state_shapes: name -> shape of each state tensor (batch 1), in the order of the state buffers.
-        state_offsets: name -> offset (floats) of each state tensor in a state set.
-        state_floats: floats in one state set.
-    """
-
-    ints: np.ndarray
-    blob: np.ndarray
-    state_shapes: dict[str, tuple[int, ...]]
-    state_offsets: dict[str, int]
-    state_floats: int
-
 
 class _Writer:
     """Appends plan ints and blob arrays."""
