@@ -34,6 +34,11 @@ STATS_LINE = re.compile(r"(\d+) streams; (?:step p50 ([\d.]+) ms, p99 ([\d.]+) m
                         r"hops (\d+), skipped (\d+), passthrough (\d+), late ticks (\d+)")
 
 
+
+def fmt(value: object, spec: str) -> str:
+    """``value`` formatted with ``spec``, or "-" for None."""
+    return format(value, spec) if value is not None else "-"
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind((HOST, 0))
@@ -139,7 +144,6 @@ def run_load_tests(counts: list[int], seconds: float, core: int, weights: str | 
     for n in counts:
         r = _run_once(n, seconds, core, weights)
         runs.append(r)
-        fmt = lambda v, spec: format(v, spec) if v is not None else "-"
         print(f"  {n:>7}{r['held']:>6}{fmt(r['delay_p50_ms'], '>11.1f')}{fmt(r['delay_p99_ms'], '>8.1f')}"
               f"{fmt(r['skipped_hops'], '>9')}{fmt(r['passthrough_hops'], '>13')}{fmt(r['late_ticks'], '>12')}"
               f"{fmt(r['step_us_per_stream_hop'], '>13.1f')}", flush=True)

@@ -16,7 +16,7 @@ import time
 from dataclasses import dataclass
 from typing import Callable
 
-from rtenhance.audio.devices import FILE_PREFIX, VIRTUAL_MIC, DeviceError, Endpoint, resolve
+from rtenhance.audio.devices import FILE_PREFIX, VIRTUAL_MIC, Endpoint, resolve
 from rtenhance.audio.engine import Engine, Sink, Source
 from rtenhance.audio.hop import HopProcessor, make_hop_processor
 from rtenhance.audio.native_pulse import NativePulseCapture, NativePulsePlayback, PulseConnection

@@ -21,6 +21,7 @@ KEY_HEX_CHARS = 16  # of the SHA-256 in a library's file name
 LIBRARY_SUFFIX = ".so"
 
 PORTABLE_FAST_MATH = ("-fno-math-errno", "-fno-trapping-math")  # no -ffast-math, no -march=native
+BATCH_CFLAGS = ("-std=c99", "-O3", "-fPIC", "-shared", *PORTABLE_FAST_MATH, "-Wall", "-Wno-psabi")
 
 
 @dataclass(frozen=True)
@@ -47,8 +48,13 @@ LIBRARIES: tuple[NativeSource, ...] = (
                  ("-std=c11", "-O2", "-fPIC", "-shared", "-pthread", "-fno-math-errno", "-Wall"), ("-lm",)),
     NativeSource("native_pulse", "audio/native_pulse.c",
                  ("-std=c11", "-O2", "-fPIC", "-shared", "-pthread", "-Wall"), ("-l:libpulse.so.0",)),
+    NativeSource("native_watch", "audio/native_watch.c",
+                 ("-std=c11", "-O2", "-fPIC", "-shared", "-pthread", "-Wall"), ("-l:libpulse.so.0",)),
     NativeSource("polyphase", "dsp/polyphase.c",
                  ("-std=c99", "-O3", "-fPIC", "-shared", *PORTABLE_FAST_MATH, "-Wall")),
+    NativeSource("gtcrn_batch", "backends/native/gtcrn_batch.c", BATCH_CFLAGS, ("-lm",)),
+    NativeSource("gtcrn_batch_avx2", "backends/native/gtcrn_batch.c",
+                 (*BATCH_CFLAGS, "-mavx2", "-mfma", "-ffp-contract=fast"), ("-lm",)),
 )
 
 

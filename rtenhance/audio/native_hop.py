@@ -21,13 +21,12 @@ from __future__ import annotations
 
 import ctypes
 import weakref
-from pathlib import Path
 
 import numpy as np
 
 from rtenhance.backends.native import NativeStepper
 from rtenhance.config import StftConfig
-from rtenhance.native_build import CLibrary, NativeUnavailable
+from rtenhance.native_build import NativeUnavailable, listed_library
 
 _PTR, _INT, _DOUBLE = ctypes.c_void_p, ctypes.c_int, ctypes.c_double
 SIGNATURES: dict[str, tuple[list[type], type | None]] = {
@@ -61,13 +60,7 @@ def _declare(lib: ctypes.CDLL) -> None:
     _set_types(lib, ACCESSORS)
 
 
-LIBRARY = CLibrary(
-    name="native_hop",
-    source=Path(__file__).with_name("native_hop.c"),
-    cflags=("-std=c11", "-O2", "-fPIC", "-shared", "-pthread", "-fno-math-errno", "-Wall"),
-    libs=("-lm",),
-    declare=_declare,
-)
+LIBRARY = listed_library("native_hop", _declare)
 
 
 def unavailable_reason() -> str | None:

@@ -21,7 +21,6 @@ import ctypes
 import threading
 import time
 import weakref
-from pathlib import Path
 
 import numpy as np
 
@@ -29,7 +28,7 @@ from rtenhance.audio.devices import DeviceError, Endpoint
 from rtenhance.audio.streams import FIRST_CALLBACK_GRACE_S, RING_SECONDS, RingPlayback, prime
 from rtenhance.audio.thread_priority import promote
 from rtenhance.native_abi import check_layout
-from rtenhance.native_build import CLibrary, NativeUnavailable
+from rtenhance.native_build import NativeUnavailable, listed_library
 
 FRAGMENT_MS = 8.0  # default fragment: the server moves audio 125 times a second per stream
 TIMING_SLOTS = 512  # RTP_TIMING_SLOTS: latest latency readings kept per stream
@@ -103,13 +102,7 @@ def _ring_functions(lib: ctypes.CDLL) -> ctypes.PyDLL:
     return fast
 
 
-LIBRARY = CLibrary(
-    name="native_pulse",
-    source=Path(__file__).with_name("native_pulse.c"),
-    cflags=("-std=c11", "-O2", "-fPIC", "-shared", "-pthread", "-Wall"),
-    libs=("-l:libpulse.so.0",),
-    declare=_declare,
-)
+LIBRARY = listed_library("native_pulse", _declare)
 
 
 def unavailable_reason() -> str | None:

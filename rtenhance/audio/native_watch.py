@@ -14,10 +14,9 @@ import ctypes
 import logging
 import threading
 from collections.abc import Callable
-from pathlib import Path
 
 from rtenhance.audio.pulse import PollingWatch, PresenceWatch, gone_message, report_change, unreachable_message
-from rtenhance.native_build import CLibrary, NativeUnavailable
+from rtenhance.native_build import NativeUnavailable, listed_library
 
 log = logging.getLogger(__name__)
 
@@ -55,13 +54,7 @@ def _declare(lib: ctypes.CDLL) -> None:
         function.argtypes, function.restype = argtypes, restype
 
 
-LIBRARY = CLibrary(
-    name="native_watch",
-    source=Path(__file__).with_name("native_watch.c"),
-    cflags=("-std=c11", "-O2", "-fPIC", "-shared", "-pthread", "-Wall"),
-    libs=("-l:libpulse.so.0",),
-    declare=_declare,
-)
+LIBRARY = listed_library("native_watch", _declare)
 
 
 class NativeWatch:

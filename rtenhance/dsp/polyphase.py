@@ -15,12 +15,11 @@ from __future__ import annotations
 import ctypes
 from collections.abc import Callable
 from math import gcd
-from pathlib import Path
 
 import numpy as np
 from scipy import signal
 
-from rtenhance.native_build import CLibrary, NativeUnavailable
+from rtenhance.native_build import NativeUnavailable, listed_library
 
 TRANSITION_HZ = 1000.0  # anti-alias/anti-image transition band just below the lower Nyquist frequency
 STOPBAND_DB = 60.0  # stopband attenuation of the Kaiser-window design
@@ -34,13 +33,7 @@ def _declare(lib: ctypes.CDLL) -> None:
     lib.pp_process.restype = ctypes.c_int64
 
 
-LIBRARY = CLibrary(
-    name="polyphase",
-    source=Path(__file__).with_name("polyphase.c"),
-    cflags=("-std=c99", "-O3", "-fPIC", "-shared", "-fno-math-errno", "-fno-trapping-math", "-Wall"),
-    libs=(),
-    declare=_declare,
-)
+LIBRARY = listed_library("polyphase", _declare)
 
 
 def _native_function() -> Callable[..., int] | None:

@@ -168,6 +168,11 @@ def _model_threads() -> dict[int, str]:
     return found
 
 
+def _reset_on(cpu: int, hop: NativeHop) -> None:
+    os.sched_setaffinity(0, {cpu})
+    hop.reset()
+
+
 def test_reset_starts_the_model_thread_on_the_callers_cpus_and_a_hop_never_does(model, cfg):
     before = _model_threads()
     native = NativeHop(NativeStepper(model), cfg, KNEE_DBFS)
@@ -178,7 +183,7 @@ def test_reset_starts_the_model_thread_on_the_callers_cpus_and_a_hop_never_does(
         native.process(hop, True, 0.0, math.inf, 0.0)
         assert native.missed and _model_threads() == before
     cpu = min(os.sched_getaffinity(0))
-    pinned = threading.Thread(target=lambda: (os.sched_setaffinity(0, {cpu}), native.reset()))  # as the worker
+    pinned = threading.Thread(target=_reset_on, args=(cpu, native))  # as the worker
     pinned.start()
     pinned.join()
     new = set(_model_threads()) - set(before)

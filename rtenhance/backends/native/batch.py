@@ -19,7 +19,7 @@ import numpy as np
 
 from rtenhance.backends.native.plan import build_plan
 from rtenhance.model.gtcrn import GTCRN
-from rtenhance.native_build import CLibrary, NativeUnavailable, cache_dir
+from rtenhance.native_build import NativeUnavailable, cache_dir, listed_library
 
 __all__ = ["BatchStepper", "NativeUnavailable", "load_batch_library"]
 
@@ -29,7 +29,6 @@ CPUINFO = Path("/proc/cpuinfo")
 AVX2_FLAGS = frozenset({"avx2", "fma"})
 TOO_WIDE = -2  # gtcrn_batch_scratch_floats: more channels than its MAX_TERMS allows
 MAX_CHANNELS = 25  # MAX_TERMS // BAND_KERNEL in gtcrn_batch.c
-BASE_CFLAGS = ("-std=c99", "-O3", "-fPIC", "-shared", "-fno-math-errno", "-fno-trapping-math", "-Wall", "-Wno-psabi")
 
 
 def _declare(lib: ctypes.CDLL) -> None:
@@ -42,10 +41,8 @@ def _declare(lib: ctypes.CDLL) -> None:
     lib.gtcrn_batch_step.restype = None
 
 
-SOURCE = Path(__file__).with_name("gtcrn_batch.c")
-PORTABLE = CLibrary(name="gtcrn_batch", source=SOURCE, cflags=BASE_CFLAGS, libs=("-lm",), declare=_declare)
-AVX2 = CLibrary(name="gtcrn_batch_avx2", source=SOURCE,
-                cflags=(*BASE_CFLAGS, "-mavx2", "-mfma", "-ffp-contract=fast"), libs=("-lm",), declare=_declare)
+PORTABLE = listed_library("gtcrn_batch", _declare)
+AVX2 = listed_library("gtcrn_batch_avx2", _declare)
 
 
 def _has_avx2() -> bool:
