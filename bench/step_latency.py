@@ -32,7 +32,7 @@ import onnxruntime as ort  # noqa: E402
 import soundfile as sf  # noqa: E402
 import torch  # noqa: E402
 
-from rtenhance.audio.hop import make_hop_processor  # noqa: E402
+from rtenhance.audio.realtime.hop import make_hop_processor  # noqa: E402
 from rtenhance.backends import make_stepper, resolve_backend  # noqa: E402
 from rtenhance.dsp.stft import StreamingStft  # noqa: E402
 from rtenhance.enhancer import Enhancer  # noqa: E402

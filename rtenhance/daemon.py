@@ -16,16 +16,16 @@ import time
 from dataclasses import dataclass
 from typing import Callable
 
-from rtenhance.audio.devices import FILE_PREFIX, VIRTUAL_MIC, Endpoint, resolve
-from rtenhance.audio.engine import Engine, Sink, Source
-from rtenhance.audio.hop import HopProcessor, make_hop_processor
-from rtenhance.audio.native_pulse import NativePulseCapture, NativePulsePlayback, PulseConnection
-from rtenhance.audio.native_pulse import unavailable_reason as native_pulse_unavailable
-from rtenhance.audio.native_watch import start_watch
-from rtenhance.audio.pulse import PresenceWatch
-from rtenhance.audio.pulse_streams import PulseCapture, PulsePlayback
-from rtenhance.audio.streams import Capture, FileSink, FileSource, Playback
-from rtenhance.audio.virtual_mic import VIRTUAL_SOURCE, VirtualMic
+from rtenhance.audio.io.devices import FILE_PREFIX, VIRTUAL_MIC, Endpoint, resolve
+from rtenhance.audio.realtime.engine import Engine, Sink, Source
+from rtenhance.audio.realtime.hop import HopProcessor, make_hop_processor
+from rtenhance.audio.io.native_pulse import NativePulseCapture, NativePulsePlayback, PulseConnection
+from rtenhance.audio.io.native_pulse import unavailable_reason as native_pulse_unavailable
+from rtenhance.audio.io.native_watch import start_watch
+from rtenhance.audio.io.pulse import PresenceWatch
+from rtenhance.audio.io.pulse_streams import PulseCapture, PulsePlayback
+from rtenhance.audio.io.streams import Capture, FileSink, FileSource, Playback
+from rtenhance.audio.io.virtual_mic import VIRTUAL_SOURCE, VirtualMic
 from rtenhance.config import ConfigError, StftConfig
 from rtenhance.notify import SystemdNotifier
 from rtenhance.runtime_config import RuntimeConfig, reloaded, restart_only_changes

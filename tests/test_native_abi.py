@@ -6,7 +6,7 @@ import ctypes
 
 import pytest
 
-from rtenhance.audio import native_pulse
+from rtenhance.audio.io import native_pulse
 from rtenhance.native_abi import check_layout, mirror_layout
 from rtenhance.native_build import NativeUnavailable
 

@@ -1,1 +1,1 @@
-"""Audio I/O and the real-time engine: rings, devices, streams, the worker and its policies."""
+"""Live audio: ``io`` (devices, streams, rings) apart from ``realtime`` (the worker's hop loop and policies)."""

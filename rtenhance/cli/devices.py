@@ -11,8 +11,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from rtenhance.audio import pulse
-    from rtenhance.audio.devices import list_devices
+    from rtenhance.audio.io import pulse
+    from rtenhance.audio.io.devices import list_devices
 
     print("PortAudio devices (use the index or a name substring with --input/--output):")
     print(f"  {'idx':>3}  {'in':>3}  {'out':>3}  {'rate':>6}  name")

@@ -15,7 +15,7 @@ import threading
 import numpy as np
 import sounddevice as sd
 
-from rtenhance.audio.ring import SpscRing
+from rtenhance.audio.io.ring import SpscRing
 
 
 def main() -> None:

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-from rtenhance.audio.virtual_mic import VIRTUAL_SINK, VIRTUAL_SOURCE
+from rtenhance.audio.io.virtual_mic import VIRTUAL_SINK, VIRTUAL_SOURCE
 from rtenhance.daemon import EXIT_VIRTUAL_MIC_LOST
 from tests.audio.daemon_support import (
     TOLERANT_SET, DaemonProcess, aligned_correlation, check_skipped_hops, daemon_env, noisy_speech, weights_path,

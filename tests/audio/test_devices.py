@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from rtenhance.audio.devices import DeviceError, resolve
+from rtenhance.audio.io.devices import DeviceError, resolve
 from tests.audio.daemon_support import daemon_env
 
 

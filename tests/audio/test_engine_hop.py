@@ -8,8 +8,8 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from rtenhance.audio.engine import Engine
-from rtenhance.audio.gate import dry_gain
+from rtenhance.audio.realtime.engine import Engine
+from rtenhance.audio.realtime.gate import dry_gain
 from rtenhance.config import StftConfig
 from rtenhance.runtime_config import RuntimeConfig
 
@@ -17,7 +17,7 @@ RATE = 16000
 
 
 class RecordingProcessor:
-    """A ``HopProcessor`` (``rtenhance.audio.hop``) that passes hops through and records what the engine asked of it."""
+    """A ``HopProcessor`` (``rtenhance.audio.realtime.hop``) that passes hops through and records what the engine asked of it."""
 
     def __init__(self, cfg: StftConfig) -> None:
         self.latency_samples = cfg.n_fft - cfg.hop_samples

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from rtenhance.audio.file_align import OutputAligner
+from rtenhance.audio.realtime.file_align import OutputAligner
 
 
 def test_delay_cut_at_start_and_tail_at_end_across_chunks():

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from rtenhance.audio.gate import FrameGate, dry_gain
+from rtenhance.audio.realtime.gate import FrameGate, dry_gain
 from rtenhance.backends import make_stepper
 from rtenhance.enhancer import Enhancer
 from rtenhance.model.gtcrn import GTCRN

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from rtenhance.audio.limiter import SoftLimiter
+from rtenhance.audio.realtime.limiter import SoftLimiter
 
 
 def test_below_knee_unchanged_above_bounded_monotonic_continuous():

@@ -15,9 +15,9 @@ import numpy as np
 import pytest
 
 from rtenhance import native_build
-from rtenhance.audio.gate import dry_gain
-from rtenhance.audio.hop import HopProcessor, NativeHop, PythonHop, make_hop_processor
-from rtenhance.audio.native_hop import NativeFft
+from rtenhance.audio.realtime.gate import dry_gain
+from rtenhance.audio.realtime.hop import HopProcessor, NativeHop, PythonHop, make_hop_processor
+from rtenhance.audio.realtime.native_hop import NativeFft
 from rtenhance.backends.native import NativeStepper
 from rtenhance.config import StftConfig
 from rtenhance.weights import resolve_model

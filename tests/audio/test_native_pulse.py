@@ -15,9 +15,9 @@ import numpy as np
 import pytest
 
 from rtenhance import native_build
-from rtenhance.audio import native_pulse
-from rtenhance.audio.devices import DeviceError, Endpoint
-from rtenhance.audio.native_pulse import NativePulseCapture, NativePulsePlayback, PulseConnection
+from rtenhance.audio.io import native_pulse
+from rtenhance.audio.io.devices import DeviceError, Endpoint
+from rtenhance.audio.io.native_pulse import NativePulseCapture, NativePulsePlayback, PulseConnection
 from rtenhance.daemon import Daemon
 from rtenhance.runtime_config import AudioConfig, RuntimeConfig
 from tests.audio.daemon_support import lag_and_correlation
@@ -41,8 +41,8 @@ LINGER_S = 0.3  # the exit script's process lives on this long after the finaliz
 EXIT_SCRIPT = f"""
 import atexit, threading, time
 atexit.register(time.sleep, {LINGER_S})
-from rtenhance.audio.devices import Endpoint
-from rtenhance.audio.native_pulse import NativePulseCapture
+from rtenhance.audio.io.devices import Endpoint
+from rtenhance.audio.io.native_pulse import NativePulseCapture
 capture = NativePulseCapture(Endpoint("pulse", "input", "pulse:A.monitor", pulse_name="A.monitor", sample_rate=16000))
 capture.open()
 capture.start()

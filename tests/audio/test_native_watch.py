@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from rtenhance.audio.native_watch import LIBRARY, NativeWatch
-from rtenhance.audio.pulse import WATCH_POLL_S, PollingWatch, PresenceWatch
+from rtenhance.audio.io.native_watch import LIBRARY, NativeWatch
+from rtenhance.audio.io.pulse import WATCH_POLL_S, PollingWatch, PresenceWatch
 from tests.audio.pulse_support import SINK_B
 from tests.audio.sound_server import SoundServer, stop_server
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from rtenhance.audio.playout import PlayoutController
+from rtenhance.audio.realtime.playout import PlayoutController
 
 HOP_S = 0.016
 

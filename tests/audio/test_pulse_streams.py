@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from rtenhance.audio import native_pulse
-from rtenhance.audio.devices import DeviceError, Endpoint, resolve
-from rtenhance.audio.pulse_simple import SimpleStream
-from rtenhance.audio.pulse_streams import PulseCapture, PulsePlayback
+from rtenhance.audio.io import native_pulse
+from rtenhance.audio.io.devices import DeviceError, Endpoint, resolve
+from rtenhance.audio.io.pulse_simple import SimpleStream
+from rtenhance.audio.io.pulse_streams import PulseCapture, PulsePlayback
 from tests.audio.daemon_support import lag_and_correlation
 from tests.audio.pulse_support import RATE, stop_recording
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from rtenhance.audio.ring import SpscRing
+from rtenhance.audio.io.ring import SpscRing
 
 
 def test_any_chunking_is_fifo_across_wraparound():

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import math
 
-from rtenhance.audio.skips import (
+from rtenhance.audio.realtime.skips import (
     MIN_DEADLINE_S, MIN_STEPS, OVERLOAD_FACTOR, START_DEADLINE_S, SkipCounts, StepTimes, ring_low, step_deadline_s,
 )
 

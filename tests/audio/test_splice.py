@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from rtenhance.audio.splice import splice
+from rtenhance.audio.realtime.splice import splice
 
 RATE = 48000
 

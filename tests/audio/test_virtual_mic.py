@@ -12,12 +12,12 @@ from pathlib import Path
 
 import pytest
 
-from rtenhance.audio.devices import DeviceError
-from rtenhance.audio.virtual_mic import VIRTUAL_SINK, VIRTUAL_SOURCE, OwnerLock, VirtualMic
+from rtenhance.audio.io.devices import DeviceError
+from rtenhance.audio.io.virtual_mic import VIRTUAL_SINK, VIRTUAL_SOURCE, OwnerLock, VirtualMic
 from tests.audio.sound_server import SoundServer
 from tests.conftest import REPO
 
-HOLDER = "import sys, time; from pathlib import Path; from rtenhance.audio.virtual_mic import OwnerLock; " \
+HOLDER = "import sys, time; from pathlib import Path; from rtenhance.audio.io.virtual_mic import OwnerLock; " \
          "OwnerLock(Path(sys.argv[1])).acquire(); print('locked', flush=True); time.sleep(60)"
 
 

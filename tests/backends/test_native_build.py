@@ -22,8 +22,8 @@ from rtenhance.native_libraries import LIBRARIES, PACKAGE_DIR, prebuilt_name
 from tests.backends.test_backends import random_model
 
 OTHER_UID = 12345  # a user that is not the test's
-LIBRARY_MODULES = {"gtcrn_step": "rtenhance.backends.native", "native_hop": "rtenhance.audio.native_hop",
-                   "native_pulse": "rtenhance.audio.native_pulse", "polyphase": "rtenhance.dsp.polyphase"}
+LIBRARY_MODULES = {"gtcrn_step": "rtenhance.backends.native", "native_hop": "rtenhance.audio.realtime.native_hop",
+                   "native_pulse": "rtenhance.audio.io.native_pulse", "polyphase": "rtenhance.dsp.polyphase"}
 
 FAKE_COMPILER = """#!/bin/sh
 if [ "$1" = --version ]; then echo "fake-cc 1.0"; exit 0; fi

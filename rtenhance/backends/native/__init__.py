@@ -102,7 +102,7 @@ class NativeStep:
 class NativeStepper:
     """One stream of ``model.step`` in the native library (see the module docstring).
 
-    ``native_step`` lets C code (``rtenhance.audio.native_hop``) run the same step on state of its own.
+    ``native_step`` lets C code (``rtenhance.audio.realtime.native_hop``) run the same step on state of its own.
 
     Args:
         model: the network (torch-free ``ModelWeights``, or a PyTorch ``GTCRN``); its weights are copied

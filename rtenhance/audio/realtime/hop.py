@@ -3,7 +3,7 @@
 Two implementations compute the same samples:
 - ``PythonHop``: ``Enhancer`` (NumPy STFT) around a ``FrameGate`` (the model on a Python thread) and a
   ``SoftLimiter``; it runs any backend;
-- ``NativeHop`` (``rtenhance.audio.native_hop``): all of it in C with one foreign call per hop and the model
+- ``NativeHop`` (``rtenhance.audio.realtime.native_hop``): all of it in C with one foreign call per hop and the model
   on a C thread; only for the native backend's stepper, and only where the C library builds.
 
 ``make_hop_processor`` picks the native one when it can and says which one runs.
@@ -16,9 +16,9 @@ from typing import Protocol
 
 import numpy as np
 
-from rtenhance.audio.gate import FrameGate
-from rtenhance.audio.limiter import SoftLimiter
-from rtenhance.audio.native_hop import NativeHop
+from rtenhance.audio.realtime.gate import FrameGate
+from rtenhance.audio.realtime.limiter import SoftLimiter
+from rtenhance.audio.realtime.native_hop import NativeHop
 from rtenhance.backends import FrameStepper
 from rtenhance.backends.native import NativeStepper
 from rtenhance.config import StftConfig

@@ -14,7 +14,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Literal
 
-from rtenhance.audio import pulse
+from rtenhance.audio.io import pulse
 
 PULSE_PREFIX = "pulse:"
 FILE_PREFIX = "file:"

@@ -13,10 +13,10 @@ import threading
 import time
 from collections.abc import Callable
 
-from rtenhance.audio.devices import DeviceError, refind
-from rtenhance.audio.ends import Sink, Source
-from rtenhance.audio.pulse import PresenceWatch
-from rtenhance.audio.streams import Capture, Playback, reinitialize_portaudio
+from rtenhance.audio.io.devices import DeviceError, refind
+from rtenhance.audio.io.ends import Sink, Source
+from rtenhance.audio.io.pulse import PresenceWatch
+from rtenhance.audio.io.streams import Capture, Playback, reinitialize_portaudio
 from rtenhance.runtime_config import DevicesConfig
 
 log = logging.getLogger(__name__)

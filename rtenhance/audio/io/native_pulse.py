@@ -24,9 +24,9 @@ import weakref
 
 import numpy as np
 
-from rtenhance.audio.devices import DeviceError, Endpoint
-from rtenhance.audio.streams import FIRST_CALLBACK_GRACE_S, RING_SECONDS, RingPlayback, prime
-from rtenhance.audio.thread_priority import promote
+from rtenhance.audio.io.devices import DeviceError, Endpoint
+from rtenhance.audio.io.streams import FIRST_CALLBACK_GRACE_S, RING_SECONDS, RingPlayback, prime
+from rtenhance.audio.realtime.thread_priority import promote
 from rtenhance.native_abi import check_layout
 from rtenhance.native_build import NativeUnavailable, listed_library
 

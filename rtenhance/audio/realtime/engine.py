@@ -1,7 +1,7 @@
 """The real-time hop loop: capture ring -> 16 kHz hop -> playback ring, in a worker thread.
 
 Per 16 ms hop the worker resamples the device audio to 16 kHz, runs the ``HopProcessor`` (STFT, the model
-behind its gate, iSTFT, soft limiter; in C or in Python, see ``rtenhance.audio.hop``), resamples to the
+behind its gate, iSTFT, soft limiter; in C or in Python, see ``rtenhance.audio.realtime.hop``), resamples to the
 playback rate and through ``DriftResampler`` at the ratio ``PlayoutController`` asks for, and writes the
 playback ring. The pieces around it each have their module:
 - ``Supervisor`` opens the ends, notices faults and reopens them with backoff;
@@ -28,17 +28,17 @@ from typing import Callable
 
 import numpy as np
 
-from rtenhance.audio.splice import splice
-from rtenhance.audio.ends import Sink, Source
-from rtenhance.audio.file_align import OutputAligner
-from rtenhance.audio.gate import dry_gain, model_wanted
-from rtenhance.audio.hop import HopProcessor
-from rtenhance.audio.overload import OverloadGuard
-from rtenhance.audio.playout import PlayoutController
-from rtenhance.audio.pulse import PresenceWatch
-from rtenhance.audio.skips import SkipCounts, StepTimes, ring_low, step_deadline_s
-from rtenhance.audio.supervisor import Supervisor
-from rtenhance.audio.thread_priority import promote
+from rtenhance.audio.realtime.splice import splice
+from rtenhance.audio.io.ends import Sink, Source
+from rtenhance.audio.realtime.file_align import OutputAligner
+from rtenhance.audio.realtime.gate import dry_gain, model_wanted
+from rtenhance.audio.realtime.hop import HopProcessor
+from rtenhance.audio.realtime.overload import OverloadGuard
+from rtenhance.audio.realtime.playout import PlayoutController
+from rtenhance.audio.io.pulse import PresenceWatch
+from rtenhance.audio.realtime.skips import SkipCounts, StepTimes, ring_low, step_deadline_s
+from rtenhance.audio.realtime.supervisor import Supervisor
+from rtenhance.audio.realtime.thread_priority import promote
 from rtenhance.config import StftConfig
 from rtenhance.dsp.fractional import DriftResampler
 from rtenhance.dsp.polyphase import PolyphaseResampler

@@ -1,4 +1,4 @@
-"""The frame stepper of the Python hop (``rtenhance.audio.hop.PythonHop``): the model on a deadline, strength
+"""The frame stepper of the Python hop (``rtenhance.audio.realtime.hop.PythonHop``): the model on a deadline, strength
 mix and bypass. ``native_hop.c`` implements the same semantics in C for the native backend.
 
 Working per frame inside the STFT keeps every path on the same delay: a frame that skips the model

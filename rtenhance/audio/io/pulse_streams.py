@@ -19,10 +19,10 @@ from abc import ABC, abstractmethod
 
 import numpy as np
 
-from rtenhance.audio.devices import DeviceError, Endpoint
-from rtenhance.audio.pulse_simple import SimpleStream, StreamError
-from rtenhance.audio.ring import SpscRing
-from rtenhance.audio.streams import FIRST_CALLBACK_GRACE_S, RING_SECONDS, CallbackLatency, RingPlayback, prime
+from rtenhance.audio.io.devices import DeviceError, Endpoint
+from rtenhance.audio.io.pulse_simple import SimpleStream, StreamError
+from rtenhance.audio.io.ring import SpscRing
+from rtenhance.audio.io.streams import FIRST_CALLBACK_GRACE_S, RING_SECONDS, CallbackLatency, RingPlayback, prime
 
 FRAGMENT_MS = 8.0  # default fragment: the server wakes each I/O thread 125 times a second
 PLAYBACK_QUEUE_FRAGMENTS = 1  # playback keeps about this much queued in the server (its latency)...

@@ -1,6 +1,6 @@
 """The engine's 16 kHz hop in C (``native_hop.c``): STFT, the model on a C thread, strength mix, iSTFT, limiter.
 
-``NativeHop`` computes what ``PythonHop`` (``rtenhance.audio.hop``: ``Enhancer`` + ``FrameGate`` +
+``NativeHop`` computes what ``PythonHop`` (``rtenhance.audio.realtime.hop``: ``Enhancer`` + ``FrameGate`` +
 ``SoftLimiter``) computes when the model's stepper is the native backend's, with one foreign call per hop
 and no Python thread: the model runs on a pthread named ``rtenhance-model`` that calls ``gtcrn_step``
 through its address (``NativeStepper.native_step``), on state sets and scratch owned by the C side. The
@@ -110,7 +110,7 @@ class NativeFft:
 
 
 class NativeHop:
-    """One 16 kHz mono stream's hop in C, with the ``HopProcessor`` interface (``rtenhance.audio.hop``).
+    """One 16 kHz mono stream's hop in C, with the ``HopProcessor`` interface (``rtenhance.audio.realtime.hop``).
 
     ``reset`` starts the model thread: until the first ``reset``, model hops pass through as missed.
 

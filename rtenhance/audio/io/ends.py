@@ -11,7 +11,7 @@ from typing import Protocol
 
 import numpy as np
 
-from rtenhance.audio.ring import SpscRing
+from rtenhance.audio.io.ring import SpscRing
 
 
 class End(Protocol):

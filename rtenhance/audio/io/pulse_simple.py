@@ -15,7 +15,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from rtenhance.audio.devices import DeviceError
+from rtenhance.audio.io.devices import DeviceError
 
 PA_SAMPLE_FLOAT32LE = 5  # pa_sample_format_t
 PA_STREAM_PLAYBACK = 1  # pa_stream_direction_t

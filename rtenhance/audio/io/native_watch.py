@@ -15,7 +15,7 @@ import logging
 import threading
 from collections.abc import Callable
 
-from rtenhance.audio.pulse import PollingWatch, PresenceWatch, gone_message, report_change, unreachable_message
+from rtenhance.audio.io.pulse import PollingWatch, PresenceWatch, gone_message, report_change, unreachable_message
 from rtenhance.native_build import NativeUnavailable, listed_library
 
 log = logging.getLogger(__name__)

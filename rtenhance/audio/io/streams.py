@@ -14,8 +14,8 @@ from typing import Any
 
 import numpy as np
 
-from rtenhance.audio.devices import DeviceError, Endpoint
-from rtenhance.audio.ring import SpscRing
+from rtenhance.audio.io.devices import DeviceError, Endpoint
+from rtenhance.audio.io.ring import SpscRing
 
 RING_SECONDS = 2.0  # capacity of each device ring
 TIMING_SLOTS = 512  # latest per-callback latency readings kept (a few seconds of callbacks)

@@ -14,8 +14,8 @@ import logging
 import os
 from pathlib import Path
 
-from rtenhance.audio import pulse
-from rtenhance.audio.devices import PULSE_PREFIX, VIRTUAL_MIC, DeviceError, Endpoint, resolve
+from rtenhance.audio.io import pulse
+from rtenhance.audio.io.devices import PULSE_PREFIX, VIRTUAL_MIC, DeviceError, Endpoint, resolve
 
 log = logging.getLogger(__name__)
 
