@@ -23,7 +23,7 @@ import numpy as np
 
 from rtenhance.backends import FrameStepper
 from rtenhance.config import StftConfig
-from rtenhance.dsp.stft import sqrt_hann
+from rtenhance.dsp.stft import sqrt_hann_numpy
 from rtenhance.enhancer import Enhancer
 
 EMPTY = np.zeros(0, dtype=np.float32)
@@ -53,7 +53,7 @@ class CentredStream:
         self._stepper = stepper
         self._hop = cfg.hop_samples
         self._n_fft = cfg.n_fft
-        self._window = sqrt_hann(cfg.n_fft).numpy()
+        self._window = sqrt_hann_numpy(cfg.n_fft)
         squared = self._window**2
         self._envelope = squared[: self._hop] + squared[self._hop :]  # two frames overlap every sample
         self._head: np.ndarray | None = EMPTY  # input kept until the leading reflection can be built
