@@ -22,7 +22,8 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from tests.audio.pulse_support import PulseServer, start_pulse_server, stop_pulse_server
+from tests.audio.pulse_support import start_pulse_server, stop_pulse_server
+from tests.audio.sound_server import SoundServer
 
 REPO = Path(__file__).resolve().parents[1]
 BUILD_TIMEOUT_S = 600
@@ -68,7 +69,7 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str,
 
 
 @pytest.fixture(scope="module")
-def pulse_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PulseServer]:
+def pulse_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SoundServer]:
     """A private PulseAudio server with sinks A and B (``tests.audio.pulse_support``)."""
     server = start_pulse_server(tmp_path_factory.mktemp("pulse"))
     try:
@@ -83,7 +84,7 @@ def importlib_missing(name: str) -> bool:
     return importlib.util.find_spec(name) is None
 
 
-def test_wheel_runtime_without_torch(installed: tuple[Path, dict[str, str], Path], pulse_server: PulseServer) -> None:
+def test_wheel_runtime_without_torch(installed: tuple[Path, dict[str, str], Path], pulse_server: SoundServer) -> None:
     rtenhance, env, root = installed
     python = rtenhance.with_name("python")
     probe = "import importlib.util, rtenhance; print(importlib.util.find_spec('torch') is None, rtenhance.__file__)"
