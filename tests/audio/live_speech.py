@@ -100,12 +100,11 @@ def pink_noise(n: int, rng: np.random.Generator) -> np.ndarray:
 def offline_enhancement(noisy: np.ndarray) -> np.ndarray:
     """(N,) float32: the bundled model's causal offline enhancement of ``noisy`` after PREROLL_S of silence."""
     from rtenhance.enhancer import enhance_offline
-    from rtenhance.model.checkpoint import load_model
-    from rtenhance.weights import bundled_weights
+    from rtenhance.weights import bundled_weights, resolve_model
 
-    bundled = bundled_weights()
-    if bundled is None:
+    if bundled_weights() is None:
         raise RuntimeError("this build bundles no weights; the live scenarios run the daemon with its defaults")
     preroll = np.zeros(int(PREROLL_S * MODEL_RATE), dtype=np.float32)
-    enhanced = enhance_offline(load_model(bundled[0]), np.concatenate([preroll, noisy]), causal=True)
+    model = resolve_model(None)[0].torch_model()
+    enhanced = enhance_offline(model, np.concatenate([preroll, noisy]), causal=True)
     return enhanced[preroll.shape[0] :].astype(np.float32)

@@ -90,7 +90,7 @@ def test_playback_plays_the_ring_and_counts_underflows(pulse_env, tmp_path, play
         while playback.ring.available and time.monotonic() < deadline:
             time.sleep(0.05)
         time.sleep(0.3)
-        underflows_after_drain = playback.status_flags
+        underflows_after_drain = playback.underflows()
     finally:
         playback.close()
         stop_recording(recorder)

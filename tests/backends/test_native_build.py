@@ -22,8 +22,15 @@ from rtenhance.native_libraries import LIBRARIES, PACKAGE_DIR, prebuilt_name
 from tests.backends.test_backends import random_model
 
 OTHER_UID = 12345  # a user that is not the test's
-LIBRARY_MODULES = {"gtcrn_step": "rtenhance.backends.native", "native_hop": "rtenhance.audio.realtime.native_hop",
-                   "native_pulse": "rtenhance.audio.io.native_pulse", "polyphase": "rtenhance.dsp.polyphase"}
+LIBRARY_MODULES = {  # library name: (module, attribute holding its CLibrary)
+    "gtcrn_step": ("rtenhance.backends.native", "LIBRARY"),
+    "gtcrn_batch": ("rtenhance.backends.native.batch", "PORTABLE"),
+    "gtcrn_batch_avx2": ("rtenhance.backends.native.batch", "AVX2"),
+    "native_hop": ("rtenhance.audio.realtime.native_hop", "LIBRARY"),
+    "native_pulse": ("rtenhance.audio.io.native_pulse", "LIBRARY"),
+    "native_watch": ("rtenhance.audio.io.native_watch", "LIBRARY"),
+    "polyphase": ("rtenhance.dsp.polyphase", "LIBRARY"),
+}
 
 FAKE_COMPILER = """#!/bin/sh
 if [ "$1" = --version ]; then echo "fake-cc 1.0"; exit 0; fi
@@ -166,6 +173,7 @@ def test_prebuilt_library_is_loaded_without_a_compiler(
 def test_every_library_module_uses_the_listed_sources_and_flags() -> None:
     assert sorted(LIBRARY_MODULES) == sorted(e.name for e in LIBRARIES)
     for entry in LIBRARIES:
-        library = importlib.import_module(LIBRARY_MODULES[entry.name]).LIBRARY
+        module, attribute = LIBRARY_MODULES[entry.name]
+        library = getattr(importlib.import_module(module), attribute)
         assert (library.name, library.source, library.cflags, library.libs) == (
             entry.name, PACKAGE_DIR / entry.source, entry.cflags, entry.libs)

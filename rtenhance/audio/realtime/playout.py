@@ -88,6 +88,7 @@ class PlayoutController:
         self._clock_s = 0.0  # block time, s
         self._fit_count = 0
         self.span_s = 0.0
+        self._disturbed = False
 
     @property
     def target_s(self) -> float:
@@ -125,6 +126,11 @@ class PlayoutController:
         self.margin_s = min(MAX_MARGIN_S, self.margin_s + UNDERFLOW_MARGIN_S)
         self._fit_count = 0
 
+    def disturbed(self) -> None:
+        """The current block's dips have a known cause that is not the timing of capture and playback (the
+        model missed its deadline): they do not widen the jitter span."""
+        self._disturbed = True
+
     def take_drop(self) -> float:
         """Seconds of output to drop now (0 almost always); the caller drops them and reports them back
         with ``dropped``."""
@@ -142,6 +148,7 @@ class PlayoutController:
         self._mean_s = mean_s
         self.margin_s = max(0.0, self.margin_s - MARGIN_DECAY_PER_S * self._block_s)
         self._pending_drop_s = 0.0
+        disturbed, self._disturbed = self._disturbed, False
         excess = min_s - (self.target_s - self.span_s)  # how far the lowest reading is above where it belongs
         if excess > JUMP_S:
             # far too much queued (start-up, a device that stopped taking audio): drop it at once, no more
@@ -150,7 +157,7 @@ class PlayoutController:
             self._correction = 0.0
             self._fit_count = 0
             return
-        if max_s - min_s < STEP_S:
+        if max_s - min_s < STEP_S and not disturbed:  # a step (a stall) or a miss says nothing of jitter
             self.span_s = max(mean_s - min_s, self.span_s - SPAN_DECAY_PER_S * self._block_s)
         error = mean_s - self.target_s
         self._fit(mean_s - self._applied_s)

@@ -7,9 +7,11 @@ The model step costs about 0.1 ms of a 16 ms hop, so the model is skipped only f
 - ``ring_low``: the output ring still plays for less than the step's measured p99 time, so waiting for the
   model would certainly let playback run dry. A ring that has already run dry is no reason: the hop is
   late whatever runs, and the step is too short to matter.
-A step's deadline is ``OVERLOAD_FACTOR`` times its p99 (at least ``MIN_DEADLINE_S``): only a step far
-slower than usual is a miss, and waiting for it never eats the output ring (waiting as long as the ring
-still played left the rest of the hop too late, and playback ran dry at every miss). Until ``MIN_STEPS``
+A step's deadline is ``OVERLOAD_FACTOR`` times its p99 or ``RING_SHARE`` of the time the output ring still
+plays, whichever is longer (at least ``MIN_DEADLINE_S``): only a step far slower than usual is a miss (a
+busy machine preempts the model thread for a few ms now and then), and waiting for it never eats the
+whole ring (waiting as long as the ring still played left the rest of the hop too late, and playback ran
+dry at every miss). Until ``MIN_STEPS``
 steps have been timed (the first ones are slow: cold caches, page faults) the p99 is not trusted: no
 ``ring_low`` skip, and a step may take up to a hop (``START_DEADLINE_S``) or what the ring holds.
 """
@@ -25,6 +27,7 @@ STEP_HISTORY = 256  # model step times kept for the p99 (4 s of hops)
 P99_EVERY_HOPS = 32  # the p99 is recomputed this often (0.5 s)
 OVERLOAD_FACTOR = 4.0  # a step this many times its p99 (and past the ring) is a miss
 MIN_DEADLINE_S = 0.002  # the shortest wait for a step, in s
+RING_SHARE = 0.5  # a step may use this share of what the output ring still plays
 MIN_STEPS = 64  # steps timed before their p99 is used (1 s of hops)
 START_DEADLINE_S = 0.016  # the wait for a step until then: one hop
 
@@ -78,7 +81,7 @@ def ring_low(ring_s: float, steps: StepTimes) -> bool:
 
 
 def step_deadline_s(ring_s: float, steps: StepTimes) -> float:
-    """How long to wait for the model, in s: a few usual steps (at start, up to a hop or the ring's time)."""
+    """How long to wait for the model, in s: a few usual steps or half the ring (at start, up to a hop)."""
     if not steps.ready:
         return max(min(ring_s, START_DEADLINE_S), MIN_DEADLINE_S)
-    return max(OVERLOAD_FACTOR * steps.p99_s, MIN_DEADLINE_S)
+    return max(OVERLOAD_FACTOR * steps.p99_s, RING_SHARE * ring_s, MIN_DEADLINE_S)
