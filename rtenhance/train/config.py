@@ -31,6 +31,11 @@ class DataConfig:
         val_seconds: length of one validation mixture in seconds.
         workers: processes that make training batches ahead (0: the training process makes each batch
             when it needs it). Batches are the same either way (``StepBatches``).
+        exclude_speakers: speakers left out of training and validation altogether (the second held-out
+            test set, ``scripts/make_heldout_set.py``, is made from them).
+        exclude_noise_categories: noise categories (manifest ``category`` column) left out likewise.
+        premixed_steps: 0 mixes every step's batch afresh (on the fly); N > 0 repeats the batches of
+            steps 0..N-1 (a fixed pre-mixed set of N batches, seen once per epoch of N steps).
     """
 
     clean_dir: str = "../shared/data/train/clean"
@@ -44,8 +49,13 @@ class DataConfig:
     val_mixtures: int = 64
     val_seconds: float = 4.0
     workers: int = 0
+    exclude_speakers: tuple[str, ...] = ()
+    exclude_noise_categories: tuple[str, ...] = ()
+    premixed_steps: int = 0
 
     def __post_init__(self) -> None:
+        if self.premixed_steps < 0:
+            raise ConfigError(f"data.premixed_steps: {self.premixed_steps!r} is not allowed; expected an integer >= 0")
         if self.workers < 0:
             raise ConfigError(f"data.workers: {self.workers!r} is not allowed; expected an integer >= 0")
         for key in ("val_clip_fraction", "val_noise_fraction"):
@@ -165,6 +175,8 @@ class TrainConfig:
         threads: torch CPU threads; 0 means all cores.
         device: "auto" (CUDA when present), "cpu" or "cuda".
         model: the network shape.
+        init_from: "" starts from random weights; a path starts from the weights of that rtenhance or
+            published GTCRN checkpoint (fine-tuning: fresh optimizer and schedule, warm-up from a low rate).
         data, augment, optim, loss: see their classes.
     """
 
@@ -181,6 +193,7 @@ class TrainConfig:
     threads: int = 0
     device: Literal["auto", "cpu", "cuda"] = "auto"
     model: ModelConfig = field(default_factory=ModelConfig)
+    init_from: str = ""
     data: DataConfig = field(default_factory=DataConfig)
     augment: AugmentConfig = field(default_factory=AugmentConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)

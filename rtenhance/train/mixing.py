@@ -241,35 +241,56 @@ class Mixer:
 
 
 class StepBatches(torch.utils.data.Dataset):
-    """The training batches, indexed by step: batch ``k`` is a pure function of (seed, k).
+    """The training batches, indexed by step: example ``i`` of batch ``k`` is a pure function of (seed, k, i).
 
-    Each batch has its own generator seeded with ``[seed, k]``, so any process can make any batch: worker
-    processes make them in parallel, and a resumed run needs only its step to continue the same stream.
+    Each example has its own generator seeded with ``[seed, k, i]``, so any process can make any batch or
+    any part of it: worker processes make batches in parallel, a resumed run needs only its step to
+    continue the same stream, and under distributed training rank ``r`` of ``world_size`` makes its own
+    contiguous share of the global batch (the union over ranks is the single-process batch).
 
     Args:
         corpus: the clips to draw from.
         augment: the augmentation configuration.
         sample_rate: model rate in Hz.
         seed: the run's seed.
-        batch_size: examples per batch.
+        batch_size: examples per global batch (all ranks together); a multiple of ``world_size``.
         seconds: length of one example in seconds.
+        premixed_steps: 0: every step has its own batch; N > 0: step k gets the batch of step k mod N.
+        rank: this process's rank.
+        world_size: number of processes sharing each batch.
     """
 
     def __init__(
-        self, corpus: Corpus, augment: AugmentConfig, sample_rate: int, seed: int, batch_size: int, seconds: float
+        self,
+        corpus: Corpus,
+        augment: AugmentConfig,
+        sample_rate: int,
+        seed: int,
+        batch_size: int,
+        seconds: float,
+        premixed_steps: int = 0,
+        rank: int = 0,
+        world_size: int = 1,
     ) -> None:
         super().__init__()
+        if batch_size % world_size:
+            raise ValueError(f"batch_size {batch_size} is not a multiple of the world size {world_size}")
         self.corpus = corpus
         self.augment = augment
         self.sample_rate = sample_rate
         self.seed = seed
-        self.batch_size = batch_size
         self.seconds = seconds
+        self.premixed_steps = premixed_steps
+        share = batch_size // world_size
+        self.examples = range(rank * share, (rank + 1) * share)
 
     def __getitem__(self, step: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """(B, N) noisy and (B, N) target float32 tensors of batch ``step``."""
-        mixer = Mixer(self.corpus, self.augment, self.sample_rate, (self.seed, step))
-        mixtures = [mixer.example(self.seconds) for _ in range(self.batch_size)]
-        noisy = torch.from_numpy(np.stack([m.noisy for m in mixtures]))  # (B, N)
-        target = torch.from_numpy(np.stack([m.target for m in mixtures]))  # (B, N)
+        """(B / world_size, N) noisy and target float32 tensors: this rank's share of batch ``step``."""
+        key = step % self.premixed_steps if self.premixed_steps else step
+        mixtures = [
+            Mixer(self.corpus, self.augment, self.sample_rate, (self.seed, key, i)).example(self.seconds)
+            for i in self.examples
+        ]
+        noisy = torch.from_numpy(np.stack([m.noisy for m in mixtures]))
+        target = torch.from_numpy(np.stack([m.target for m in mixtures]))
         return noisy, target
