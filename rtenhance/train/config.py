@@ -90,6 +90,12 @@ class AugmentConfig:
         bandlimit_hz: range of the low-pass cut-off frequency in Hz.
         clip_prob: probability of clipping the noisy input (the target stays unclipped).
         clip_fraction: range of the fraction of noisy samples that are clipped.
+        babble_prob: probability that the real noise is babble: ``babble_talkers`` random stretches of
+            training speech (other speakers, other clips) summed at equal level.
+        babble_talkers: range of the number of talkers in babble (integers, inclusive).
+        codec_prob: probability of a codec-like degradation of the noisy input (the target stays clean):
+            mu-law companding quantised to ``codec_bits`` bits, as telephone codecs do.
+        codec_bits: range of the mu-law bit depth (8 is G.711; fewer is coarser).
     """
 
     snr_db: tuple[float, float] = (-5.0, 20.0)
@@ -110,6 +116,16 @@ class AugmentConfig:
     bandlimit_hz: tuple[float, float] = (3400.0, 7000.0)
     clip_prob: float = 0.05
     clip_fraction: tuple[float, float] = (0.001, 0.02)
+    babble_prob: float = 0.0
+    babble_talkers: tuple[int, int] = (3, 8)
+    codec_prob: float = 0.0
+    codec_bits: tuple[float, float] = (5.0, 8.0)
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.babble_talkers[0] <= self.babble_talkers[1]:
+            raise ConfigError(f"augment.babble_talkers: {list(self.babble_talkers)} is not allowed; expected [low, high], 1 <= low <= high")
+        if not 2.0 <= self.codec_bits[0] <= self.codec_bits[1] <= 16.0:
+            raise ConfigError(f"augment.codec_bits: {list(self.codec_bits)} is not allowed; expected [low, high] within 2..16")
 
 
 @dataclass(frozen=True)

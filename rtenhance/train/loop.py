@@ -28,6 +28,7 @@ from rtenhance.train.config import OptimConfig, TrainConfig
 from rtenhance.train.corpus import Corpus, load_corpora
 from rtenhance.train.distributed import Distributed
 from rtenhance.train.ema import WeightAverage
+from rtenhance.train.global_batchnorm import use_global_batchnorm
 from rtenhance.train.init_from import init_weights
 from rtenhance.train.loss import LossTerms, hybrid_loss
 from rtenhance.train.mixing import Mixer, StepBatches
@@ -102,16 +103,12 @@ class Trainer:
         torch.manual_seed(cfg.seed)
         self.model = GTCRN(cfg.model).to(self.device)
         self.init_sha256 = init_weights(self.model, cfg.init_from) if cfg.init_from else ""
-        self.ddp = (
-            torch.nn.parallel.DistributedDataParallel(self.model, device_ids=[self.device] if self.device.type == "cuda" else None)
-            if self.dist.active
-            else self.model
-        )
         self.optimizer = torch.optim.Adam(
             self.model.parameters(), lr=cfg.optim.lr, weight_decay=cfg.optim.weight_decay
         )
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, lambda s: lr_factor(s, cfg.optim))
         self.average = WeightAverage(self.model, cfg.optim.ema_decay)
+        self.ddp = self._data_parallel() if self.dist.active else self.model
         train, val = corpora or load_corpora(cfg.data, cfg.model.stft.sample_rate, cfg.seed)
         rate = cfg.model.stft.sample_rate
         self.batches = StepBatches(
@@ -125,6 +122,12 @@ class Trainer:
         self.best_step = -1
         self.wall_seconds = 0.0
         self.run_dir = cfg.run_dir
+
+    def _data_parallel(self) -> torch.nn.Module:
+        """The model in DistributedDataParallel, normalising over the global batch (own process group)."""
+        use_global_batchnorm(self.model, torch.distributed.new_group())
+        device_ids = [self.device] if self.device.type == "cuda" else None
+        return torch.nn.parallel.DistributedDataParallel(self.model, device_ids=device_ids)
 
     # ----- one step -------------------------------------------------------------------------------
     def compute_loss(self, model: torch.nn.Module, noisy: torch.Tensor, target: torch.Tensor) -> LossTerms:
