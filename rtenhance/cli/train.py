@@ -53,6 +53,9 @@ def run(args: argparse.Namespace) -> int:
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+        trainer.dist.stop()
+    if not trainer.dist.is_main:  # under torchrun rank 0 alone reports
+        return 0
     print(f"stopped at step {trainer.step}; best {cfg.best_metric} {trainer.best_metric:.4f} at step {trainer.best_step}")
     print(f"checkpoints: {last} and {cfg.run_dir / 'best.pt'}")
     return 0

@@ -1,7 +1,8 @@
-"""Bundled weights: rtenhance's own trained GTCRN, checked by sha256 at load.
+"""Bundled weights: the default GTCRN and other named candidates, checked by sha256 at load.
 
-``BUNDLED`` names the file in this folder and its digest; ``resolve_model`` turns a ``--weights``
-argument (or its absence) into a loaded model.
+``manifest.json`` names the default file and its digest, and under ``"candidates"`` other bundled
+weights by name (``--weights NAME``); ``resolve_model`` turns a ``--weights`` argument (a path, a
+bundled name, or nothing for the default) into a loaded model.
 """
 
 from __future__ import annotations
@@ -29,11 +30,23 @@ def bundled_weights() -> tuple[Path, str] | None:
     return WEIGHTS_DIR / entry["file"], entry["sha256"]
 
 
+def bundled_candidates() -> dict[str, tuple[Path, str]]:
+    """{name: (path, sha256)} of the bundled weights selectable by name, the default included."""
+    if not MANIFEST.is_file():
+        return {}
+    entry = json.loads(MANIFEST.read_text())
+    named = {DEFAULT_NAME: (WEIGHTS_DIR / entry["file"], entry["sha256"])}
+    for name, candidate in entry.get("candidates", {}).items():
+        named[name] = (WEIGHTS_DIR / candidate["file"], candidate["sha256"])
+    return named
+
+
 def resolve_model(weights: str | None) -> tuple[GTCRN, str]:
     """Load the model a command should use.
 
     Args:
-        weights: a checkpoint path from ``--weights``, or None for the bundled default.
+        weights: a checkpoint path from ``--weights``, the name of bundled weights, or None for the
+            bundled default.
 
     Returns:
         (model in eval mode, a short name for logs: the path or "default").
@@ -42,6 +55,10 @@ def resolve_model(weights: str | None) -> tuple[GTCRN, str]:
         NoWeightsError: ``weights`` is None and no weights are bundled.
         CheckpointError: the file cannot be used.
     """
+    named = bundled_candidates()
+    if weights in named and not Path(weights).exists():
+        path, digest = named[weights]
+        return load_model(path, expected_sha256=digest), weights
     if weights is not None:
         return load_model(weights), weights
     bundled = bundled_weights()
