@@ -5,9 +5,12 @@
 # e.g. scripts/experiments.sh ../shared 60 8            (all variants, one after the other, on a CPU)
 #      scripts/experiments.sh /data/shared 2000 32 base babble   (a GPU burst: add --set data.workers=14)
 # Runs go to runs/exp_VARIANT/; score them with rtenhance eval on dev/ and the held-out set.
+# RESUME=N continues the runs from their last.pt and stops them at step N (instead of STEPS).
 set -eu
 SHARED=$1 STEPS=$2 BATCH=$3
 shift 3
+start="--init-from $SHARED/reference/gtcrn_dns3.tar"
+[ -n "${RESUME:-}" ] && start="--resume --max-steps $RESUME"
 VARIANTS=${*:-base babble codec premixed direct_target}
 for v in $VARIANTS; do
   case $v in
@@ -20,7 +23,7 @@ for v in $VARIANTS; do
     *) echo "unknown variant $v" >&2; exit 2 ;;
   esac
   # shellcheck disable=SC2086
-  python -m rtenhance train --config config/train.yaml --no-progress --init-from "$SHARED/reference/gtcrn_dns3.tar" \
+  python -m rtenhance train --config config/train.yaml --no-progress $start \
     --set name="exp_$v" --set data.clean_dir="$SHARED/data/train/clean" --set data.noise_dir="$SHARED/data/train/noise" \
     --set data.rir_dir="$SHARED/data/train/rir" --set batch_size="$BATCH" --set max_steps="$STEPS" \
     --set optim.lr=0.0001 --set optim.warmup_steps=$((STEPS / 4)) --set optim.half_life_steps=100000 \

@@ -1,4 +1,4 @@
-"""Write the weight average of a training state (``last.pt``) as a model checkpoint usable with --weights.
+"""Write the weight average (or ``--raw``: the weights) of a training state as a checkpoint for --weights.
 
     python scripts/export_average.py runs/ft/last.pt runs/ft/avg_STEP.pt
 
@@ -26,15 +26,16 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("state", type=Path, help="a training state (runs/NAME/last.pt)")
     parser.add_argument("out", type=Path, help="the checkpoint to write")
+    parser.add_argument("--raw", action="store_true", help="the trained weights instead of their average")
     args = parser.parse_args()
     state = torch.load(args.state, map_location="cpu", weights_only=True)
     model = GTCRN(from_dict(ModelConfig, state["config"]["model"], "model."))
-    model.load_state_dict(state["average"])
+    model.load_state_dict(state["model" if args.raw else "average"])
     meta: dict[str, object] = {"step": state["step"], "wall_seconds": round(float(state["wall_seconds"]), 1)}
     if state["config"].get("init_from"):
         meta["init_from"] = {"path": state["config"]["init_from"], "sha256": state.get("init_sha256", "")}
     save_checkpoint(model, args.out, meta=meta)
-    print(f"{args.out}: weight average at step {state['step']}")
+    print(f"{args.out}: {'raw weights' if args.raw else 'weight average'} at step {state['step']}")
     return 0
 
 
