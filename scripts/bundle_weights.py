@@ -3,10 +3,11 @@
     python scripts/bundle_weights.py runs/main [--dev ../shared/data/dev] [--heldout data/heldout] [--dnsmos]
         [--keep-previous NAME] [--no-snapshot | --snapshot-only]
 
-1. Copies RUN_DIR/best.pt to rtenhance/weights/gtcrn_default.pt and writes rtenhance/weights/manifest.json
+1. Copies RUN_DIR/best.pt (or --checkpoint FILE) to rtenhance/weights/gtcrn_default.pt and writes rtenhance/weights/manifest.json
    (file, sha256, training step and wall time, validation metrics, dev and held-out metrics when --dev
    and --heldout are given, the checkpoint it was fine-tuned from and the licence terms). With
-   --keep-previous NAME the weights bundled until now stay selectable as ``--weights NAME``.
+   --keep-previous NAME the weights bundled until now stay selectable as ``--weights NAME``; --scores takes
+   the scores from `rtenhance eval --json` files instead of measuring again.
 2. Copies RUN_DIR/last.pt and RUN_DIR/train.log to checkpoints/NAME/ (tracked by git) so that a later
    session can continue with ``rtenhance train --resume`` after copying them back into runs/NAME/.
 """
@@ -64,6 +65,12 @@ def main() -> int:
     parser.add_argument("run_dir", type=Path, help="the run folder (with best.pt, last.pt, train.log)")
     parser.add_argument("--dev", type=Path, help="a dev folder (clean/, noisy/) to score the weights on")
     parser.add_argument("--heldout", type=Path, help="the second held-out set (scripts/make_heldout_set.py)")
+    parser.add_argument("--checkpoint", type=Path, help="the weights to bundle (default: RUN_DIR/best.pt)")
+    parser.add_argument(
+        "--scores", nargs=2, type=Path, metavar=("DEV_JSON", "HELDOUT_JSON"),
+        help="take the dev and held-out scores from `rtenhance eval --json` files (the entry named by the "
+        "checkpoint's file stem) instead of measuring them again",
+    )
     parser.add_argument("--dnsmos", action="store_true", help="include DNSMOS in the dev scores (slow)")
     parser.add_argument("--keep-previous", metavar="NAME", help="keep the weights bundled until now as --weights NAME")
     mode = parser.add_mutually_exclusive_group()
@@ -71,7 +78,8 @@ def main() -> int:
     mode.add_argument("--snapshot-only", action="store_true", help="only copy the run to checkpoints/")
     args = parser.parse_args()
     if not args.snapshot_only:
-        bundle(args.run_dir, args.dev, args.heldout, args.dnsmos, args.keep_previous)
+        sets = {"dev": args.dev, "heldout": args.heldout}
+        bundle(args.run_dir, args.checkpoint or args.run_dir / "best.pt", sets, args.scores, args.dnsmos, args.keep_previous)
     if not args.no_snapshot:
         snapshot(args.run_dir)
     return 0
@@ -94,12 +102,25 @@ def keep_previous(name: str) -> dict[str, object]:
     return {**candidates, name: previous}
 
 
-def bundle(run_dir: Path, dev: Path | None, heldout: Path | None, with_dnsmos: bool, previous_name: str | None) -> None:
-    """Copy run_dir/best.pt into the package and write its manifest."""
+def recorded_scores(path: Path, name: str) -> dict[str, object]:
+    """The summary of condition ``name`` in an ``rtenhance eval --json`` file, without its groups."""
+    result = json.loads(path.read_text())[name]
+    result.pop("groups", None)
+    return {k: (round(v, 4) if isinstance(v, float) else v) for k, v in result.items()}
+
+
+def bundle(
+    run_dir: Path,
+    best: Path,
+    sets: dict[str, Path | None],
+    scores: list[Path] | None,
+    with_dnsmos: bool,
+    previous_name: str | None,
+) -> None:
+    """Copy the checkpoint ``best`` of run ``run_dir`` into the package and write its manifest."""
     import torch
 
     torch.set_num_threads(1)
-    best = run_dir / "best.pt"
     model = load_model(best)
     meta = torch.load(best, map_location="cpu", weights_only=True).get("meta", {})
     candidates = keep_previous(previous_name) if previous_name else {}
@@ -116,10 +137,11 @@ def bundle(run_dir: Path, dev: Path | None, heldout: Path | None, with_dnsmos: b
         "init_from": meta.get("init_from"),
         "licence": licence_terms(meta.get("init_from")),
     }
-    if dev:
-        manifest["dev"] = dev_metrics(model, dev, with_dnsmos)
-    if heldout:
-        manifest["heldout"] = dev_metrics(model, heldout, with_dnsmos)
+    for (key, folder), recorded in zip(sets.items(), scores or [None, None]):
+        if recorded:
+            manifest[key] = recorded_scores(recorded, best.stem)
+        elif folder:
+            manifest[key] = dev_metrics(model, folder, with_dnsmos)
     if candidates:
         manifest["candidates"] = candidates
     (WEIGHTS_DIR / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")

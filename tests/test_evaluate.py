@@ -57,6 +57,13 @@ def test_eval_cli_json_on_three_dev_files(tmp_path):
         assert "snr_db=0" in summary["groups"]
     assert "gtcrn_dns3 [snr_db=0]" in proc.stdout
 
+    only_model = _cli(
+        "--clean", str(dev / "clean"), "--noisy", str(dev / "noisy"), "--weights", str(weights),
+        "--limit", "1", "--no-dnsmos", "--no-noisy", "--json", str(out),
+    )
+    assert only_model.returncode == 0, only_model.stderr
+    assert set(json.loads(out.read_text())) == {"gtcrn_dns3"}
+
 
 @pytest.mark.slow
 def test_eval_cli_streaming_dnsmos_and_plots(tmp_path):

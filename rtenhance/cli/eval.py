@@ -34,6 +34,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--streaming", action="store_true", help="run models frame by frame (the real-time path)")
     p.add_argument("--no-dnsmos", action="store_true", help="skip DNSMOS (the slowest metric)")
+    p.add_argument("--no-noisy", action="store_true", help="score only the models, not the noisy input")
     p.add_argument("--json", metavar="OUT", help="write the results as JSON")
     p.add_argument("--plot", metavar="DIR", help=f"write noisy/enhanced spectrogram PNGs of {PLOT_FILES} files")
     p.add_argument("--limit", type=int, default=None, metavar="N", help="only the first N files (by name)")
@@ -97,7 +98,7 @@ def run(args: argparse.Namespace) -> int:
     plotted = {p.name for p in pairs[:PLOT_FILES]}
 
     results: dict[str, dict[str, object]] = {}
-    conditions = [(NOISY, None)] + [(name, _enhance_fn(m, args.streaming)) for name, m in models.items()]
+    conditions = ([] if args.no_noisy else [(NOISY, None)]) + [(name, _enhance_fn(m, args.streaming)) for name, m in models.items()]
     for name, enhance in conditions:
         keep = _plotter(Path(args.plot), name, plotted) if args.plot and enhance is not None else None
         bar = lambda it, name=name: tqdm(it, total=len(pairs), desc=name, unit="file", leave=False)  # noqa: E731
