@@ -3,7 +3,7 @@
 # DNS3 weights with the same seed, schedule, step count and validation, and differs in one data option.
 #   scripts/experiments.sh SHARED_DIR STEPS BATCH [VARIANT ...]
 # e.g. scripts/experiments.sh ../shared 60 8            (all variants, one after the other, on a CPU)
-#      scripts/experiments.sh /data/shared 2000 32 base babble   (a GPU burst: add --set data.workers=14)
+#      EXTRA="--set data.workers=14" scripts/experiments.sh /data/shared 2000 32 base babble   (a GPU burst)
 # Runs go to runs/exp_VARIANT/; score them with rtenhance eval on dev/ and the held-out set.
 # RESUME=N continues the runs from their last.pt and stops them at step N (instead of STEPS).
 set -eu
@@ -28,5 +28,5 @@ for v in $VARIANTS; do
     --set data.rir_dir="$SHARED/data/train/rir" --set batch_size="$BATCH" --set max_steps="$STEPS" \
     --set optim.lr=0.0001 --set optim.warmup_steps=$((STEPS / 4)) --set optim.half_life_steps=100000 \
     --set optim.ema_decay=0.98 --set val_every="$STEPS" --set checkpoint_every=20 --set val_pesq=false \
-    --set threads=1 $extra
+    --set threads=1 $extra ${EXTRA:-}
 done
