@@ -17,6 +17,7 @@ from tests.conftest import REPO, need_shared
 
 RATE = 16000
 EVAL_TIMEOUT_S = 600
+MANIFEST_TOLERANCE = 2e-3  # manifest.json rounds to 4 decimals; PESQ differs in the last digits across CPUs
 MIN_GAIN = {"pesq_wb": 0.30, "stoi": 0.01, "si_sdr": 4.0}  # bundled weights vs noisy input on dev/
 
 
@@ -55,6 +56,13 @@ def test_eval_cli_json_on_three_dev_files(tmp_path):
         assert summary["dnsmos_ovrl"] is None
         assert "snr_db=0" in summary["groups"]
     assert "gtcrn_dns3 [snr_db=0]" in proc.stdout
+
+    only_model = _cli(
+        "--clean", str(dev / "clean"), "--noisy", str(dev / "noisy"), "--weights", str(weights),
+        "--limit", "1", "--no-dnsmos", "--no-noisy", "--json", str(out),
+    )
+    assert only_model.returncode == 0, only_model.stderr
+    assert set(json.loads(out.read_text())) == {"gtcrn_dns3"}
 
 
 @pytest.mark.slow
@@ -101,3 +109,22 @@ def test_bundled_weights_beat_noisy_on_dev(tmp_path):
     assert noisy["n"] == enhanced["n"] == len(load_pairs(dev / "clean", dev / "noisy"))
     for key, gain in MIN_GAIN.items():
         assert enhanced[key] >= noisy[key] + gain, (key, noisy[key], enhanced[key])
+    recorded = json.loads(MANIFEST.read_text())["dev"]  # the manifest states what a fresh eval measures
+    for key in ("pesq_wb", "stoi", "si_sdr"):
+        assert enhanced[key] == pytest.approx(recorded[key], abs=MANIFEST_TOLERANCE), key
+
+
+@pytest.mark.skipif(not MANIFEST.is_file(), reason="no bundled weights yet (rtenhance/weights/manifest.json)")
+def test_bundled_weights_are_selectable_by_name():
+    import torch
+
+    from rtenhance.weights import DEFAULT_NAME, bundled_candidates, resolve_model
+
+    default, name = resolve_model(None)
+    assert name == DEFAULT_NAME
+    for candidate in bundled_candidates():
+        model, name = resolve_model(candidate)
+        assert name == candidate
+        if candidate == DEFAULT_NAME:
+            for key, value in default.state_dict().items():
+                assert torch.equal(model.state_dict()[key], value), key

@@ -29,10 +29,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--noisy", required=True, help="folder of noisy files (same names as --clean)")
     p.add_argument(
         "--weights", action="append", default=[], metavar="PATH",
-        help="a checkpoint to evaluate (repeatable; named by file stem); default: the bundled weights",
+        help="a checkpoint to evaluate, or the name of bundled weights (repeatable; files are named by their stem); "
+        "default: every bundled candidate, the default first",
     )
     p.add_argument("--streaming", action="store_true", help="run models frame by frame (the real-time path)")
     p.add_argument("--no-dnsmos", action="store_true", help="skip DNSMOS (the slowest metric)")
+    p.add_argument("--no-noisy", action="store_true", help="score only the models, not the noisy input")
     p.add_argument("--json", metavar="OUT", help="write the results as JSON")
     p.add_argument("--plot", metavar="DIR", help=f"write noisy/enhanced spectrogram PNGs of {PLOT_FILES} files")
     p.add_argument("--limit", type=int, default=None, metavar="N", help="only the first N files (by name)")
@@ -41,14 +43,16 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _models(weights: list[str]) -> dict[str, "GTCRN"]:
-    from rtenhance.weights import DEFAULT_NAME, resolve_model
+    from rtenhance.weights import bundled_candidates, resolve_model
 
+    named = bundled_candidates()
     if not weights:
-        model, _ = resolve_model(None)
-        return {DEFAULT_NAME: model.torch_model()}
+        if not named:
+            resolve_model(None)  # raises NoWeightsError with its message
+        weights = list(named)
     models: dict[str, GTCRN] = {}
     for path in weights:
-        name = Path(path).stem
+        name = path if path in named and not Path(path).exists() else Path(path).stem
         if name in models or name == "noisy":
             raise UsageError(f"--weights {path}: the name {name!r} is taken; rename the file")
         models[name] = resolve_model(path)[0].torch_model()
@@ -94,7 +98,7 @@ def run(args: argparse.Namespace) -> int:
     plotted = {p.name for p in pairs[:PLOT_FILES]}
 
     results: dict[str, dict[str, object]] = {}
-    conditions = [(NOISY, None)] + [(name, _enhance_fn(m, args.streaming)) for name, m in models.items()]
+    conditions = ([] if args.no_noisy else [(NOISY, None)]) + [(name, _enhance_fn(m, args.streaming)) for name, m in models.items()]
     for name, enhance in conditions:
         keep = _plotter(Path(args.plot), name, plotted) if args.plot and enhance is not None else None
         bar = lambda it, name=name: tqdm(it, total=len(pairs), desc=name, unit="file", leave=False)  # noqa: E731

@@ -18,6 +18,11 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--config", default="config/train.yaml", help="training YAML (default: %(default)s)")
     p.add_argument("--resume", action="store_true", help="continue the run from its last.pt")
     p.add_argument(
+        "--init-from", metavar="PATH",
+        help="fine-tune: start from the weights of this rtenhance or published GTCRN checkpoint "
+        "(fresh optimizer and learning-rate warm-up; use its own --set name=...)",
+    )
+    p.add_argument(
         "--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
         help="override a config value, e.g. --set batch_size=8 (repeatable)",
     )
@@ -30,11 +35,14 @@ def run(args: argparse.Namespace) -> int:
     from rtenhance.train.config import load_train_config
     from rtenhance.train.loop import Trainer
 
-    cfg = load_train_config(args.config, args.overrides)
+    if args.init_from and args.resume:
+        raise UsageError("--resume continues a run from its last.pt, which records where it started; drop --init-from")
+    overrides = args.overrides + ([f"init_from={args.init_from}"] if args.init_from else [])
+    cfg = load_train_config(args.config, overrides)
     last = cfg.run_dir / "last.pt"
     if not args.resume and last.exists():
         raise UsageError(f"{last} exists: pass --resume to continue that run, or choose another name (--set name=...)")
-    trainer = Trainer(cfg)
+    trainer = Trainer(cfg)  # InitError, CorpusError, ConfigError: ValueErrors the CLI prints as one line
     if args.resume:
         trainer.resume()
     stop = threading.Event()
@@ -45,6 +53,9 @@ def run(args: argparse.Namespace) -> int:
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+        trainer.dist.stop()
+    if not trainer.dist.is_main:  # under torchrun rank 0 alone reports
+        return 0
     print(f"stopped at step {trainer.step}; best {cfg.best_metric} {trainer.best_metric:.4f} at step {trainer.best_step}")
     print(f"checkpoints: {last} and {cfg.run_dir / 'best.pt'}")
     return 0

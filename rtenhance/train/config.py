@@ -31,6 +31,11 @@ class DataConfig:
         val_seconds: length of one validation mixture in seconds.
         workers: processes that make training batches ahead (0: the training process makes each batch
             when it needs it). Batches are the same either way (``StepBatches``).
+        exclude_speakers: speakers left out of training and validation altogether (the second held-out
+            test set, ``scripts/make_heldout_set.py``, is made from them).
+        exclude_noise_categories: noise categories (manifest ``category`` column) left out likewise.
+        premixed_steps: 0 mixes every step's batch afresh (on the fly); N > 0 repeats the batches of
+            steps 0..N-1 (a fixed pre-mixed set of N batches, seen once per epoch of N steps).
     """
 
     clean_dir: str = "../shared/data/train/clean"
@@ -44,8 +49,13 @@ class DataConfig:
     val_mixtures: int = 64
     val_seconds: float = 4.0
     workers: int = 0
+    exclude_speakers: tuple[str, ...] = ()
+    exclude_noise_categories: tuple[str, ...] = ()
+    premixed_steps: int = 0
 
     def __post_init__(self) -> None:
+        if self.premixed_steps < 0:
+            raise ConfigError(f"data.premixed_steps: {self.premixed_steps!r} is not allowed; expected an integer >= 0")
         if self.workers < 0:
             raise ConfigError(f"data.workers: {self.workers!r} is not allowed; expected an integer >= 0")
         for key in ("val_clip_fraction", "val_noise_fraction"):
@@ -80,6 +90,12 @@ class AugmentConfig:
         bandlimit_hz: range of the low-pass cut-off frequency in Hz.
         clip_prob: probability of clipping the noisy input (the target stays unclipped).
         clip_fraction: range of the fraction of noisy samples that are clipped.
+        babble_prob: probability that the real noise is babble: ``babble_talkers`` random stretches of
+            training speech (other speakers, other clips) summed at equal level.
+        babble_talkers: range of the number of talkers in babble (integers, inclusive).
+        codec_prob: probability of a codec-like degradation of the noisy input (the target stays clean):
+            mu-law companding quantised to ``codec_bits`` bits, as telephone codecs do.
+        codec_bits: range of the mu-law bit depth (8 is G.711; fewer is coarser).
     """
 
     snr_db: tuple[float, float] = (-5.0, 20.0)
@@ -100,6 +116,16 @@ class AugmentConfig:
     bandlimit_hz: tuple[float, float] = (3400.0, 7000.0)
     clip_prob: float = 0.05
     clip_fraction: tuple[float, float] = (0.001, 0.02)
+    babble_prob: float = 0.0
+    babble_talkers: tuple[int, int] = (3, 8)
+    codec_prob: float = 0.0
+    codec_bits: tuple[float, float] = (5.0, 8.0)
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.babble_talkers[0] <= self.babble_talkers[1]:
+            raise ConfigError(f"augment.babble_talkers: {list(self.babble_talkers)} is not allowed; expected [low, high], 1 <= low <= high")
+        if not 2.0 <= self.codec_bits[0] <= self.codec_bits[1] <= 16.0:
+            raise ConfigError(f"augment.codec_bits: {list(self.codec_bits)} is not allowed; expected [low, high] within 2..16")
 
 
 @dataclass(frozen=True)
@@ -165,6 +191,8 @@ class TrainConfig:
         threads: torch CPU threads; 0 means all cores.
         device: "auto" (CUDA when present), "cpu" or "cuda".
         model: the network shape.
+        init_from: "" starts from random weights; a path starts from the weights of that rtenhance or
+            published GTCRN checkpoint (fine-tuning: fresh optimizer and schedule, warm-up from a low rate).
         data, augment, optim, loss: see their classes.
     """
 
@@ -181,6 +209,7 @@ class TrainConfig:
     threads: int = 0
     device: Literal["auto", "cpu", "cuda"] = "auto"
     model: ModelConfig = field(default_factory=ModelConfig)
+    init_from: str = ""
     data: DataConfig = field(default_factory=DataConfig)
     augment: AugmentConfig = field(default_factory=AugmentConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)

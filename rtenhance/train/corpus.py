@@ -90,12 +90,16 @@ def split_corpus(
 ) -> tuple[Corpus, Corpus]:
     """Split into (training, validation): held-out speakers (or clips), and a seeded fraction of the noise.
 
+    Speakers and noise categories named in ``cfg.exclude_*`` are in neither split.
+
     RIRs are shared by both splits (they are simulated rooms, not recordings of people).
 
     Raises:
         CorpusError: a split would be empty.
     """
     rng = np.random.default_rng(seed)
+    speech = [c for c in speech if c.speaker not in set(cfg.exclude_speakers)]
+    noise = [c for c in noise if c.speaker not in set(cfg.exclude_noise_categories)]
     if cfg.val_speakers:
         held = set(cfg.val_speakers)
         is_val = [c.speaker in held for c in speech]
@@ -109,6 +113,8 @@ def split_corpus(
     val_idx = set(order[:n_val_noise].tolist())
     train_noise = [c for i, c in enumerate(noise) if i not in val_idx]
     val_noise = [c for i, c in enumerate(noise) if i in val_idx] or train_noise
+    if not noise:
+        raise CorpusError(f"data.exclude_noise_categories {list(cfg.exclude_noise_categories)} leave no noise clips")
     if not train_speech or not val_speech:
         raise CorpusError(
             f"data.val_speakers {list(cfg.val_speakers)} leave {len(train_speech)} training and {len(val_speech)}"

@@ -14,7 +14,7 @@ import logging
 import math
 import os
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
@@ -26,7 +26,10 @@ from rtenhance.model.checkpoint import atomic_torch_save, save_checkpoint
 from rtenhance.model.gtcrn import GTCRN
 from rtenhance.train.config import OptimConfig, TrainConfig
 from rtenhance.train.corpus import Corpus, load_corpora
+from rtenhance.train.distributed import Distributed
 from rtenhance.train.ema import WeightAverage
+from rtenhance.train.global_batchnorm import use_global_batchnorm
+from rtenhance.train.init_from import init_weights
 from rtenhance.train.loss import LossTerms, hybrid_loss
 from rtenhance.train.mixing import Mixer, StepBatches
 from rtenhance.train.validation import ValidationSet, validate
@@ -55,13 +58,6 @@ def lr_factor(step: int, cfg: OptimConfig) -> float:
     return max(decay, cfg.min_lr / cfg.lr)
 
 
-def pick_device(name: str) -> torch.device:
-    """"auto" -> CUDA when present, else CPU."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
-
-
 @dataclass
 class StepResult:
     """Loss terms of one training step (floats) and its gradient norm before clipping."""
@@ -76,26 +72,49 @@ class StepResult:
 class Trainer:
     """Owns the model, the optimizer, the data stream and the run folder.
 
+    Under ``torchrun`` every process builds a Trainer: the model is wrapped in DistributedDataParallel,
+    each rank makes its share of every global batch (``StepBatches``), and only rank 0 validates, logs
+    and writes checkpoints. The saved state does not depend on the number of processes, so a run may be
+    resumed with another one.
+
     Args:
-        cfg: the training configuration.
+        cfg: the training configuration (``batch_size`` is the global batch).
         corpora: (training, validation) corpora; read from ``cfg.data`` when None.
+        dist: this process's place in a distributed job (default: read from torchrun's environment).
+        init_method: how the process group rendezvous ("env://" under torchrun).
+
+    Raises:
+        InitError: ``cfg.init_from`` cannot start this model.
     """
 
-    def __init__(self, cfg: TrainConfig, corpora: tuple[Corpus, Corpus] | None = None) -> None:
+    def __init__(
+        self,
+        cfg: TrainConfig,
+        corpora: tuple[Corpus, Corpus] | None = None,
+        dist: Distributed | None = None,
+        init_method: str = "env://",
+    ) -> None:
         self.cfg = cfg
-        self.device = pick_device(cfg.device)
+        self.dist = dist or Distributed.from_env()
+        self.device = self.dist.device(cfg.device)
         if self.device.type == "cpu":
             torch.set_num_threads(cfg.threads or os.cpu_count() or 1)
+        self.dist.start(self.device, init_method)
         torch.manual_seed(cfg.seed)
         self.model = GTCRN(cfg.model).to(self.device)
+        self.init_sha256 = init_weights(self.model, cfg.init_from) if cfg.init_from else ""
         self.optimizer = torch.optim.Adam(
             self.model.parameters(), lr=cfg.optim.lr, weight_decay=cfg.optim.weight_decay
         )
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, lambda s: lr_factor(s, cfg.optim))
         self.average = WeightAverage(self.model, cfg.optim.ema_decay)
+        self.ddp = self._data_parallel() if self.dist.active else self.model
         train, val = corpora or load_corpora(cfg.data, cfg.model.stft.sample_rate, cfg.seed)
         rate = cfg.model.stft.sample_rate
-        self.batches = StepBatches(train, cfg.augment, rate, cfg.seed, cfg.batch_size, cfg.data.segment_seconds)
+        self.batches = StepBatches(
+            train, cfg.augment, rate, cfg.seed, cfg.batch_size, cfg.data.segment_seconds,
+            cfg.data.premixed_steps, self.dist.rank, self.dist.world_size,
+        )
         val_mixer = Mixer(val, cfg.augment, rate, cfg.seed + VAL_SEED_OFFSET)
         self.val_set = ValidationSet.make(val_mixer, cfg.data.val_mixtures, cfg.data.val_seconds)
         self.step = 0
@@ -104,8 +123,14 @@ class Trainer:
         self.wall_seconds = 0.0
         self.run_dir = cfg.run_dir
 
+    def _data_parallel(self) -> torch.nn.Module:
+        """The model in DistributedDataParallel, normalising over the global batch (own process group)."""
+        use_global_batchnorm(self.model, torch.distributed.new_group())
+        device_ids = [self.device] if self.device.type == "cuda" else None
+        return torch.nn.parallel.DistributedDataParallel(self.model, device_ids=device_ids)
+
     # ----- one step -------------------------------------------------------------------------------
-    def compute_loss(self, model: GTCRN, noisy: torch.Tensor, target: torch.Tensor) -> LossTerms:
+    def compute_loss(self, model: torch.nn.Module, noisy: torch.Tensor, target: torch.Tensor) -> LossTerms:
         """Hybrid loss of ``model`` on (B, N) noisy and target waveforms (causal framing)."""
         stft_cfg = self.cfg.model.stft
         noisy_spec = stft(noisy, stft_cfg, causal=True)  # (B, F, T, 2)
@@ -118,7 +143,7 @@ class Trainer:
         """One optimizer step on (B, N) noisy and target waveforms (the batch of ``self.step``), and
         the schedule advanced."""
         self.model.train()
-        terms = self.compute_loss(self.model, noisy.to(self.device), target.to(self.device))
+        terms = self.compute_loss(self.ddp, noisy.to(self.device), target.to(self.device))
         self.optimizer.zero_grad(set_to_none=True)
         terms.total.backward()
         grad_norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.optim.grad_clip_norm)
@@ -148,6 +173,7 @@ class Trainer:
             "best_metric": self.best_metric,
             "best_step": self.best_step,
             "wall_seconds": self.wall_seconds,
+            "init_sha256": self.init_sha256,
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -178,6 +204,10 @@ class Trainer:
         else:  # another selection metric or validation set: the next validation starts afresh
             self.best_metric, self.best_step = -math.inf, -1
         self.wall_seconds = float(state["wall_seconds"])
+        saved_init = state["config"].get("init_from", "")
+        if saved_init:  # a fine-tuning run keeps the record of where it started
+            self.cfg = replace(self.cfg, init_from=saved_init)
+            self.init_sha256 = str(state.get("init_sha256", ""))
 
     def save(self) -> Path:
         """Write ``last.pt`` atomically; returns its path."""
@@ -207,11 +237,15 @@ class Trainer:
         if value > self.best_metric:
             self.best_metric = value
             self.best_step = self.step
-            meta = {"step": self.step, "wall_seconds": round(self.wall_seconds, 1), "val": metrics}
+            meta: dict[str, Any] = {"step": self.step, "wall_seconds": round(self.wall_seconds, 1), "val": metrics}
+            if self.cfg.init_from:
+                meta["init_from"] = {"path": self.cfg.init_from, "sha256": self.init_sha256}
             save_checkpoint(self.average.model, self.run_dir / BEST, meta=meta)
         return metrics
 
     def _log(self, line: str) -> None:
+        if not self.dist.is_main:
+            return
         log.info(line)
         with open(self.run_dir / LOG, "a") as f:
             f.write(f"{time.strftime('%Y-%m-%d %H:%M:%S')} {line}\n")
@@ -220,24 +254,28 @@ class Trainer:
     def run(self, max_steps: int | None = None, progress: bool = True, stop: Callable[[], bool] | None = None) -> None:
         """Train until ``max_steps`` (default ``cfg.max_steps``) or until ``stop()`` returns True.
 
-        A checkpoint is written every ``checkpoint_every`` steps and at the end.
+        A checkpoint is written every ``checkpoint_every`` steps and at the end (by rank 0; under
+        ``torchrun`` all processes stop at the same step when ``stop()`` is True on any of them).
         """
         from tqdm import tqdm
 
         cfg = self.cfg
+        main = self.dist.is_main
         end = cfg.max_steps if max_steps is None else max_steps
-        self.run_dir.mkdir(parents=True, exist_ok=True)
+        if main:
+            self.run_dir.mkdir(parents=True, exist_ok=True)
         params = sum(p.numel() for p in self.model.parameters() if p.requires_grad)
         self._log(
             f"start step={self.step} device={self.device} threads={torch.get_num_threads()} batch={cfg.batch_size}"
-            f" segment_s={cfg.data.segment_seconds} trainable_params={params}"
+            f" segment_s={cfg.data.segment_seconds} trainable_params={params} world_size={self.dist.world_size}"
+            + (f" init_from={cfg.init_from} sha256={self.init_sha256[:12]}" if cfg.init_from else "")
         )
         window: list[StepResult] = []
         window_seconds = 0.0
-        bar = tqdm(total=end, initial=self.step, disable=not progress, mininterval=PROGRESS_INTERVAL_S, unit="step")
+        bar = tqdm(total=end, initial=self.step, disable=not (progress and main), mininterval=PROGRESS_INTERVAL_S, unit="step")
         batches = self._batches(end)
         try:
-            while self.step < end and not (stop and stop()):
+            while self.step < end and not self.dist.any(bool(stop and stop())):
                 t0 = time.monotonic()
                 result = self.train_step(*next(batches))
                 window_seconds += time.monotonic() - t0
@@ -247,7 +285,7 @@ class Trainer:
                 if self.step % cfg.log_every == 0:
                     self._log_window(window, window_seconds)
                     window, window_seconds = [], 0.0
-                if self.step % cfg.val_every == 0:
+                if main and self.step % cfg.val_every == 0:
                     t_val = time.monotonic()
                     metrics = self.validate()
                     self._log(
@@ -257,11 +295,12 @@ class Trainer:
                         + f" val_s={time.monotonic() - t_val:.1f}"
                     )
                 self.wall_seconds += time.monotonic() - t0
-                if self.step % cfg.checkpoint_every == 0:
+                if main and self.step % cfg.checkpoint_every == 0:
                     self.save()
         finally:
             bar.close()
-        self.save()
+        if main:
+            self.save()
         self._log(f"stop step={self.step} wall_s={self.wall_seconds:.0f}")
 
     def _batches(self, end: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:

@@ -4,7 +4,8 @@ One example: a random speech segment (short clips concatenated), sometimes colou
 and reverberated with a room impulse response, plus real noise (looped clips, sometimes sped up or slowed
 down and equalised, to stretch the few noise recordings into more sounds) and sometimes synthetic
 stationary noise (white, pink, brown, mains hum), at a random SNR and a random level, sometimes
-band-limited and clipped.
+band-limited and clipped; optionally babble (many training talkers) as the noise and a codec-like
+quantisation of the noisy input.
 
 Target under reverberation: the speech convolved with the direct path and the early reflections (the
 first ``early_ms`` milliseconds of the RIR after its strongest tap); the late reverberation counts as noise
@@ -35,6 +36,7 @@ SECOND_NOISE_REL_DB = (-10.0, 0.0)  # level of a second real noise clip relative
 SYNTHETIC_KINDS = ("white", "pink", "brown", "hum")
 EQ_POINTS = 8  # control points of a random equaliser curve, log-spaced in frequency
 EQ_LOW_HZ = 50.0  # lowest control point
+MU_LAW = 255.0  # companding constant of G.711 mu-law
 
 
 @dataclass(frozen=True)
@@ -142,6 +144,19 @@ def random_eq(rng: np.random.Generator, x: np.ndarray, max_db: float, sample_rat
     return np.fft.irfft(np.fft.rfft(x) * curve, n=n).astype(np.float32)
 
 
+def babble(rng: np.random.Generator, clips: tuple[Clip, ...], n: int, talkers: int) -> np.ndarray:
+    """``talkers`` random n-sample stretches of the speech clips (mostly other talkers) summed at equal level, unit RMS."""
+    return unit_rms(sum((unit_rms(speech_segment(rng, clips, n)) for _ in range(talkers)), np.zeros(n, np.float32)))
+
+
+def mu_law_quantise(x: np.ndarray, bits: float) -> np.ndarray:
+    """``x`` (full scale 1) through mu-law companding, rounding to 2**bits levels, and expansion."""
+    y = np.sign(x) * np.log1p(MU_LAW * np.minimum(np.abs(x), 1.0)) / np.log1p(MU_LAW)
+    half_levels = 2.0 ** (bits - 1.0)
+    y = np.round(y * half_levels) / half_levels
+    return (np.sign(y) * np.expm1(np.abs(y) * np.log1p(MU_LAW)) / MU_LAW).astype(np.float32)
+
+
 def reverberate(speech: np.ndarray, rir: np.ndarray, early_samples: int) -> tuple[np.ndarray, np.ndarray]:
     """Convolve with a room impulse response, aligned so the strongest tap (direct path) lands at lag 0.
 
@@ -203,7 +218,10 @@ class Mixer:
     def _noise(self, n: int) -> np.ndarray:
         cfg = self.cfg
         noise = np.zeros(n, dtype=np.float32)
-        if self.rng.random() >= cfg.synthetic_only_prob:
+        if cfg.babble_prob > 0 and self.rng.random() < cfg.babble_prob:  # no draw when off: streams unchanged
+            talkers = int(self.rng.integers(cfg.babble_talkers[0], cfg.babble_talkers[1] + 1))
+            noise += babble(self.rng, self.corpus.speech, n, talkers)
+        elif self.rng.random() >= cfg.synthetic_only_prob:
             noise += self._real_noise(n)
             if self.rng.random() < cfg.second_noise_prob:
                 noise += self._real_noise(n) * np.float32(10.0 ** (self._uniform(SECOND_NOISE_REL_DB) / 20.0))
@@ -237,39 +255,62 @@ class Mixer:
         if self.rng.random() < cfg.clip_prob:
             level = float(np.quantile(np.abs(noisy), 1.0 - self._uniform(cfg.clip_fraction)))
             noisy = np.clip(noisy, -level, level)
+        if cfg.codec_prob > 0 and self.rng.random() < cfg.codec_prob:
+            noisy = mu_law_quantise(noisy, self._uniform(cfg.codec_bits))
         return Mixture(noisy.astype(np.float32), target.astype(np.float32), speech, noise, snr_db)
 
 
 class StepBatches(torch.utils.data.Dataset):
-    """The training batches, indexed by step: batch ``k`` is a pure function of (seed, k).
+    """The training batches, indexed by step: example ``i`` of batch ``k`` is a pure function of (seed, k, i).
 
-    Each batch has its own generator seeded with ``[seed, k]``, so any process can make any batch: worker
-    processes make them in parallel, and a resumed run needs only its step to continue the same stream.
+    Each example has its own generator seeded with ``[seed, k, i]``, so any process can make any batch or
+    any part of it: worker processes make batches in parallel, a resumed run needs only its step to
+    continue the same stream, and under distributed training rank ``r`` of ``world_size`` makes its own
+    contiguous share of the global batch (the union over ranks is the single-process batch).
 
     Args:
         corpus: the clips to draw from.
         augment: the augmentation configuration.
         sample_rate: model rate in Hz.
         seed: the run's seed.
-        batch_size: examples per batch.
+        batch_size: examples per global batch (all ranks together); a multiple of ``world_size``.
         seconds: length of one example in seconds.
+        premixed_steps: 0: every step has its own batch; N > 0: step k gets the batch of step k mod N.
+        rank: this process's rank.
+        world_size: number of processes sharing each batch.
     """
 
     def __init__(
-        self, corpus: Corpus, augment: AugmentConfig, sample_rate: int, seed: int, batch_size: int, seconds: float
+        self,
+        corpus: Corpus,
+        augment: AugmentConfig,
+        sample_rate: int,
+        seed: int,
+        batch_size: int,
+        seconds: float,
+        premixed_steps: int = 0,
+        rank: int = 0,
+        world_size: int = 1,
     ) -> None:
         super().__init__()
+        if batch_size % world_size:
+            raise ValueError(f"batch_size {batch_size} is not a multiple of the world size {world_size}")
         self.corpus = corpus
         self.augment = augment
         self.sample_rate = sample_rate
         self.seed = seed
-        self.batch_size = batch_size
         self.seconds = seconds
+        self.premixed_steps = premixed_steps
+        share = batch_size // world_size
+        self.examples = range(rank * share, (rank + 1) * share)
 
     def __getitem__(self, step: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """(B, N) noisy and (B, N) target float32 tensors of batch ``step``."""
-        mixer = Mixer(self.corpus, self.augment, self.sample_rate, (self.seed, step))
-        mixtures = [mixer.example(self.seconds) for _ in range(self.batch_size)]
-        noisy = torch.from_numpy(np.stack([m.noisy for m in mixtures]))  # (B, N)
-        target = torch.from_numpy(np.stack([m.target for m in mixtures]))  # (B, N)
+        """(B / world_size, N) noisy and target float32 tensors: this rank's share of batch ``step``."""
+        key = step % self.premixed_steps if self.premixed_steps else step
+        mixtures = [
+            Mixer(self.corpus, self.augment, self.sample_rate, (self.seed, key, i)).example(self.seconds)
+            for i in self.examples
+        ]
+        noisy = torch.from_numpy(np.stack([m.noisy for m in mixtures]))
+        target = torch.from_numpy(np.stack([m.target for m in mixtures]))
         return noisy, target

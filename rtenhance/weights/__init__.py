@@ -1,7 +1,8 @@
 """Bundled weights and weights loading, without PyTorch.
 
-The package ships rtenhance's own trained GTCRN as ``gtcrn_default.npz`` (the torch-free format of
-``npz_format``), checked by the sha256 in ``manifest.json`` at load. ``resolve_model`` turns a ``--weights``
+The package ships its default GTCRN as ``gtcrn_default.npz`` (the torch-free format of ``npz_format``),
+checked by the sha256 in ``manifest.json`` at load, and under the manifest's ``"candidates"`` other bundled
+weights selectable by name (``--weights NAME``; ``own`` is rtenhance's own-trained model). ``resolve_model`` turns a ``--weights``
 argument (or its absence) into ``ModelWeights``: a ``.npz`` loads as is; a PyTorch checkpoint (``.pt``,
 ``.tar``: rtenhance's own or a published GTCRN one) needs PyTorch, or a one-time ``rtenhance convert``.
 """
@@ -48,6 +49,18 @@ def bundled_weights() -> tuple[Path, str] | None:
     return WEIGHTS_DIR / entry["runtime_file"], entry["runtime_sha256"]
 
 
+def bundled_candidates() -> dict[str, tuple[Path, str]]:
+    """{name: (path, sha256)} of the bundled weights selectable by name (torch-free files), the default included."""
+    default = bundled_weights()
+    if default is None:
+        return {}
+    named = {DEFAULT_NAME: default}
+    for name, candidate in json.loads(MANIFEST.read_text()).get("candidates", {}).items():
+        if "runtime_file" in candidate:
+            named[name] = (WEIGHTS_DIR / candidate["runtime_file"], candidate["runtime_sha256"])
+    return named
+
+
 def load_weights(path: str | os.PathLike[str], expected_sha256: str | None = None) -> ModelWeights:
     """Load weights from a ``.npz`` (torch-free) or a PyTorch checkpoint (needs PyTorch).
 
@@ -80,7 +93,7 @@ def resolve_model(weights: str | None) -> tuple[ModelWeights, str]:
     """Load the model a command should use.
 
     Args:
-        weights: a weights path from ``--weights``, or None for the bundled default.
+        weights: a weights path from ``--weights``, the name of bundled weights, or None for the default.
 
     Returns:
         (the weights, a short name for logs: the path or "default").
@@ -89,6 +102,10 @@ def resolve_model(weights: str | None) -> tuple[ModelWeights, str]:
         NoWeightsError: ``weights`` is None and no weights are bundled.
         CheckpointError: the file cannot be used.
     """
+    named = bundled_candidates()
+    if weights in named and not Path(weights).exists():
+        path, digest = named[weights]
+        return load_weights(path, expected_sha256=digest), weights
     if weights is not None:
         return load_weights(weights), weights
     bundled = bundled_weights()
