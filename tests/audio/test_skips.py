@@ -27,12 +27,13 @@ def test_p99_follows_recent_steps_and_ignores_nan():
     assert steps.p99_s == 0.004
 
 
-def test_a_low_ring_is_no_reason_unless_a_usual_step_would_miss_it():
-    steps = timed([0.0002] * 100)
+def test_a_low_ring_is_no_reason_unless_a_usual_slow_step_would_miss_it():
+    steps = timed([0.003] * 100)
     assert not ring_low(0.010, steps)
     assert not ring_low(0.0, steps)  # already dry: the hop is late whatever runs
-    assert ring_low(0.0001, steps)
-    assert not ring_low(0.0001, timed([0.0002] * (MIN_STEPS - 1)))  # p99 not trusted yet
+    assert ring_low(0.001, steps)
+    assert not ring_low(0.001, timed([0.003] * (MIN_STEPS - 1)))  # p99 not trusted yet
+    assert not ring_low(0.0001, timed([0.0002] * 100))  # a sub-ms step: skipping it saves no underflow
 
 
 def test_deadline_is_a_few_usual_steps_or_half_the_ring():

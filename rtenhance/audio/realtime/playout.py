@@ -43,7 +43,7 @@ MAX_DRIFT = 0.002  # the measured mismatch is capped at 0.2 %: real clocks diffe
 UNDERFLOW_MARGIN_S = 0.004  # each playback underflow adds this to the margin...
 MAX_MARGIN_S = 0.04  # ...up to this
 MARGIN_DECAY_PER_S = 0.0002  # and the margin shrinks by this per second without one (4 ms in 20 s)
-JUMP_S = 0.012  # a block whose lowest reading is this far above its target low (start-up, a stall) drops it
+JUMP_S = 0.012  # a block whose lowest reading is this far (plus the span) above its target low is dropped
 STEP_S = 0.1  # a block whose readings span more than this holds a step (a stall), not jitter
 
 
@@ -149,8 +149,10 @@ class PlayoutController:
         self.margin_s = max(0.0, self.margin_s - MARGIN_DECAY_PER_S * self._block_s)
         self._pending_drop_s = 0.0
         disturbed, self._disturbed = self._disturbed, False
-        excess = min_s - (self.target_s - self.span_s)  # how far the lowest reading is above where it belongs
-        if excess > JUMP_S:
+        # how far the lowest reading is above where it belongs; bursts move a block's lowest reading by up
+        # to the span, so only what is beyond that is excess
+        excess = min_s - (self.target_s - self.span_s)
+        if excess > JUMP_S + self.span_s:
             # far too much queued (start-up, a device that stopped taking audio): drop it at once, no more
             # than the latest reading shows
             self._pending_drop_s = max(0.0, min(excess, last_s - self.target_s))

@@ -5,8 +5,11 @@ The model step costs about 0.1 ms of a 16 ms hop, so the model is skipped only f
 - ``overload``: a step missed its deadline, and ``OverloadGuard`` passes audio through while the CPU
   catches up (the missed hop itself counts too);
 - ``ring_low``: the output ring still plays for less than the step's measured p99 time, so waiting for the
-  model would certainly let playback run dry. A ring that has already run dry is no reason: the hop is
-  late whatever runs, and the step is too short to matter.
+  model would certainly let playback run dry, and the step is long enough for skipping it to matter (a p99
+  of at least ``RING_LOW_MIN_STEP_S``: a slow backend or CPU). A sub-millisecond step is never skipped for
+  this: the sound server takes audio in fragments of several ms, so finishing it a fraction of a ms
+  sooner saves no underflow, while a skipped hop resets the model's state. A ring that has already run dry
+  is no reason either: the hop is late whatever runs.
 A step's deadline is ``OVERLOAD_FACTOR`` times its p99 or ``RING_SHARE`` of the time the output ring still
 plays, whichever is longer (at least ``MIN_DEADLINE_S``): only a step far slower than usual is a miss (a
 busy machine preempts the model thread for a few ms now and then), and waiting for it never eats the
@@ -29,6 +32,7 @@ OVERLOAD_FACTOR = 4.0  # a step this many times its p99 (and past the ring) is a
 MIN_DEADLINE_S = 0.002  # the shortest wait for a step, in s
 RING_SHARE = 0.5  # a step may use this share of what the output ring still plays
 MIN_STEPS = 64  # steps timed before their p99 is used (1 s of hops)
+RING_LOW_MIN_STEP_S = 0.002  # a step with a shorter p99 is never skipped for a low ring
 START_DEADLINE_S = 0.016  # the wait for a step until then: one hop
 
 
@@ -77,7 +81,7 @@ class StepTimes:
 
 def ring_low(ring_s: float, steps: StepTimes) -> bool:
     """Whether the output ring, still playing for ``ring_s`` s (> 0), runs dry before a p99 step ends."""
-    return steps.ready and 0.0 < ring_s < steps.p99_s
+    return steps.ready and steps.p99_s >= RING_LOW_MIN_STEP_S and 0.0 < ring_s < steps.p99_s
 
 
 def step_deadline_s(ring_s: float, steps: StepTimes) -> float:
