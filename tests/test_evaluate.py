@@ -116,8 +116,6 @@ def test_bundled_weights_beat_noisy_on_dev(tmp_path):
 
 @pytest.mark.skipif(not MANIFEST.is_file(), reason="no bundled weights yet (rtenhance/weights/manifest.json)")
 def test_bundled_weights_are_selectable_by_name():
-    import torch
-
     from rtenhance.weights import DEFAULT_NAME, bundled_candidates, resolve_model
 
     default, name = resolve_model(None)
@@ -126,5 +124,5 @@ def test_bundled_weights_are_selectable_by_name():
         model, name = resolve_model(candidate)
         assert name == candidate
         if candidate == DEFAULT_NAME:
-            for key, value in default.state_dict().items():
-                assert torch.equal(model.state_dict()[key], value), key
+            for key, value in default.tensors.items():
+                assert np.array_equal(model.tensors[key], value), key
