@@ -64,7 +64,7 @@ SANITIZERS = {
         env={"ASAN_OPTIONS": "detect_leaks=0", "UBSAN_OPTIONS": "print_stacktrace=1"}),
     "thread": Sanitizer(
         cflags="-fsanitize=thread -g -O1", runtime="libtsan.so", marker=b"__tsan_init",
-        env={"TSAN_OPTIONS": "report_signal_unsafe=0"},
+        env={"TSAN_OPTIONS": f"report_signal_unsafe=0 suppressions={Path(__file__).with_name('tsan.supp')}"},
         # every branch of the hop is in the passthrough-limited-0.3 case; the other seven repeat it
         select="not (equals_the_python_hop and not passthrough-limited-0.3)"),
 }

@@ -94,7 +94,6 @@ void pa_threaded_mainloop_unlock(pa_threaded_mainloop *m);
 void pa_threaded_mainloop_wait(pa_threaded_mainloop *m);
 void pa_threaded_mainloop_signal(pa_threaded_mainloop *m, int wait_for_accept);
 pa_mainloop_api *pa_threaded_mainloop_get_api(pa_threaded_mainloop *m);
-void pa_mainloop_api_once(pa_mainloop_api *m, void (*callback)(pa_mainloop_api *m, void *userdata), void *userdata);
 void pa_threaded_mainloop_set_name(pa_threaded_mainloop *m, const char *name);
 
 pa_context *pa_context_new(pa_mainloop_api *api, const char *name);
@@ -553,6 +552,8 @@ static void on_context_state(pa_context *c, void *userdata)
 {
     rtp_conn *conn = userdata;
     conn->context_state = pa_context_get_state(c);
+    if (conn->context_state == PA_CONTEXT_READY) /* reached on the main-loop thread, never in pa_context_connect */
+        atomic_store(&conn->thread_id, (long)syscall(SYS_gettid));
     if (conn->context_state == PA_CONTEXT_FAILED || conn->context_state == PA_CONTEXT_TERMINATED) {
         for (int i = 0; i < 2; i++)
             if (conn->ends[i])
@@ -601,14 +602,6 @@ static void close_connection(rtp_conn *conn)
     free(conn);
 }
 
-static void record_thread_id(pa_mainloop_api *api, void *userdata)
-{
-    rtp_conn *conn = userdata;
-    (void)api;
-    atomic_store(&conn->thread_id, (long)syscall(SYS_gettid));
-    pa_threaded_mainloop_signal(conn->loop, 0);
-}
-
 /* The kernel id of the connection's main-loop thread, which moves all audio (so that the caller can give it
  * real-time scheduling); 0 if unknown. */
 long rtp_conn_thread_id(rtp_conn *conn)
@@ -650,11 +643,6 @@ rtp_conn *rtp_conn_open(const char *app_name, const char *thread_name, char *err
         if (state == PA_CONTEXT_FAILED || state == PA_CONTEXT_TERMINATED)
             status = -1;
         else
-            pa_threaded_mainloop_wait(conn->loop);
-    }
-    if (status >= 0) {
-        pa_mainloop_api_once(pa_threaded_mainloop_get_api(conn->loop), record_thread_id, conn);
-        while (atomic_load(&conn->thread_id) == 0)
             pa_threaded_mainloop_wait(conn->loop);
     }
     if (status < 0) {
