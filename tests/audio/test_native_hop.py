@@ -23,6 +23,7 @@ from rtenhance.config import StftConfig
 from rtenhance.weights import resolve_model
 from tests.conftest import noise_signal
 
+THREAD_NAME_WAIT_S = 2.0  # how long a new model thread may take to show up under its name
 KNEE_DBFS = -1.0  # the default limiter knee
 SECONDS = 6.0
 TOLERANCE = 1e-5  # max abs difference of the output samples
@@ -186,6 +187,9 @@ def test_reset_starts_the_model_thread_on_the_callers_cpus_and_a_hop_never_does(
     pinned = threading.Thread(target=_reset_on, args=(cpu, native))  # as the worker
     pinned.start()
     pinned.join()
+    deadline = time.monotonic() + THREAD_NAME_WAIT_S  # the thread names itself just after it starts
+    while not set(_model_threads()) - set(before) and time.monotonic() < deadline:
+        time.sleep(0.01)
     new = set(_model_threads()) - set(before)
     assert len(new) == 1 and _model_threads()[new.pop()] == str(cpu)  # it inherited the caller's CPUs
     native.process(hop, True, 0.0, math.inf, 0.0)
