@@ -128,6 +128,14 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _seconds(path: Path) -> float:
+    """Audio seconds in ``path`` for the progress bar; 0 for a file that cannot be read (reported in its turn)."""
+    try:
+        return probe_audio(path).seconds
+    except ValueError:
+        return 0.0
+
+
 def _run_jobs(model: Model, jobs: list[Job], options: JobOptions, workers: int, directory: bool) -> list[Outcome]:
     """Run every job, printing each failure as it happens; a fatal one (the output cannot be written)
     stops the run. In single-file mode a failure is raised as the command's one-line error."""
@@ -141,12 +149,7 @@ def _run_jobs(model: Model, jobs: list[Job], options: JobOptions, workers: int, 
         if outcome.error is not None:
             raise UsageError(outcome.error)
         return [outcome]
-    total = 0.0
-    for job in jobs:
-        try:
-            total += probe_audio(job.src).seconds
-        except ValueError:
-            pass  # reported when its turn comes
+    total = sum(_seconds(job.src) for job in jobs)
     outcomes: list[Outcome] = []
     results = (run_one(model, job, options) for job in jobs) if workers == 1 else run_parallel(model, jobs, options, workers)
     with tqdm(total=round(total, 1), unit="s", desc=f"{len(jobs)} files", disable=not show) as bar:

@@ -9,9 +9,7 @@ playback ring. The pieces around it each have their module:
   buffer), takes up clock drift by resampling, and drops audio only after a stall;
 - ``skips`` decides when the model does not run, and ``SkipCounts`` says why (``ring_low``, ``overload``,
   ``bypass``); ``OverloadGuard`` rests the model after a real overload;
-- a capture backlog is stale and dropped at once (``backlog_ms``): after the worker did not run for
-  ``STALL_S`` (SIGSTOP, a suspend, a VM pause) all but the newest hop that arrives in the next
-  ``STALL_DRAIN_S``, and at any time what exceeds ``MAX_BACKLOG_S``.
+- ``StaleCapture`` drops captured audio made stale by a stall at once (``backlog_ms``).
 
 Latency bookkeeping (seconds): the engine delay is the audio in flight between the capture and playback
 callbacks: input ring + the hop being assembled + STFT overlap (one hop) + resampler filter delays +
@@ -29,6 +27,7 @@ from typing import Callable
 import numpy as np
 
 from rtenhance.audio.realtime.splice import splice
+from rtenhance.audio.realtime.stale_capture import StaleCapture, hop_frames
 from rtenhance.audio.io.ends import Sink, Source
 from rtenhance.audio.realtime.file_align import OutputAligner
 from rtenhance.audio.realtime.gate import dry_gain, model_wanted
@@ -51,11 +50,7 @@ MAX_SLEEP_S = 0.005  # the worker re-checks stop and faults at least this often
 MIN_SLEEP_S = 0.0005  # shortest wait for input
 MAX_HOPS_PER_READ = 8  # input read per worker iteration, in hops (bounds the catch-up burst)
 DEVICE_LATENCY_REFRESH_HOPS = 64  # re-read the devices' reported latency about once a second
-MAX_BACKLOG_S = 0.5  # captured audio waiting beyond this is stale (the process stalled): dropped at once
-STALL_S = 0.25  # the worker wakes at least every 50 ms: a longer gap means the process was stopped
-STALL_DRAIN_S = 0.2  # after a stall, the server's backlog arrives within this: all but the newest hop dropped
 SETTLE_HOPS = 64  # hops after a session opens before a low ring counts as ring_low (the prefill settles)
-KEEP_AFTER_BACKLOG_HOPS = 1  # hops of the newest input kept when a backlog is dropped
 SPLICE_FADE_S = 0.002  # crossfade across a drop
 WORKER_PRIORITY = 5  # real-time priority of the worker when allowed: below the stream I/O thread
 
@@ -126,9 +121,7 @@ class Engine:
         self._underflow_base: int | None = None  # the sink's underflows when the first hop was written
         self._underflows_seen = 0  # the sink's underflows at the previous hop
         self._underflows_before = 0  # underflows counted in earlier sessions (before a reconnect)
-        self._backlog_s = 0.0
-        self._last_pass = 0.0  # time.monotonic() of the worker's previous pass (0: none yet)
-        self._drain_until = 0.0  # stale capture is dropped until this time.monotonic()
+        self._stale = StaleCapture(source.rate, source.channels, hop_frames(self.hop, source.rate, self.model_rate))
         self._session_hops = 0
         self._aligner = OutputAligner()  # file sinks only
         self._frames_in = 0
@@ -197,7 +190,7 @@ class Engine:
             skipped_bypass=skips.bypass,
             state_resets=self.processor.state_resets,
             adjust_ms=1e3 * self._playout.dropped_s,
-            backlog_ms=1e3 * self._backlog_s,
+            backlog_ms=1e3 * self._stale.dropped_s,
             drift_ppm=self._playout.drift_ppm if realtime else 0.0,
             jitter_ms=1e3 * self._playout.span_s if realtime else 0.0,
             device_errors=self.device_errors,
@@ -214,7 +207,7 @@ class Engine:
     # ---- worker thread ----
 
     def _frames_per_read(self) -> int:
-        return int(math.ceil(MAX_HOPS_PER_READ * self.hop * self.source.rate / self.model_rate))
+        return hop_frames(MAX_HOPS_PER_READ * self.hop, self.source.rate, self.model_rate)
 
     def _run(self) -> None:
         supervisor = self.supervisor
@@ -252,7 +245,7 @@ class Engine:
         self._frames_in = 0
         self._underflow_base = None
         self._session_hops = 0
-        self._last_pass = 0.0
+        self._stale.restart()
         if not self.sink.realtime:
             return 0
         # the ring must still hold the headroom when the first hop arrives, a hop after capture starts
@@ -271,10 +264,7 @@ class Engine:
         channels = source.channels
         while not self._stop.is_set():
             self.heartbeat()
-            now = time.monotonic()
-            if self._last_pass and now - self._last_pass > STALL_S:
-                self._drain_until = now + STALL_DRAIN_S
-            self._last_pass = now
+            self._stale.passed(time.monotonic())
             fault = self.supervisor.fault(stall_s)
             if fault:
                 return fault
@@ -287,9 +277,8 @@ class Engine:
             if available == 0:  # a file source has been read to its end
                 self._drain()
                 return None
-            stale = available > MAX_BACKLOG_S * source.rate or time.monotonic() < self._drain_until
-            if stale and self.sink.realtime:
-                available = self._drop_backlog(available)
+            if self.sink.realtime:
+                available = self._stale.drop(source.ring, available, self._in_buffer, time.monotonic())
             frames = min(available, self._in_buffer.shape[0] // channels)
             block = self._in_buffer[: frames * channels]
             source.ring.read_into(block)
@@ -298,20 +287,6 @@ class Engine:
             self._push(self._down.process(mono))
             self._run_hops()
         return None
-
-    def _drop_backlog(self, available: int) -> int:
-        """Discard all but the newest input (the process or the device stalled); returns what is left."""
-        channels = self.source.channels
-        keep = min(available, int(math.ceil(KEEP_AFTER_BACKLOG_HOPS * self.hop * self.source.rate / self.model_rate)))
-        drop = available - keep
-        scratch = self._in_buffer
-        frames_per_read = scratch.shape[0] // channels
-        while drop > 0:
-            n = min(drop, frames_per_read)
-            self.source.ring.read_into(scratch[: n * channels])
-            drop -= n
-        self._backlog_s += (available - keep) / self.source.rate
-        return keep
 
     def _run_hops(self) -> None:
         while self._pending_count >= self.hop:
@@ -394,7 +369,9 @@ class Engine:
         if self._underflow_base is None:
             self._underflow_base = underflows
         else:
-            if underflows != self._underflows_seen:
+            if self._stale.recovering(time.monotonic()):
+                playout.disturbed()  # dips and underflows after a stall of our own are not the timing's
+            elif underflows != self._underflows_seen:
                 playout.underflowed()
             playout.observe(sink.depth_samples() / sink.rate)
         self._underflows_seen = underflows

@@ -11,6 +11,7 @@ multiply-add), chosen at load time from ``/proc/cpuinfo``.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import platform
 from pathlib import Path
@@ -64,10 +65,8 @@ def load_batch_library() -> ctypes.CDLL:
         NativeUnavailable: no working compiler, a failed build, or a library that does not load.
     """
     if _has_avx2():
-        try:
+        with contextlib.suppress(NativeUnavailable):  # a compiler without -mavx2: the portable build below
             return AVX2.load()
-        except NativeUnavailable:
-            pass  # a compiler without -mavx2: the portable build below
     return PORTABLE.load()
 
 
