@@ -20,7 +20,7 @@ from tests.audio.pulse_support import RATE, stop_recording
 SECONDS = 6.0
 MIN_CORRELATION = 0.9
 PREROLL_S = 2.0
-PORTAUDIO_LEARNING_UNDERFLOWS = 2
+LEARNING_UNDERFLOWS = 2  # the jitter buffer learns a server's timing from its first dips (see playout.py)
 STATS_FIELDS = ("hop p50", "p95", "p99", "max", "step p99", "rtf", "latency", "jitter", "drift", "overflows",
                 "underflows", "skipped ring_low", "overload", "bypass", "resets", "dropped", "backlog", "cpu")
 JSON_FIELDS = ("hop_ms_p50", "hop_ms_p95", "hop_ms_p99", "hop_ms_max", "step_p99_ms", "rtf", "latency_ms", "jitter_ms",
@@ -86,10 +86,9 @@ def test_live_output_matches_offline_enhancement(sound_server, tmp_path, ends, r
     expected = resample(offline, MODEL_RATE, RATE)
     corr = aligned_correlation(expected, recorded[:, 0], RATE)
     assert corr >= MIN_CORRELATION, f"correlation {corr:.3f}; log:\n{daemon.log()[-3000:]}"
-    # PortAudio reaches the server through ALSA's pulse plugin, whose own period timing the jitter buffer
-    # learns from its first dips: a couple are allowed there, none on the libpulse streams
-    allowed = PORTAUDIO_LEARNING_UNDERFLOWS if ends[0] == "pulse" else 0
-    assert final["underflows"] - settled["underflows"] <= allowed, final
+    # the jitter buffer sizes itself from the dips it sees: through PortAudio's ALSA route, pipewire-pulse's
+    # quantum changes or a busy machine's late wake-ups, a first dip deeper than any before it may underflow
+    assert final["underflows"] - settled["underflows"] <= LEARNING_UNDERFLOWS, final
 
     lines = stats_lines(daemon.log())
     assert lines, daemon.log()

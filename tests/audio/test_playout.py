@@ -11,9 +11,13 @@ HOP_S = 0.016
 
 
 def simulate(seconds: float, drift: float, burst_hops: int, start_s: float, headroom_s: float = 0.004,
-             stall_at_s: float | None = None) -> tuple[PlayoutController, np.ndarray, int]:
+             stall_at_s: float | None = None, grabs: dict[float, float] | None = None,
+             ) -> tuple[PlayoutController, np.ndarray, int]:
     """A ring the device drains at (1 + drift) x real time, filled by hops that arrive ``burst_hops`` at a
-    time; returns the controller, the ring's depth before each write (s) and the underflows after 5 s."""
+    time; at each time in ``grabs`` (s) the device takes that much more (s) at once (less when negative: it
+    gives buffered audio back). Returns the controller, the ring's depth before each write (s) and the
+    underflows after 5 s."""
+    grab_at = {round(t / HOP_S): extra for t, extra in (grabs or {}).items()}
     controller = PlayoutController(HOP_S, headroom_s)
     depth, underflows, lows = start_s, 0, []
     hops = int(seconds / HOP_S)
@@ -31,7 +35,7 @@ def simulate(seconds: float, drift: float, burst_hops: int, start_s: float, head
                 depth += out_s
         if stall_at_s is not None and k == round(stall_at_s / HOP_S):
             depth += 0.5  # a stalled process left half a second queued
-        consumed = HOP_S * (1.0 + drift)
+        consumed = HOP_S * (1.0 + drift) + grab_at.get(k, 0.0)
         if depth < consumed:
             underflows += k * HOP_S >= 5.0
             controller.underflowed()
@@ -61,6 +65,23 @@ def test_clock_mismatch_is_resampled_not_dropped():
     tail = lows[-int(20 / HOP_S):]
     assert tail.max() - tail.min() < 0.004 and underflows == 0
     assert controller.dropped_s <= 0.017  # the start's excess only
+
+
+def test_a_server_moving_audio_into_its_own_buffer_is_not_drift():
+    """pipewire-pulse takes several ms at once when the graph's quantum grows and gives them back when it
+    shrinks: steps in the ring's level, which must neither read as a clock mismatch nor be dropped."""
+    grabs = {t: 0.008 if k % 2 == 0 else -0.006 for k, t in enumerate(np.arange(10.0, 110.0, 4.5))}
+    controller, lows, underflows = simulate(120.0, 0.0, 1, start_s=0.020, grabs=grabs)
+    assert abs(controller.drift_ppm) < 100.0
+    assert controller.dropped_s <= 0.017  # the start's excess only
+    assert underflows <= 1  # the first grab is deeper than any dip before it; the jitter span learns it
+
+
+def test_grabs_do_not_hide_a_real_clock_mismatch():
+    grabs = {t: 0.008 for t in (20.0, 50.0, 80.0)}
+    controller, lows, underflows = simulate(150.0, 0.001, 1, start_s=0.020, grabs=grabs)
+    assert abs(controller.drift_ppm - 1000.0) < 100.0
+    assert controller.dropped_s <= 0.017
 
 
 def test_an_underflow_raises_the_margin_which_then_decays():

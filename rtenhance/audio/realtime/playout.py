@@ -18,6 +18,9 @@ and keeps, per block, their mean and their minimum:
   drift does not move the delay; a small proportional correction removes the rest: at most ``MAX_CORRECTION`` when
   draining (so that the delay moves by well under a millisecond per second), up to ``MAX_FILL`` when the
   ring is below its target (the alternative is running dry again);
+- a *step* in that level (the server moved audio between our ring and its own buffer at once, as
+  pipewire-pulse does when the graph's quantum changes; an underflow; a drop) is not drift: the fit starts
+  over after it, so that a step never reads as a slope;
 - an excess that gentle resampling would take long to remove (the start, a stalled process, a device
   that stopped) is dropped at once from the next chunks (``take_drop``), counted and logged by the engine.
 
@@ -39,6 +42,7 @@ MAX_FILL = 0.002  # ...at up to 2 ms per second
 DRIFT_WINDOW_BLOCKS = 40  # the drift is fitted over this many blocks (20 s)
 DRIFT_SIGNIFICANCE = 3.0  # a fitted slope is taken only when this many standard errors from the current value
 MIN_DRIFT_BLOCKS = 8  # and measured from this many on (4 s)
+DRIFT_STEP_S = 0.003  # the drift-corrected level moving this much within 1 s is a step (drift moves it < 2 ms/s)
 MAX_DRIFT = 0.002  # the measured mismatch is capped at 0.2 %: real clocks differ by < 0.05 %
 UNDERFLOW_MARGIN_S = 0.004  # each playback underflow adds this to the margin...
 MAX_MARGIN_S = 0.04  # ...up to this
@@ -87,6 +91,7 @@ class PlayoutController:
         self._applied_s = 0.0  # what resampling has added to the ring so far (the ratio's integral), s
         self._clock_s = 0.0  # block time, s
         self._fit_count = 0
+        self._recent = np.full(2, math.nan)  # the previous two blocks' drift-corrected levels, newest first, s
         self.span_s = 0.0
         self._disturbed = False
 
@@ -169,7 +174,12 @@ class PlayoutController:
             self._correction = min(-KP_FILL_PER_S * error, MAX_FILL)
 
     def _fit(self, corrected_s: float) -> None:
-        """Add a block to the drift fit; from ``MIN_DRIFT_BLOCKS`` on, the line's slope is the mismatch."""
+        """Add a block to the drift fit; from ``MIN_DRIFT_BLOCKS`` on, the line's slope is the mismatch. A
+        step against either of the previous two blocks (a step may straddle two) starts the fit over."""
+        newest, older = self._recent
+        self._recent[1], self._recent[0] = newest, corrected_s
+        if abs(corrected_s - newest) > DRIFT_STEP_S or abs(corrected_s - older) > DRIFT_STEP_S:
+            self._fit_count = 0
         slot = self._fit_count % DRIFT_WINDOW_BLOCKS
         self._fit_x[slot], self._fit_y[slot] = self._clock_s, corrected_s
         self._fit_count += 1
