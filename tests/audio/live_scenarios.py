@@ -8,17 +8,22 @@ A and B are two independent null sinks, except in the ``delay`` scenario, which 
 remap topology to read the end-to-end delay sample-exactly; ``loopback_delay_ms`` gives the same figure for
 a plain ``module-loopback`` as the reference.
 
-Clock mismatch: on PulseAudio, B is declared at 48048 Hz while A runs at 48000 Hz, so B consumes 0.1 %
-faster in wall time. PipeWire 0.3 has no equivalent: every null sink's timer runs at the graph rate
-(a sink declared at 48048 Hz is resampled into the 48 kHz graph and plays at nominal speed), so the
-mismatch scenario runs on PulseAudio only.
+Clock mismatch: sinks declared at another rate do not make one (the server resamples our 16 kHz stream
+into the sink's rate, and every null sink's timer runs on the same system clock), so the ``mismatch`` cells
+capture from C, a ``module-pipe-source`` that ``clocked_source.py`` feeds 0.1 % fast or slow in wall time, as
+a USB microphone's crystal against a sound card. PulseAudio's pipe source posts what arrives when it
+arrives; PipeWire's follows its graph clock instead, so these cells run on PulseAudio only.
 """
 
 from __future__ import annotations
 
 import contextlib
+import math
 import os
+import signal
 import statistics
+import subprocess
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -43,6 +48,8 @@ MAX_LAG_S = 5.0  # the producer's start offset in the recording plus the delay, 
 DELAY_WINDOW_S = 2.5
 LOOPBACK_S = 10.0
 LOG_TAIL_CHARS = 3000
+CLOCKED_SOURCE = "C"
+CLOCKED_HELPER = Path(__file__).with_name("clocked_source.py")
 
 
 @dataclass(frozen=True)
@@ -55,7 +62,8 @@ class Scenario:
         record_ms: fragment size the recorder of B.monitor asks for, ms.
         topology: ``"independent"`` (A and B separate null sinks) or ``"remap"`` (S.monitor, delay measured).
         quantum: PipeWire graph period forced, frames (0: the server's choice).
-        b_rate: rate sink B is declared at, Hz (48048: the 0.1 % clock mismatch).
+        capture_ppm: how fast the capture clock runs against playback's, parts per million (0: the input is
+            A.monitor; else the clocked pipe source C, with the producer writing into it).
         servers: the servers it applies to.
     """
 
@@ -64,7 +72,7 @@ class Scenario:
     record_ms: int
     topology: str = INDEPENDENT
     quantum: int = 0
-    b_rate: int = RATE
+    capture_ppm: int = 0
     servers: tuple[str, ...] = SERVER_KINDS
 
 
@@ -75,7 +83,8 @@ SCENARIOS = (
     Scenario("bursty-rec500", "bursty", 500),
     Scenario("quantum256", "steady", 10, quantum=256, servers=(PIPEWIRE,)),
     Scenario("quantum2048", "bursty", 10, quantum=2048, servers=(PIPEWIRE,)),
-    Scenario("mismatch0.1%", "steady", 10, b_rate=RATE + RATE // 1000, servers=(PULSEAUDIO,)),
+    Scenario("mismatch+0.1%", "steady", 10, capture_ppm=1000, servers=(PULSEAUDIO,)),
+    Scenario("mismatch-0.1%", "steady", 10, capture_ppm=-1000, servers=(PULSEAUDIO,)),
     Scenario("delay", "steady", 10, topology=REMAP),
 )
 SCENARIO_BY_NAME = {s.name: s for s in SCENARIOS}
@@ -115,22 +124,66 @@ def run_scenario(server: SoundServer, scenario: Scenario, speech: SpeechInput, f
     if server.kind not in scenario.servers:
         raise ValueError(f"scenario {scenario.name} does not apply to {server.kind}")
     folder.mkdir(parents=True, exist_ok=True)
-    topology = (server.independent_sinks(scenario.b_rate) if scenario.topology == INDEPENDENT
-                else contextlib.nullcontext())
-    with topology:
+    topology = server.independent_sinks() if scenario.topology == INDEPENDENT else contextlib.nullcontext()
+    producer = _ClockedProducer(server, speech, folder, scenario.capture_ppm) if scenario.capture_ppm \
+        else _PaplayProducer(server, speech, scenario.producer)
+    with topology, producer:
         if scenario.quantum:
             server.set_quantum(scenario.quantum)
         try:
-            return _run(server, scenario, speech, folder)
+            return _run(server, scenario, speech, producer, folder)
         finally:
             if scenario.quantum:
                 server.set_quantum(0)
 
 
-def _run(server: SoundServer, scenario: Scenario, speech: SpeechInput, folder: Path) -> ScenarioResult:
+class _PaplayProducer(contextlib.AbstractContextManager):
+    """Plays the noisy speech into A with paplay (steady: 10 ms buffer; bursty: its default); the daemon
+    captures A.monitor."""
+
+    def __init__(self, server: SoundServer, speech: SpeechInput, kind: str) -> None:
+        self.server, self.speech = server, speech
+        self.latency_ms = STEADY_LATENCY_MS if kind == "steady" else None
+        self.source = f"{SINK_A}.monitor"
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+    def play(self) -> None:
+        self.server.play(self.speech.wav, SINK_A, latency_ms=self.latency_ms).wait(timeout=self.speech.seconds + 30)
+
+
+class _ClockedProducer(contextlib.AbstractContextManager):
+    """A pipe source C fed by ``clocked_source.py`` at ``ppm`` off nominal: silence until ``play``, then
+    the noisy speech; the daemon captures C."""
+
+    def __init__(self, server: SoundServer, speech: SpeechInput, folder: Path, ppm: int) -> None:
+        if server.kind != PULSEAUDIO:
+            raise ValueError("the clocked pipe source needs PulseAudio (PipeWire's follows its graph clock)")
+        self.server, self.speech, self.ppm = server, speech, ppm
+        self.source = CLOCKED_SOURCE
+        folder.mkdir(parents=True, exist_ok=True)
+        self.fifo = folder / "clocked.fifo"
+        self.module = server.load_module("module-pipe-source", f"source_name={CLOCKED_SOURCE}", f"file={self.fifo}",
+                                         "format=float32le", f"rate={MODEL_RATE}", "channels=1")
+        self.writer = subprocess.Popen([sys.executable, str(CLOCKED_HELPER), str(self.fifo), str(MODEL_RATE),
+                                        str(ppm), str(speech.wav)])
+
+    def __exit__(self, *exc: object) -> None:
+        self.writer.terminate()
+        self.writer.wait(timeout=5)
+        self.server.pactl("unload-module", str(self.module))
+
+    def play(self) -> None:
+        self.writer.send_signal(signal.SIGUSR1)
+        time.sleep(self.speech.seconds / (1.0 + self.ppm * 1e-6) + 0.1)
+
+
+def _run(server: SoundServer, scenario: Scenario, speech: SpeechInput, producer: _PaplayProducer | _ClockedProducer,
+         folder: Path) -> ScenarioResult:
     stats_path = folder / "stats.jsonl"
     daemon = DaemonProcess(
-        ["run", "--input", f"pulse:{SINK_A}.monitor", "--output", f"pulse:{SINK_B}", "--stats-json", str(stats_path),
+        ["run", "--input", f"pulse:{producer.source}", "--output", f"pulse:{SINK_B}", "--stats-json", str(stats_path),
          "--set", f"stats.interval_s={STATS_INTERVAL_S:g}"],
         daemon_env(server.env), folder / "daemon.log",
     )
@@ -143,8 +196,7 @@ def _run(server: SoundServer, scenario: Scenario, speech: SpeechInput, folder: P
                                  latency_ms=scenario.record_ms)
         time.sleep(SETTLE_S)
         started = time.time()
-        latency = STEADY_LATENCY_MS if scenario.producer == "steady" else None
-        server.play(speech.wav, SINK_A, latency_ms=latency).wait(timeout=speech.seconds + 30)
+        producer.play()
         ended = time.time()
         time.sleep(SETTLE_S)
         stop_recording(recorder)
@@ -157,9 +209,21 @@ def _run(server: SoundServer, scenario: Scenario, speech: SpeechInput, folder: P
     from rtenhance.dsp.resample import resample
 
     output = resample(data[:, -1], RATE, MODEL_RATE)
-    windows = match_windows(speech.enhanced, output, MODEL_RATE, WARMUP_S, MAX_LAG_S)
+    windows = match_windows(_as_played(speech.enhanced, scenario.capture_ppm), output, MODEL_RATE, WARMUP_S, MAX_LAG_S)
     e2e = _median_delay_ms(data, WARMUP_S + SETTLE_S) if remap else None
     return ScenarioResult(server.kind, scenario, stats, windows, e2e, code, os.getloadavg()[0], daemon.log())
+
+
+def _as_played(enhanced: np.ndarray, capture_ppm: int) -> np.ndarray:
+    """The offline enhancement on the playback clock's time line: a capture clock ``capture_ppm`` fast
+    delivers the input that much faster in wall time, and the drift resampling plays it out at that pace."""
+    if not capture_ppm:
+        return enhanced
+    from scipy.signal import resample_poly
+
+    up, down = 10**6, 10**6 + capture_ppm
+    common = math.gcd(up, down)
+    return resample_poly(enhanced, up // common, down // common).astype(np.float32)
 
 
 def _median_delay_ms(mix: np.ndarray, skip_s: float) -> float:

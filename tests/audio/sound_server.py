@@ -12,8 +12,8 @@ on either:
   two streams aligns them only as well as the two streams happen to start: the same 7 ms loopback measured
   604, 10 and 8 ms in three runs here.)
 - ``independent``: A and B are two separate mono null sinks, each on its own clock, as a microphone and a
-  sound card are; B may be declared at another rate than A (on PulseAudio a null sink B at 48048 Hz consumes
-  0.1 % faster in wall time than A at 48000 Hz).
+  sound card are (both still run on the system clock: a real clock mismatch needs a source fed on its
+  own clock, see ``clocked_source.py``).
 """
 
 from __future__ import annotations
@@ -59,7 +59,6 @@ class SoundServer:
         clock: a recorder kept on a monitor so that PulseAudio's null sinks render every few milliseconds,
             as a sound card does (an idle PulseAudio null sink renders in 2 s blocks, and a capture stream on
             its monitor may wait that long); None on PipeWire, whose null sinks are timer-driven anyway.
-        b_rate: sample rate B is declared at in the independent topology, Hz.
     """
 
     kind: str
@@ -71,7 +70,6 @@ class SoundServer:
     modules: dict[str, int] = field(default_factory=dict)
     topology: str = REMAP
     clock: subprocess.Popen[bytes] | None = None
-    b_rate: int = RATE
     restarter: Callable[[SoundServer], None] | None = None
 
     def restart(self) -> None:
@@ -99,9 +97,8 @@ class SoundServer:
                 f"master_channel_map={channel}", "remix=no", f"rate={RATE}",
             )
         else:
-            rate = self.b_rate if name == SINK_B else RATE
             index = self.load_module("module-null-sink", f"sink_name={name}", "channels=1", "channel_map=mono",
-                                     f"rate={rate}")
+                                     f"rate={RATE}")
         self.modules[name] = index
         return index
 
@@ -132,22 +129,21 @@ class SoundServer:
                 self.unload_sink(name)
 
     @contextlib.contextmanager
-    def independent_sinks(self, b_rate: int = RATE, clock: bool = False) -> Iterator[None]:
-        """A and B as two independent null sinks (B at ``b_rate`` Hz) for the block, then the remap topology.
+    def independent_sinks(self, clock: bool = False) -> Iterator[None]:
+        """A and B as two independent null sinks for the block, then the remap topology.
 
         Args:
-            b_rate: B's declared rate in Hz.
             clock: keep PulseAudio's 10 ms recorder on A.monitor (no effect on PipeWire); without it the
                 producer's and the daemon's own buffer sizes decide when A renders, as on a desktop.
         """
         self.unload_topology()
-        self.topology, self.b_rate = INDEPENDENT, b_rate
+        self.topology = INDEPENDENT
         try:
             self.load_topology(clock)
             yield
         finally:
             self.unload_topology()
-            self.topology, self.b_rate = REMAP, RATE
+            self.topology = REMAP
             self.load_topology()
 
     def set_quantum(self, frames: int) -> None:

@@ -39,10 +39,10 @@ def test_remap_topology_puts_a_left_and_b_right_of_s(sound_server, tmp_path):
 
 
 def test_independent_sinks_carry_their_own_audio_and_restore_the_remap(sound_server, tmp_path):
-    with sound_server.independent_sinks(b_rate=RATE + 48):
+    with sound_server.independent_sinks():
         sinks = sound_server.pactl("list", "short", "sinks")
         assert MIX_SINK not in [line.split("\t")[1] for line in sinks.splitlines()], sinks
-        assert f"{RATE + 48}Hz" in next(line for line in sinks.splitlines() if line.split("\t")[1] == SINK_B)
+        assert SINK_B in [line.split("\t")[1] for line in sinks.splitlines()], sinks
         recorder = sound_server.record(f"{SINK_B}.monitor", tmp_path / "b.wav")
         time.sleep(0.5)
         sound_server.play(tone(tmp_path / "tone.wav"), SINK_B, latency_ms=10).wait(timeout=10)
