@@ -9,6 +9,8 @@ or the PipeWire socket in ``XDG_RUNTIME_DIR`` (pw-metadata). Sinks and interface
 
 from __future__ import annotations
 
+import contextlib
+import os
 import shutil
 import subprocess
 import time
@@ -23,6 +25,8 @@ START_TIMEOUT_S = 20.0
 TOOLS = {"pipewire": "pipewire", "wireplumber": "wireplumber", "pipewire-pulse": "pipewire-pulse",
          "dbus-daemon": "dbus", "pw-metadata": "pipewire-bin", "pactl": "pulseaudio-utils",
          "paplay": "pulseaudio-utils", "parec": "pulseaudio-utils"}
+IDLE_CPU_SHARE = 0.05  # the server's processes together use less CPU than this over IDLE_SAMPLE_S: started
+IDLE_SAMPLE_S = 0.5
 SESSION_MANAGER_READY = 'Found "default" metadata'  # pw-metadata's answer once WirePlumber has set up
 
 
@@ -56,6 +60,7 @@ def start_pipewire_server(root: Path) -> SoundServer:
     _start(server, "pipewire-pulse")
     wait_until_answers(server, START_TIMEOUT_S)
     server.load_topology()
+    _wait_until_idle(server)
     return server
 
 
@@ -87,6 +92,27 @@ def _start(server: SoundServer, program: str) -> None:
     with open(log, "wb") as out:
         server.processes.append(subprocess.Popen([program], env=server.env, stdout=out, stderr=subprocess.STDOUT))
     server.logs.append(log)
+
+
+def _wait_until_idle(server: SoundServer) -> None:
+    """Wait until the server's processes have finished starting (WirePlumber keeps working for seconds after it
+    answers), as a desktop's server has long before a user starts rtenhance; at most START_TIMEOUT_S."""
+    ticks = os.sysconf("SC_CLK_TCK")
+
+    def cpu_s() -> float:
+        total = 0.0
+        for process in server.processes:
+            with contextlib.suppress(OSError):
+                fields = Path(f"/proc/{process.pid}/stat").read_text().rsplit(")", 1)[1].split()
+                total += (int(fields[11]) + int(fields[12])) / ticks  # utime and stime
+        return total
+
+    deadline = time.monotonic() + START_TIMEOUT_S
+    while time.monotonic() < deadline:
+        before = cpu_s()
+        time.sleep(IDLE_SAMPLE_S)
+        if cpu_s() - before < IDLE_CPU_SHARE * IDLE_SAMPLE_S:
+            return
 
 
 def _metadata(env: dict[str, str], name: str) -> str:

@@ -346,8 +346,8 @@ class Engine:
             if self.processor.missed:
                 self.skips.overload += 1
                 self._playout.disturbed()
-                self._guard.overloaded(time.monotonic(), f"the model missed its {1e3 * deadline_s:.1f} ms deadline "
-                                       f"(step p99 {1e3 * self._steps.p99_s:.2f} ms)", cfg.latency.recover_s)
+                self._guard.missed(time.monotonic(), f"the model missed its {1e3 * deadline_s:.1f} ms deadline "
+                                   f"(step p99 {1e3 * self._steps.p99_s:.2f} ms)", cfg.latency.recover_s)
             else:
                 self._steps.add(self.processor.model_s)
         chunk = self._up.process(out)

@@ -1,14 +1,17 @@
 """When the model may run: the engine's response to a CPU that cannot keep up.
 
-A model step that misses its deadline (the frame passed through instead, see ``FrameGate``) starts a
-passthrough period: the model is not even tried for ``recover_s``, which lets a busy CPU catch up. While
-misses repeat, the wait doubles up to ``MAX_BACKOFF`` times; it falls back to ``recover_s`` after
-``HEALTHY_RESET_S`` of enhancement without a miss.
+A model step that misses its deadline passes its frame through instead (see ``FrameGate``). One miss is a
+late wake-up (a busy sound server, another process's burst), not an overload: only the hop it hit passes
+through. ``MISSES_TO_TRIP`` misses within ``MISS_WINDOW_S`` are an overload, and start a passthrough period:
+the model is not even tried for ``recover_s``, which lets a busy CPU catch up. While overloads repeat, the
+wait doubles up to ``MAX_BACKOFF`` times; it falls back to ``recover_s`` after ``HEALTHY_RESET_S`` of
+enhancement without an overload.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 
 from rtenhance.stats import RateLimitedWarning
 
@@ -16,6 +19,8 @@ log = logging.getLogger(__name__)
 
 MAX_BACKOFF = 8  # longest wait is recover_s * MAX_BACKOFF
 HEALTHY_RESET_S = 10.0  # enhancement without overload for this long forgets past overloads
+MISSES_TO_TRIP = 3  # misses within MISS_WINDOW_S that make an overload
+MISS_WINDOW_S = 1.0
 WARN_PERIOD_S = 5.0  # at most one overload warning per this many seconds
 
 
@@ -33,6 +38,8 @@ class OverloadGuard:
         self._resume_at = 0.0
         self._backoff = 1
         self._enhancing_since = 0.0
+        self._misses = [-math.inf] * (MISSES_TO_TRIP - 1)  # monotonic times of the misses before, oldest first out
+        self._next_miss = 0
         self._warn = RateLimitedWarning(log, WARN_PERIOD_S)
 
     def allow(self, now: float) -> bool:
@@ -49,8 +56,14 @@ class OverloadGuard:
             self._backoff = 1
         return self.enhancing
 
-    def overloaded(self, now: float, reason: str, recover_s: float) -> None:
-        """The model missed a deadline: pass audio through for ``recover_s`` times the backoff."""
+    def missed(self, now: float, reason: str, recover_s: float) -> None:
+        """The model missed a deadline (its hop passed through); the ``MISSES_TO_TRIP``-th miss within
+        ``MISS_WINDOW_S`` is an overload: pass audio through for ``recover_s`` times the backoff."""
+        oldest = self._misses[self._next_miss]
+        self._misses[self._next_miss] = now
+        self._next_miss = (self._next_miss + 1) % len(self._misses)
+        if now - oldest > MISS_WINDOW_S:
+            return
         wait = recover_s * self._backoff
         self.enhancing = False
         self.trips += 1

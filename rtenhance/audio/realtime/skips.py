@@ -2,8 +2,8 @@
 
 The model step costs about 0.1 ms of a 16 ms hop, so the model is skipped only for a reason:
 - ``bypass``: the user asked for the noisy signal (SIGUSR1, ``enhance.bypass``, no attenuation);
-- ``overload``: a step missed its deadline, and ``OverloadGuard`` passes audio through while the CPU
-  catches up (the missed hop itself counts too);
+- ``overload``: a step missed its deadline (that hop passed through); repeated misses are an overload,
+  and ``OverloadGuard`` passes audio through while the CPU catches up;
 - ``ring_low``: the output ring still plays for less than the step's measured p99 time, so waiting for the
   model would certainly let playback run dry, and the step is long enough for skipping it to matter (a p99
   of at least ``RING_LOW_MIN_STEP_S``: a slow backend or CPU). A sub-millisecond step is never skipped for
