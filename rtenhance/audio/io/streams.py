@@ -16,11 +16,14 @@ import numpy as np
 
 from rtenhance.audio.io.devices import DeviceError, Endpoint
 from rtenhance.audio.io.ring import SpscRing
+from rtenhance.audio.realtime.thread_priority import promote
 
 RING_SECONDS = 2.0  # capacity of each device ring
 TIMING_SLOTS = 512  # latest per-callback latency readings kept (a few seconds of callbacks)
 FILE_BLOCK_S = 0.01  # file source block: 10 ms
 MAX_CALLBACK_FRAMES = 16384  # largest output block the playback scratch buffer holds at once
+FIRST_CALLBACK_WAIT_S = 0.5  # start waits this long at most for the first callback to name its thread
+CALLBACK_POLL_S = 0.005
 FIRST_CALLBACK_GRACE_S = 3.0  # an idle PulseAudio null sink renders in 2 s blocks: its monitor may start late
 
 
@@ -111,6 +114,7 @@ class _DeviceStream:
         self.latency = CallbackLatency()
         self.status_flags = 0  # callbacks that reported an over/underflow from PortAudio itself
         self.callbacks = 0  # callbacks since the stream started
+        self._callback_thread = 0  # PortAudio's callback thread's kernel id, recorded by its first callback
         self._block_frames = block_frames
         self._latency_arg: float | str = "low" if latency_s is None else latency_s
         self._stream: Any = None
@@ -125,11 +129,18 @@ class _DeviceStream:
                                     latency=self._latency_arg, callback=self._callback)
 
     def start(self, prefill: int = 0) -> None:
-        """Empty the ring, put ``prefill`` samples of silence in it, and start the callbacks."""
+        """Empty the ring, put ``prefill`` samples of silence in it, and start the callbacks; once the first
+        callback has told its thread, that thread gets real-time scheduling when allowed (PortAudio's ALSA
+        host leaves it at normal priority, and a late callback is an underrun however full the ring is)."""
         prime(self.ring, prefill)
         self.latency = CallbackLatency()
         self.callbacks = 0
+        self._callback_thread = 0
         self._stream.start()
+        deadline = time.monotonic() + FIRST_CALLBACK_WAIT_S
+        while not self._callback_thread and time.monotonic() < deadline:
+            time.sleep(CALLBACK_POLL_S)
+        promote(self._callback_thread, f"PortAudio {self.endpoint.direction}")
 
     def device_latency_s(self) -> float:
         """Device-side latency: the median PortAudio reports, else what the stream was opened with."""
@@ -165,6 +176,8 @@ class Capture(_DeviceStream):
     stream_class = "InputStream"
 
     def _callback(self, indata: np.ndarray, frames: int, time_info: Any, status: Any) -> None:
+        if not self._callback_thread:
+            self._callback_thread = threading.get_native_id()
         self.ring.write(indata.reshape(-1))
         if status.input_overflow:
             self.status_flags += 1
@@ -198,6 +211,8 @@ class Playback(_DeviceStream, RingPlayback):
     stream_class = "OutputStream"
 
     def _callback(self, outdata: np.ndarray, frames: int, time_info: Any, status: Any) -> None:
+        if not self._callback_thread:
+            self._callback_thread = threading.get_native_id()
         n = self.ring.read_into(self._scratch[: min(frames, MAX_CALLBACK_FRAMES)])
         outdata[:n] = self._scratch[:n, None]
         outdata[n:] = 0.0
