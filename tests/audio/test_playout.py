@@ -77,6 +77,17 @@ def test_a_server_moving_audio_into_its_own_buffer_is_not_drift():
     assert underflows <= 1  # the first grab is deeper than any dip before it; the jitter span learns it
 
 
+def test_audio_a_server_gives_back_is_worked_off_within_seconds():
+    """Every millisecond the ring holds above its target is delay: an excess under the drop threshold is
+    resampled away about as fast as a lack is filled, not over half a minute."""
+    controller, lows, _ = simulate(40.0, 0.0, 1, start_s=0.020, grabs={20.0: -0.010})
+    hop = round(1 / HOP_S)
+    before = lows[18 * hop : 20 * hop].mean()
+    assert lows[20 * hop : 22 * hop].max() > before + 0.008  # the step is there...
+    assert abs(lows[30 * hop : 32 * hop].mean() - before) < 0.002  # ...and gone 10 s later
+    assert controller.dropped_s <= 0.017  # resampled, not dropped
+
+
 def test_grabs_do_not_hide_a_real_clock_mismatch():
     grabs = {t: 0.008 for t in (20.0, 50.0, 80.0)}
     controller, lows, underflows = simulate(150.0, 0.001, 1, start_s=0.020, grabs=grabs)

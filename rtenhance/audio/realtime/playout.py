@@ -15,9 +15,10 @@ and keeps, per block, their mean and their minimum:
   rate the playback clock outruns the capture clock; a straight line fitted over the last
   ``DRIFT_WINDOW_BLOCKS`` gives it (``drift_ppm``), taken only when it differs significantly from the
   current value (bursty capture makes the block means noisy), and the resampling ratio follows it, so
-  drift does not move the delay; a small proportional correction removes the rest: at most ``MAX_CORRECTION`` when
-  draining (so that the delay moves by well under a millisecond per second), up to ``MAX_FILL`` when the
-  ring is below its target (the alternative is running dry again);
+  drift does not move the delay; a proportional correction (``KP_PER_S``, at most ``MAX_CORRECTION``: 2 ms
+  per second, a pitch change of 3.5 cents that nobody hears in speech) removes the rest, as fast one way
+  as the other: a slow drain would let the ring ratchet up each time a server takes audio at once and
+  later gives it back (pipewire-pulse does, see below), and every millisecond it holds is delay;
 - a *step* in that level (the server moved audio between our ring and its own buffer at once, as
   pipewire-pulse does when the graph's quantum changes; an underflow; a drop) is not drift: the fit starts
   over after it, so that a step never reads as a slope;
@@ -35,10 +36,8 @@ import numpy as np
 
 BLOCK_S = 0.5  # readings per control update
 SPAN_DECAY_PER_S = 0.0002  # the jitter span falls by this per second once the dips are smaller (2 ms in 10 s)
-KP_PER_S = 0.05  # ratio change per second of excess: a 4 ms excess is worked off at 0.2 ms/s
-MAX_CORRECTION = 0.0003  # draining is capped at 300 ppm (0.3 ms per second)
-KP_FILL_PER_S = 0.25  # a ring below its target (it ran dry, or the jitter grew) is filled faster...
-MAX_FILL = 0.002  # ...at up to 2 ms per second
+KP_PER_S = 0.25  # ratio change per second of error: a 4 ms excess or lack is worked off at 1 ms/s at first
+MAX_CORRECTION = 0.002  # the correction is capped at 2000 ppm (2 ms per second)
 DRIFT_WINDOW_BLOCKS = 40  # the drift is fitted over this many blocks (20 s)
 DRIFT_SIGNIFICANCE = 3.0  # a fitted slope is taken only when this many standard errors from the current value
 MIN_DRIFT_BLOCKS = 8  # and measured from this many on (4 s)
@@ -164,14 +163,19 @@ class PlayoutController:
             self._correction = 0.0
             self._fit_count = 0
             return
-        if max_s - min_s < STEP_S and not disturbed:  # a step (a stall) or a miss says nothing of jitter
-            self.span_s = max(mean_s - min_s, self.span_s - SPAN_DECAY_PER_S * self._block_s)
+        corrected = mean_s - self._applied_s
+        known = self._recent[~np.isnan(self._recent)]
+        rose = float((corrected - known).max()) if known.size else 0.0
+        fell = float((known - corrected).max()) if known.size else 0.0
+        # a stall's step, a miss, or audio the server gave back (a step up: the readings before it are no
+        # dip) says nothing of jitter; audio the server took at once (a step down) may be taken again, so
+        # the whole step is a dip to foresee (the block's own readings show only part of it)
+        if max_s - min_s < STEP_S and not disturbed and rose <= DRIFT_STEP_S:
+            dip = max(mean_s - min_s, fell if fell > DRIFT_STEP_S else 0.0)
+            self.span_s = max(dip, self.span_s - SPAN_DECAY_PER_S * self._block_s)
         error = mean_s - self.target_s
-        self._fit(mean_s - self._applied_s)
-        if error > 0:
-            self._correction = -min(KP_PER_S * error, MAX_CORRECTION)
-        else:
-            self._correction = min(-KP_FILL_PER_S * error, MAX_FILL)
+        self._fit(corrected)
+        self._correction = min(max(-KP_PER_S * error, -MAX_CORRECTION), MAX_CORRECTION)
 
     def _fit(self, corrected_s: float) -> None:
         """Add a block to the drift fit; from ``MIN_DRIFT_BLOCKS`` on, the line's slope is the mismatch. A
