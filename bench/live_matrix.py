@@ -4,8 +4,9 @@ Starts a private PulseAudio and a private PipeWire (as the tests do), runs the r
 settings in each scenario of tests/audio/live_scenarios.py and prints, per row: hops that skipped the model
 in percent (by cause when the daemon reports causes), output dropped (+) or inserted (-) in ms per minute,
 playback underflows, the recording's correlation with the offline enhancement in 1 s windows (median and
-10th percentile), the spread of the per-window delay over the windows that correlate at 0.5 or better (their count
-beside it), the end-to-end delay (``delay`` scenario, remap
+10th percentile), the spread of the delay the daemon adds per window over the windows that correlate at 0.5 or better
+(their count beside it; the input's own shifts, from the producer's gaps on a busy machine, taken out and
+shown in the next column), the end-to-end delay (``delay`` scenario, remap
 topology), the drift the daemon reports in ppm, and the machine's load. Below the table: the end-to-end
 delay of a plain module-loopback on each server, the reference for the ``delay`` rows.
 
@@ -38,7 +39,8 @@ from tests.audio.sound_server import PIPEWIRE, PULSEAUDIO, SERVER_KINDS, stop_se
 
 STARTERS = {PULSEAUDIO: start_pulse_server, PIPEWIRE: start_pipewire_server}
 HEADER = ("server", "scenario", "skipped %", "by cause", "adjust ms/min", "underflows", "corr med/p10",
-          "delay spread ms (confident windows)", "e2e ms (over loopback)", "drift ppm", "load", "exit")
+          "delay spread ms (confident windows)", "input shift ms", "e2e ms (over loopback)", "drift ppm", "load",
+          "exit")
 
 
 def row(result: ScenarioResult, loopback_ms: float) -> tuple[str, ...]:
@@ -47,10 +49,10 @@ def row(result: ScenarioResult, loopback_ms: float) -> tuple[str, ...]:
     drift = "n/a" if stats.drift_ppm is None else f"{stats.drift_ppm:+.0f}"
     e2e = "" if result.e2e_ms is None else ("no match" if math.isnan(result.e2e_ms)
                                             else f"{result.e2e_ms:.1f} ({result.e2e_ms - loopback_ms:+.1f})")
-    spread = f"{windows.delay_spread_ms:.1f} ({windows.confident_lags_ms.size}/{windows.lags_ms.size} win)"
+    spread = f"{result.delay_spread_ms:.1f} ({windows.confident_lags_ms.size}/{windows.lags_ms.size} win)"
     return (result.server, result.scenario.name, f"{stats.skipped_pct:.1f}", f"{causes} /{stats.hops}",
             f"{stats.adjust_ms_per_min:+.1f}", str(stats.underflows), f"{windows.median:.3f}/{windows.p10:.3f}",
-            spread, e2e, drift, f"{result.load:.1f}", str(result.exit_code))
+            spread, f"{result.input_shift_ms:.1f}", e2e, drift, f"{result.load:.1f}", str(result.exit_code))
 
 
 def table(rows: list[tuple[str, ...]]) -> str:

@@ -6,7 +6,10 @@ steady (``paplay --latency-msec=10``) or a bursty producer (``paplay`` with its 
 B.monitor with 10 ms or 500 ms fragments, and measures after the first WARMUP_S of speech (see live_metrics).
 A and B are two independent null sinks, except in the ``delay`` scenario, which records S.monitor of the
 remap topology to read the end-to-end delay sample-exactly; ``loopback_delay_ms`` gives the same figure for
-a plain ``module-loopback`` as the reference.
+a plain ``module-loopback`` as the reference. What reached the daemon's input is recorded too (A.monitor or C with
+PROBE_MS fragments, which asks nothing of A's timing; S.monitor's left channel in the remap topology), so that the
+delay spread counts only what the daemon adds: a producer that underruns on a busy machine shifts the
+input and the output alike.
 
 Clock mismatch: sinks declared at another rate do not make one (the server resamples our 16 kHz stream
 into the sink's rate, and every null sink's timer runs on the same system clock), so the ``mismatch`` cells
@@ -32,7 +35,7 @@ import numpy as np
 import soundfile as sf
 
 from tests.audio.daemon_support import DaemonProcess, daemon_env, read_json_lines, windowed_lags_ms
-from tests.audio.live_metrics import StatsSummary, WindowMatch, match_windows, summarise_stats
+from tests.audio.live_metrics import StatsSummary, WindowMatch, match_windows, relative_lags_ms, summarise_stats
 from tests.audio.live_speech import MODEL_RATE, SpeechInput
 from tests.audio.sound_server import (
     INDEPENDENT, MIX_SINK, PIPEWIRE, PULSEAUDIO, RATE, REMAP, SERVER_KINDS, SINK_A, SINK_B, SoundServer,
@@ -50,6 +53,7 @@ LOOPBACK_S = 10.0
 LOG_TAIL_CHARS = 3000
 CLOCKED_SOURCE = "C"
 CLOCKED_HELPER = Path(__file__).with_name("clocked_source.py")
+PROBE_MS = 500
 
 
 @dataclass(frozen=True)
@@ -99,6 +103,7 @@ class ScenarioResult:
         scenario: the scenario.
         stats: the daemon's stats over the measured span.
         windows: the recording against the offline enhancement.
+        input_windows: what reached A against the played file.
         e2e_ms: median end-to-end delay A -> B, ms (``delay`` scenario only, else None).
         exit_code: the daemon's exit status after SIGTERM.
         load: the 1-minute load average at the end (the machine is shared).
@@ -109,10 +114,22 @@ class ScenarioResult:
     scenario: Scenario
     stats: StatsSummary
     windows: WindowMatch
+    input_windows: WindowMatch
     e2e_ms: float | None
     exit_code: int
     load: float
     log: str
+
+    @property
+    def delay_spread_ms(self) -> float:
+        """Largest minus smallest delay the daemon added over the confident windows, ms (inf: none)."""
+        lags = relative_lags_ms(self.windows, self.input_windows)
+        return float(lags.max() - lags.min()) if lags.size else float("inf")
+
+    @property
+    def input_shift_ms(self) -> float:
+        """How far the input's own timeline moved (the producer's gaps), ms (inf: no window matched)."""
+        return self.input_windows.delay_spread_ms
 
     @property
     def log_tail(self) -> str:
@@ -188,18 +205,23 @@ def _run(server: SoundServer, scenario: Scenario, speech: SpeechInput, producer:
         daemon_env(server.env), folder / "daemon.log",
     )
     remap = scenario.topology == REMAP
-    recording = folder / "recording.wav"
+    recording, probe_path = folder / "recording.wav", folder / "input.wav"
+    probe = None
     try:
         daemon.wait_ready()
         time.sleep(SETTLE_S)
         recorder = server.record(f"{MIX_SINK if remap else SINK_B}.monitor", recording, channels=2 if remap else 1,
                                  latency_ms=scenario.record_ms)
+        if not remap:
+            probe = server.record(producer.source, probe_path, latency_ms=PROBE_MS)
         time.sleep(SETTLE_S)
         started = time.time()
         producer.play()
         ended = time.time()
         time.sleep(SETTLE_S)
         stop_recording(recorder)
+        if probe is not None:
+            stop_recording(probe)
         time.sleep(STATS_INTERVAL_S + 0.2)
     finally:
         code, _ = daemon.terminate()
@@ -208,10 +230,14 @@ def _run(server: SoundServer, scenario: Scenario, speech: SpeechInput, producer:
     assert rate == RATE
     from rtenhance.dsp.resample import resample
 
-    output = resample(data[:, -1], RATE, MODEL_RATE)
-    windows = match_windows(_as_played(speech.enhanced, scenario.capture_ppm), output, MODEL_RATE, WARMUP_S, MAX_LAG_S)
+    captured = data[:, 0] if remap else sf.read(str(probe_path), dtype="float32", always_2d=True)[0][:, 0]
+    output, captured = resample(data[:, -1], RATE, MODEL_RATE), resample(captured, RATE, MODEL_RATE)
+    ppm = scenario.capture_ppm
+    windows = match_windows(_as_played(speech.enhanced, ppm), output, MODEL_RATE, WARMUP_S, MAX_LAG_S)
+    input_windows = match_windows(_as_played(speech.noisy, ppm), captured, MODEL_RATE, WARMUP_S, MAX_LAG_S)
     e2e = _median_delay_ms(data, WARMUP_S + SETTLE_S) if remap else None
-    return ScenarioResult(server.kind, scenario, stats, windows, e2e, code, os.getloadavg()[0], daemon.log())
+    return ScenarioResult(server.kind, scenario, stats, windows, input_windows, e2e, code, os.getloadavg()[0],
+                          daemon.log())
 
 
 def _as_played(enhanced: np.ndarray, capture_ppm: int) -> np.ndarray:
