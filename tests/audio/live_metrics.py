@@ -133,14 +133,12 @@ class WindowMatch:
     """The recording against the reference in consecutive windows of speech.
 
     Attributes:
-        starts: first reference sample of each window.
         correlations: best normalised correlation per window.
         lags_ms: delay of the recording behind the reference per window, ms (the producer's start offset
             in the recording included, so only its variation is meaningful).
         confident_lags_ms: ``lags_ms`` of the windows that correlate at CONFIDENT_CORRELATION or better.
     """
 
-    starts: np.ndarray
     correlations: np.ndarray
     lags_ms: np.ndarray
 
@@ -185,7 +183,7 @@ def match_windows(reference: np.ndarray, recording: np.ndarray, rate: int, skip_
     starts = range(int(skip_s * rate), reference.shape[0] - window + 1, window)
     rms = np.array([np.sqrt(np.mean(reference[s : s + window].astype(np.float64) ** 2)) for s in starts])
     loud = rms >= QUIET_WINDOW * float(np.median(rms)) if rms.size else rms.astype(bool)
-    kept, correlations, lags = [], [], []
+    correlations, lags = [], []
     for start, keep in zip(starts, loud):
         lo = start + lag - search
         seg = recording[max(0, lo) : start + lag + search + window].astype(np.float64)
@@ -193,22 +191,9 @@ def match_windows(reference: np.ndarray, recording: np.ndarray, rate: int, skip_
             continue
         ref = reference[start : start + window].astype(np.float64)
         shift, best = best_shift(seg, ref)
-        kept.append(start)
         correlations.append(best)
         lags.append(1e3 * (lo + shift - start) / rate)
-    return WindowMatch(np.array(kept, dtype=np.int64), np.array(correlations), np.array(lags))
-
-
-def relative_lags_ms(output: WindowMatch, reference: WindowMatch) -> np.ndarray:
-    """Per-window delay of ``output`` minus that of ``reference`` in the windows both match confidently, ms.
-
-    With ``reference`` the captured input against the played file, this is the delay the daemon itself
-    adds, free of the producer's own gaps (a producer that underruns shifts both by the same amount).
-    """
-    _, out_i, ref_i = np.intersect1d(output.starts, reference.starts, return_indices=True)
-    confident = (output.correlations[out_i] >= CONFIDENT_CORRELATION) & \
-        (reference.correlations[ref_i] >= CONFIDENT_CORRELATION)
-    return (output.lags_ms[out_i] - reference.lags_ms[ref_i])[confident]
+    return WindowMatch(np.array(correlations), np.array(lags))
 
 
 def best_shift(segment: np.ndarray, ref: np.ndarray) -> tuple[int, float]:

@@ -6,10 +6,11 @@ steady (``paplay --latency-msec=10``) or a bursty producer (``paplay`` with its 
 B.monitor with 10 ms or 500 ms fragments, and measures after the first WARMUP_S of speech (see live_metrics).
 A and B are two independent null sinks, except in the ``delay`` scenario, which records S.monitor of the
 remap topology to read the end-to-end delay sample-exactly; ``loopback_delay_ms`` gives the same figure for
-a plain ``module-loopback`` as the reference. What reached the daemon's input is recorded too (A.monitor or C with
-PROBE_MS fragments, which asks nothing of A's timing; S.monitor's left channel in the remap topology), so that the
-delay spread counts only what the daemon adds: a producer that underruns on a busy machine shifts the
-input and the output alike.
+a plain ``module-loopback`` as the reference. What reached the daemon's input is recorded too (A.monitor or
+C with PROBE_MS fragments, which asks nothing of A's timing; S.monitor's left channel in the remap topology),
+and the output is compared with the offline enhancement of *that*: a producer that underruns on a busy
+machine leaves gaps in the input (shown as the input's own shift against the file), and the daemon is
+judged on what it was given, not on the producer's gaps.
 
 Clock mismatch: sinks declared at another rate do not make one (the server resamples our 16 kHz stream
 into the sink's rate, and every null sink's timer runs on the same system clock), so the ``mismatch`` cells
@@ -35,8 +36,8 @@ import numpy as np
 import soundfile as sf
 
 from tests.audio.daemon_support import DaemonProcess, daemon_env, read_json_lines, windowed_lags_ms
-from tests.audio.live_metrics import StatsSummary, WindowMatch, match_windows, relative_lags_ms, summarise_stats
-from tests.audio.live_speech import MODEL_RATE, SpeechInput
+from tests.audio.live_metrics import StatsSummary, WindowMatch, match_windows, summarise_stats
+from tests.audio.live_speech import MODEL_RATE, SpeechInput, offline_enhancement
 from tests.audio.sound_server import (
     INDEPENDENT, MIX_SINK, PIPEWIRE, PULSEAUDIO, RATE, REMAP, SERVER_KINDS, SINK_A, SINK_B, SoundServer,
     stop_recording,
@@ -123,8 +124,7 @@ class ScenarioResult:
     @property
     def delay_spread_ms(self) -> float:
         """Largest minus smallest delay the daemon added over the confident windows, ms (inf: none)."""
-        lags = relative_lags_ms(self.windows, self.input_windows)
-        return float(lags.max() - lags.min()) if lags.size else float("inf")
+        return self.windows.delay_spread_ms
 
     @property
     def input_shift_ms(self) -> float:
@@ -232,9 +232,12 @@ def _run(server: SoundServer, scenario: Scenario, speech: SpeechInput, producer:
 
     captured = data[:, 0] if remap else sf.read(str(probe_path), dtype="float32", always_2d=True)[0][:, 0]
     output, captured = resample(data[:, -1], RATE, MODEL_RATE), resample(captured, RATE, MODEL_RATE)
-    ppm = scenario.capture_ppm
-    windows = match_windows(_as_played(speech.enhanced, ppm), output, MODEL_RATE, WARMUP_S, MAX_LAG_S)
-    input_windows = match_windows(_as_played(speech.noisy, ppm), captured, MODEL_RATE, WARMUP_S, MAX_LAG_S)
+    # the input is compared with the file sample for sample (every captured sample is one of the file's,
+    # whatever the capture clock); the output with the enhancement of what was captured, which the probe
+    # started recording SETTLE_S before the producer, on playback's time line
+    reference = _as_played(offline_enhancement(captured), scenario.capture_ppm)
+    windows = match_windows(reference, output, MODEL_RATE, WARMUP_S + SETTLE_S, MAX_LAG_S)
+    input_windows = match_windows(speech.noisy, captured, MODEL_RATE, WARMUP_S, MAX_LAG_S)
     e2e = _median_delay_ms(data, WARMUP_S + SETTLE_S) if remap else None
     return ScenarioResult(server.kind, scenario, stats, windows, input_windows, e2e, code, os.getloadavg()[0],
                           daemon.log())
@@ -242,7 +245,8 @@ def _run(server: SoundServer, scenario: Scenario, speech: SpeechInput, producer:
 
 def _as_played(enhanced: np.ndarray, capture_ppm: int) -> np.ndarray:
     """The offline enhancement on the playback clock's time line: a capture clock ``capture_ppm`` fast
-    delivers the input that much faster in wall time, and the drift resampling plays it out at that pace."""
+    delivers the input that much faster in wall time, and the drift resampling fits it to playback's clock
+    (``capture_ppm`` fewer output samples per input sample)."""
     if not capture_ppm:
         return enhanced
     from scipy.signal import resample_poly
