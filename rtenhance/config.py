@@ -67,11 +67,11 @@ class StftConfig:
     hop_samples: int = 256
 
     def __post_init__(self) -> None:
-        _require(0 < self.sample_rate <= MAX_SAMPLE_RATE, "stft.sample_rate", self.sample_rate,
+        require(0 < self.sample_rate <= MAX_SAMPLE_RATE, "stft.sample_rate", self.sample_rate,
                  f"1..{MAX_SAMPLE_RATE} Hz")
-        _require(4 <= self.n_fft <= MAX_N_FFT and self.n_fft % 2 == 0, "stft.n_fft", self.n_fft,
+        require(4 <= self.n_fft <= MAX_N_FFT and self.n_fft % 2 == 0, "stft.n_fft", self.n_fft,
                  f"an even integer 4..{MAX_N_FFT}")
-        _require(
+        require(
             self.n_fft == 2 * self.hop_samples,
             "stft.hop_samples",
             self.hop_samples,
@@ -111,18 +111,18 @@ class ModelConfig:
 
     def __post_init__(self) -> None:
         n_bins = self.stft.n_bins
-        _require(0 < self.erb_low_bins < n_bins, "model.erb_low_bins", self.erb_low_bins, f"1..{n_bins - 1}")
-        _require(
+        require(0 < self.erb_low_bins < n_bins, "model.erb_low_bins", self.erb_low_bins, f"1..{n_bins - 1}")
+        require(
             2 <= self.erb_bands <= n_bins - self.erb_low_bins,
             "model.erb_bands",
             self.erb_bands,
             f"2..{n_bins - self.erb_low_bins} (bins above erb_low_bins)",
         )
-        _require(4 <= self.channels <= MAX_CHANNELS and self.channels % 4 == 0, "model.channels", self.channels,
+        require(4 <= self.channels <= MAX_CHANNELS and self.channels % 4 == 0, "model.channels", self.channels,
                  f"a multiple of 4 in 4..{MAX_CHANNELS}")
-        _require(0 <= self.dpgrnn_blocks <= MAX_DPGRNN_BLOCKS, "model.dpgrnn_blocks", self.dpgrnn_blocks,
+        require(0 <= self.dpgrnn_blocks <= MAX_DPGRNN_BLOCKS, "model.dpgrnn_blocks", self.dpgrnn_blocks,
                  f"0..{MAX_DPGRNN_BLOCKS}")
-        _require(
+        require(
             0 < len(self.gt_dilations) <= MAX_GT_BLOCKS and all(1 <= d <= MAX_DILATION for d in self.gt_dilations),
             "model.gt_dilations",
             self.gt_dilations,
@@ -135,7 +135,8 @@ class ModelConfig:
         return self.erb_low_bins + self.erb_bands
 
 
-def _require(ok: bool, key: str, value: Any, allowed: str) -> None:
+def require(ok: bool, key: str, value: Any, allowed: str) -> None:
+    """Raise ``ConfigError`` naming ``key``, its (shortened) ``value`` and the ``allowed`` values unless ``ok``."""
     if not ok:
         raise ConfigError(f"{key}: {short_repr(value)} is not allowed; expected {allowed}")
 

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from rtenhance.backends import BACKENDS
-from rtenhance.config import ConfigError, apply_overrides, from_dict, to_dict
+from rtenhance.config import ConfigError, apply_overrides, from_dict, require, to_dict
 
 ETC_CONFIG = Path("/etc/rtenhance/config.yaml")
 DEFAULT_CONFIG_FILE = Path(__file__).resolve().parent / "data" / "rtenhance.yaml"
@@ -22,11 +22,6 @@ RELOADABLE_SECTIONS = ("enhance", "latency", "debug")
 RELOADABLE_KEYS = ("stats.interval_s",)
 FULL_STRENGTH_DB = 100.0  # an attenuation limit this high leaves 1e-5 of the noisy signal: no limit
 PULSE_IO = ("auto", "simple")  # audio.pulse_io: the C stream library when it builds, or libpulse-simple
-
-
-def _check(ok: bool, key: str, value: Any, allowed: str) -> None:
-    if not ok:
-        raise ConfigError(f"{key}: {value!r} is not allowed; expected {allowed}")
 
 
 @dataclass(frozen=True)
@@ -55,14 +50,14 @@ class AudioConfig:
     pulse_io: str = "auto"
 
     def __post_init__(self) -> None:
-        _check(self.input != "", "audio.input", self.input, "a device spec such as mic or pulse:NAME")
-        _check(self.output != "", "audio.output", self.output, "a device spec such as speakers or virtual-mic")
-        _check(self.sample_rate == 0 or 8000 <= self.sample_rate <= 192000, "audio.sample_rate",
+        require(self.input != "", "audio.input", self.input, "a device spec such as mic or pulse:NAME")
+        require(self.output != "", "audio.output", self.output, "a device spec such as speakers or virtual-mic")
+        require(self.sample_rate == 0 or 8000 <= self.sample_rate <= 192000, "audio.sample_rate",
                self.sample_rate, "0 (native) or 8000..192000 Hz")
-        _check(0.0 <= self.block_ms <= 100.0, "audio.block_ms", self.block_ms, "0..100 ms")
-        _check(0.0 <= self.device_latency_ms <= 1000.0, "audio.device_latency_ms", self.device_latency_ms,
+        require(0.0 <= self.block_ms <= 100.0, "audio.block_ms", self.block_ms, "0..100 ms")
+        require(0.0 <= self.device_latency_ms <= 1000.0, "audio.device_latency_ms", self.device_latency_ms,
                "0..1000 ms")
-        _check(self.pulse_io in PULSE_IO, "audio.pulse_io", self.pulse_io, " or ".join(PULSE_IO))
+        require(self.pulse_io in PULSE_IO, "audio.pulse_io", self.pulse_io, " or ".join(PULSE_IO))
 
 
 @dataclass(frozen=True)
@@ -86,10 +81,10 @@ class EngineConfig:
     cpus: tuple[int, ...] = ()
 
     def __post_init__(self) -> None:
-        _check(self.backend in BACKENDS, "engine.backend", self.backend, f"one of {', '.join(BACKENDS)}")
-        _check(1 <= self.threads <= 64, "engine.threads", self.threads, "1..64")
-        _check(-20 <= self.nice <= 19, "engine.nice", self.nice, "-20..19")
-        _check(all(cpu >= 0 for cpu in self.cpus), "engine.cpus", list(self.cpus), "CPU indices (0, 1, ...)")
+        require(self.backend in BACKENDS, "engine.backend", self.backend, f"one of {', '.join(BACKENDS)}")
+        require(1 <= self.threads <= 64, "engine.threads", self.threads, "1..64")
+        require(-20 <= self.nice <= 19, "engine.nice", self.nice, "-20..19")
+        require(all(cpu >= 0 for cpu in self.cpus), "engine.cpus", list(self.cpus), "CPU indices (0, 1, ...)")
 
 
 @dataclass(frozen=True)
@@ -109,9 +104,9 @@ class EnhanceConfig:
     limiter_knee_dbfs: float = -3.0
 
     def __post_init__(self) -> None:
-        _check(0.0 <= self.attenuation_limit_db <= FULL_STRENGTH_DB, "enhance.attenuation_limit_db",
+        require(0.0 <= self.attenuation_limit_db <= FULL_STRENGTH_DB, "enhance.attenuation_limit_db",
                self.attenuation_limit_db, f"0..{FULL_STRENGTH_DB:g} dB (0 = bypass)")
-        _check(-24.0 <= self.limiter_knee_dbfs <= -0.5, "enhance.limiter_knee_dbfs", self.limiter_knee_dbfs,
+        require(-24.0 <= self.limiter_knee_dbfs <= -0.5, "enhance.limiter_knee_dbfs", self.limiter_knee_dbfs,
                "-24..-0.5 dBFS")
 
 
@@ -134,10 +129,10 @@ class LatencyConfig:
     recover_s: float = 1.0
 
     def __post_init__(self) -> None:
-        _check(self.target_ms == 0.0 or 10.0 <= self.target_ms <= 2000.0, "latency.target_ms", self.target_ms,
+        require(self.target_ms == 0.0 or 10.0 <= self.target_ms <= 2000.0, "latency.target_ms", self.target_ms,
                "0 (as low as the timing allows) or 10..2000 ms")
-        _check(1.0 <= self.headroom_ms <= 200.0, "latency.headroom_ms", self.headroom_ms, "1..200 ms")
-        _check(0.05 <= self.recover_s <= 60.0, "latency.recover_s", self.recover_s, "0.05..60 s")
+        require(1.0 <= self.headroom_ms <= 200.0, "latency.headroom_ms", self.headroom_ms, "1..200 ms")
+        require(0.05 <= self.recover_s <= 60.0, "latency.recover_s", self.recover_s, "0.05..60 s")
 
 
 @dataclass(frozen=True)
@@ -153,7 +148,7 @@ class StatsConfig:
     json_path: str | None = None
 
     def __post_init__(self) -> None:
-        _check(0.1 <= self.interval_s <= 3600.0, "stats.interval_s", self.interval_s, "0.1..3600 s")
+        require(0.1 <= self.interval_s <= 3600.0, "stats.interval_s", self.interval_s, "0.1..3600 s")
 
 
 @dataclass(frozen=True)
@@ -174,11 +169,11 @@ class DevicesConfig:
     virtual_mic_give_up_s: float = 60.0
 
     def __post_init__(self) -> None:
-        _check(0.01 <= self.retry_initial_s <= 60.0, "devices.retry_initial_s", self.retry_initial_s, "0.01..60 s")
-        _check(self.retry_initial_s <= self.retry_max_s <= 300.0, "devices.retry_max_s", self.retry_max_s,
+        require(0.01 <= self.retry_initial_s <= 60.0, "devices.retry_initial_s", self.retry_initial_s, "0.01..60 s")
+        require(self.retry_initial_s <= self.retry_max_s <= 300.0, "devices.retry_max_s", self.retry_max_s,
                "retry_initial_s..300 s")
-        _check(0.1 <= self.stall_s <= 60.0, "devices.stall_s", self.stall_s, "0.1..60 s")
-        _check(1.0 <= self.virtual_mic_give_up_s <= 3600.0, "devices.virtual_mic_give_up_s",
+        require(0.1 <= self.stall_s <= 60.0, "devices.stall_s", self.stall_s, "0.1..60 s")
+        require(1.0 <= self.virtual_mic_give_up_s <= 3600.0, "devices.virtual_mic_give_up_s",
                self.virtual_mic_give_up_s, "1..3600 s")
 
 
@@ -194,7 +189,7 @@ class DebugConfig:
     slow_hop_ms: float = 0.0
 
     def __post_init__(self) -> None:
-        _check(0.0 <= self.slow_hop_ms <= 1000.0, "debug.slow_hop_ms", self.slow_hop_ms,
+        require(0.0 <= self.slow_hop_ms <= 1000.0, "debug.slow_hop_ms", self.slow_hop_ms,
                "0..1000 ms")
 
 

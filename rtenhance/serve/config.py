@@ -4,10 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-
-def _require(ok: bool, key: str, value: object, allowed: str) -> None:
-    if not ok:
-        raise ValueError(f"serve.{key} = {value!r} is invalid; allowed: {allowed}")
+from rtenhance.config import require
 
 
 @dataclass(frozen=True)
@@ -33,9 +30,9 @@ class ServeConfig:
     stats_interval_s: float = 10.0
 
     def __post_init__(self) -> None:
-        _require(0 <= self.port <= 65535, "port", self.port, "0 to 65535")
-        _require(self.max_streams >= 1, "max_streams", self.max_streams, "an integer >= 1")
-        _require(self.max_backlog_hops >= 1, "max_backlog_hops", self.max_backlog_hops, "an integer >= 1")
-        _require(self.max_unsent_s > 0, "max_unsent_s", self.max_unsent_s, "seconds > 0")
-        _require(self.hello_timeout_s > 0, "hello_timeout_s", self.hello_timeout_s, "seconds > 0")
-        _require(self.stats_interval_s > 0, "stats_interval_s", self.stats_interval_s, "seconds > 0")
+        require(0 <= self.port <= 65535, "serve.port", self.port, "0 to 65535")
+        require(self.max_streams >= 1, "serve.max_streams", self.max_streams, "an integer >= 1")
+        require(self.max_backlog_hops >= 1, "serve.max_backlog_hops", self.max_backlog_hops, "an integer >= 1")
+        require(self.max_unsent_s > 0, "serve.max_unsent_s", self.max_unsent_s, "seconds > 0")
+        require(self.hello_timeout_s > 0, "serve.hello_timeout_s", self.hello_timeout_s, "seconds > 0")
+        require(self.stats_interval_s > 0, "serve.stats_interval_s", self.stats_interval_s, "seconds > 0")
