@@ -68,8 +68,8 @@ def test_clock_mismatch_is_resampled_not_dropped():
 
 
 def test_a_server_moving_audio_into_its_own_buffer_is_not_drift():
-    """pipewire-pulse takes several ms at once when the graph's quantum grows and gives them back when it
-    shrinks: steps in the ring's level, which must neither read as a clock mismatch nor be dropped."""
+    """pipewire-pulse takes 4-10 ms at once every few seconds and gives them back later (measured in the
+    PipeWire cells): steps in the ring's level, which must neither read as a clock mismatch nor be dropped."""
     grabs = {t: 0.008 if k % 2 == 0 else -0.006 for k, t in enumerate(np.arange(10.0, 110.0, 4.5))}
     controller, lows, underflows = simulate(120.0, 0.0, 1, start_s=0.020, grabs=grabs)
     assert abs(controller.drift_ppm) < 100.0

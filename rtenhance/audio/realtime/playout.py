@@ -20,7 +20,7 @@ and keeps, per block, their mean and their minimum:
   as the other: a slow drain would let the ring ratchet up each time a server takes audio at once and
   later gives it back (pipewire-pulse does, see below), and every millisecond it holds is delay;
 - a *step* in that level (the server moved audio between our ring and its own buffer at once, as
-  pipewire-pulse does when the graph's quantum changes; an underflow; a drop) is not drift: the fit starts
+  pipewire-pulse does every few seconds, 4-10 ms at a time; an underflow; a drop) is not drift: the fit starts
   over after it, so that a step never reads as a slope;
 - an excess that gentle resampling would take long to remove (the start, a stalled process, a device
   that stopped) is dropped at once from the next chunks (``take_drop``), counted and logged by the engine.
