@@ -11,9 +11,8 @@ playback ring. The pieces around it each have their module:
   ``bypass``); ``OverloadGuard`` rests the model after a real overload;
 - ``StaleCapture`` drops captured audio made stale by a stall at once (``backlog_ms``).
 
-Latency bookkeeping (seconds): the engine delay is the audio in flight between the capture and playback
-callbacks: input ring + the hop being assembled + STFT overlap (one hop) + resampler filter delays +
-output ring. End to end adds the device latencies the streams report.
+Latency (s): the engine delay is the audio in flight between the capture and playback callbacks (input ring,
+the hop being assembled, STFT overlap, resampler filters, output ring); end to end adds the devices' own.
 """
 
 from __future__ import annotations
@@ -346,8 +345,7 @@ class Engine:
             if self.processor.missed:
                 self.skips.overload += 1
                 self._playout.disturbed()
-                self._guard.missed(time.monotonic(), f"the model missed its {1e3 * deadline_s:.1f} ms deadline "
-                                   f"(step p99 {1e3 * self._steps.p99_s:.2f} ms)", cfg.latency.recover_s)
+                self._guard.missed(time.monotonic(), deadline_s, self._steps.p99_s, cfg.latency.recover_s)
             else:
                 self._steps.add(self.processor.model_s)
         chunk = self._up.process(out)

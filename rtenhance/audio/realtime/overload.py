@@ -56,9 +56,10 @@ class OverloadGuard:
             self._backoff = 1
         return self.enhancing
 
-    def missed(self, now: float, reason: str, recover_s: float) -> None:
-        """The model missed a deadline (its hop passed through); the ``MISSES_TO_TRIP``-th miss within
-        ``MISS_WINDOW_S`` is an overload: pass audio through for ``recover_s`` times the backoff."""
+    def missed(self, now: float, deadline_s: float, step_p99_s: float, recover_s: float) -> None:
+        """The model missed its ``deadline_s`` (its hop passed through; ``step_p99_s`` is the usual step, for the
+        warning); the ``MISSES_TO_TRIP``-th miss within ``MISS_WINDOW_S`` is an overload: pass audio through
+        for ``recover_s`` times the backoff."""
         oldest = self._misses[self._next_miss]
         self._misses[self._next_miss] = now
         self._next_miss = (self._next_miss + 1) % len(self._misses)
@@ -69,4 +70,5 @@ class OverloadGuard:
         self.trips += 1
         self._resume_at = now + wait
         self._backoff = min(self._backoff * 2, MAX_BACKOFF)
+        reason = f"the model missed its {1e3 * deadline_s:.1f} ms deadline (step p99 {1e3 * step_p99_s:.2f} ms)"
         self._warn.warn(f"overload: {reason}; passing audio through for {wait:.1f} s (overloads so far: {self.trips})")

@@ -90,7 +90,7 @@ class PlayoutController:
         self._applied_s = 0.0  # what resampling has added to the ring so far (the ratio's integral), s
         self._clock_s = 0.0  # block time, s
         self._fit_count = 0
-        self._recent = np.full(2, math.nan)  # the previous two blocks' drift-corrected levels, newest first, s
+        self._recent = [math.nan, math.nan]  # the previous two blocks' drift-corrected levels, newest first, s
         self.span_s = 0.0
         self._disturbed = False
 
@@ -164,9 +164,9 @@ class PlayoutController:
             self._fit_count = 0
             return
         corrected = mean_s - self._applied_s
-        known = self._recent[~np.isnan(self._recent)]
-        rose = float((corrected - known).max()) if known.size else 0.0
-        fell = float((known - corrected).max()) if known.size else 0.0
+        newest, older = self._recent  # NaN before two blocks: max() then keeps the 0.0
+        rose = max(0.0, corrected - newest, corrected - older)
+        fell = max(0.0, newest - corrected, older - corrected)
         # a stall's step, a miss, or audio the server gave back (a step up: the readings before it are no
         # dip) says nothing of jitter; audio the server took at once (a step down) may be taken again, so
         # the whole step is a dip to foresee (the block's own readings show only part of it)
