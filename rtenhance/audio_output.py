@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-from rtenhance.audiofile import FLOAT_SUBTYPES, AudioFileError, OutputError, RecordingFile, os_reason
+from rtenhance.audiofile import FLOAT_SUBTYPES, AudioFileError, OutputError, RecordingFile, interruptions_held, os_reason
 
 _PART = re.compile(r"^\..+\.rtenhance-(?P<pid>\d+)-[0-9a-f]{8}\.part$")
 _NO_HARD_LINKS = (errno.EPERM, errno.EXDEV, errno.EMLINK, errno.ENOTSUP, errno.EOPNOTSUPP, errno.ENOSYS)
@@ -108,7 +108,8 @@ class AtomicAudioWriter:
         self._raw = RecordingFile(fd)
         self._file: sf.SoundFile | None = None
         try:
-            self._file = sf.SoundFile(self._raw, "w", sample_rate, channels, subtype, format=fmt)
+            with interruptions_held():
+                self._file = sf.SoundFile(self._raw, "w", sample_rate, channels, subtype, format=fmt)
         except BaseException as exc:  # noqa: BLE001 - _raise maps it to the file's own error
             self.abort()
             self._raise(exc)
@@ -130,7 +131,8 @@ class AtomicAudioWriter:
         if self._clip:
             samples = np.clip(samples, -1.0, 1.0)
         try:
-            self._file.write(samples)
+            with interruptions_held():
+                self._file.write(samples)
         except BaseException as exc:  # noqa: BLE001
             self._raise(exc)
         self._raise(None)
@@ -139,7 +141,8 @@ class AtomicAudioWriter:
         """Finish the file (header, fsync) and move it to ``dst``."""
         assert self._file is not None
         try:
-            self._file.close()
+            with interruptions_held():
+                self._file.close()
             self._raise(None)
             os.fsync(self._raw.fd)
         except OSError as exc:
@@ -168,16 +171,17 @@ class AtomicAudioWriter:
         self.part.unlink()
 
     def abort(self) -> None:
-        """Close and remove the partial file (idempotent)."""
-        if self._file is not None and not self._file.closed:
-            try:
-                self._file.close()
-            except BaseException:  # noqa: BLE001 - the file is removed anyway
-                pass
-        if self._raw.fd >= 0:
-            os.close(self._raw.fd)
-            self._raw.fd = -1
-        self.part.unlink(missing_ok=True)
+        """Close and remove the partial file (idempotent); an interruption meanwhile is delivered after."""
+        with interruptions_held():
+            if self._file is not None and not self._file.closed:
+                try:
+                    self._file.close()
+                except BaseException:  # noqa: BLE001 - the file is removed anyway
+                    pass
+            if self._raw.fd >= 0:
+                os.close(self._raw.fd)
+                self._raw.fd = -1
+            self.part.unlink(missing_ok=True)
 
     def __enter__(self) -> AtomicAudioWriter:
         return self

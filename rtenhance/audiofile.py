@@ -4,13 +4,20 @@ libsndfile reports every failure of the file underneath as "System error."; here
 Python and handed to soundfile as a virtual file (``RecordingFile``), so the original ``OSError`` (its
 errno: permission denied, no space left on device, ...) is kept and reported. Writing lives in
 ``rtenhance.audio_output``.
+
+A Python signal handler that raises (Ctrl-C, the enhancer's SIGTERM) must not run inside those callbacks:
+soundfile's own callback code would print the exception and fail the call with an unrelated error. Every
+libsndfile call is therefore made inside ``interruptions_held()``, which delivers such a signal after the call.
 """
 
 from __future__ import annotations
 
 import errno
 import os
+import signal
+import threading
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import NoReturn
@@ -27,6 +34,7 @@ AUDIO_EXTENSIONS = tuple(
 )
 FLOAT_SUBTYPES = ("FLOAT", "DOUBLE")
 READ_BLOCK_FRAMES = 1 << 16  # frames read at a time (4 s at 16 kHz)
+HELD_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 
 class AudioFileError(ValueError):
@@ -42,6 +50,32 @@ def os_reason(exc: OSError) -> str:
     """The lower-case reason of an OSError, e.g. "no space left on device"."""
     reason = exc.strerror or os.strerror(exc.errno or errno.EIO)
     return reason[0].lower() + reason[1:]
+
+
+@contextmanager
+def interruptions_held() -> Iterator[None]:
+    """Hold SIGINT and SIGTERM for the duration of a libsndfile call, then hand the first one that came to
+    the handler installed before (which may raise, e.g. ``KeyboardInterrupt``). Python runs signal handlers
+    only in the main thread, so elsewhere this does nothing."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    caught: list[int] = []
+    previous = {signum: signal.signal(signum, lambda signum, frame: caught.append(signum)) for signum in HELD_SIGNALS}
+    try:
+        yield
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler if handler is not None else signal.SIG_DFL)
+        if caught:
+            _deliver(caught[0], previous[caught[0]])
+
+
+def _deliver(signum: int, handler: object) -> None:
+    if callable(handler):
+        handler(signum, None)
+    elif handler != signal.SIG_IGN:
+        signal.raise_signal(signum)
 
 
 class RecordingFile:
@@ -132,7 +166,8 @@ class AudioReader:
             raise AudioFileError(f"{self.path}: cannot read ({os_reason(exc)})") from None
         self._raw = RecordingFile(fd)
         try:
-            self._file = sf.SoundFile(self._raw, "r")
+            with interruptions_held():
+                self._file = sf.SoundFile(self._raw, "r")
         except BaseException as exc:  # noqa: BLE001 - _raise re-raises it or the file's own error
             os.close(fd)
             self._raise(exc)
@@ -162,7 +197,8 @@ class AudioReader:
         total = 0
         while True:
             try:
-                block = self._file.read(frames, dtype="float32", always_2d=True)
+                with interruptions_held():
+                    block = self._file.read(frames, dtype="float32", always_2d=True)
             except BaseException as exc:  # noqa: BLE001 - _raise re-raises it or the file's own error
                 self._raise(exc)
             if self._raw.error is not None:
@@ -177,7 +213,8 @@ class AudioReader:
             raise AudioFileError(f"{self.path}: contains no samples")
 
     def close(self) -> None:
-        self._file.close()
+        with interruptions_held():
+            self._file.close()
         os.close(self._raw.fd)
 
     def __enter__(self) -> AudioReader:
