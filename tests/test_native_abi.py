@@ -42,3 +42,12 @@ def test_a_drifted_mirror_is_refused(change: str) -> None:
 def test_a_library_without_the_layout_function_is_refused() -> None:
     with pytest.raises(NativeUnavailable, match="has no no_such_layout"):
         check_layout(native_pulse.LIBRARY.load(), "no_such_layout", native_pulse._Stats)
+
+
+def test_the_watch_head_mirror_matches_the_c_struct() -> None:
+    from rtenhance.audio.io import native_watch
+
+    lib = native_watch.LIBRARY.load()
+    check_layout(lib, "rtw_head_layout", native_watch._Head)
+    with pytest.raises(NativeUnavailable, match="does not match the C struct"):
+        check_layout(lib, "rtw_head_layout", _drifted(list(native_watch._Head._fields_)[1:]))

@@ -6,8 +6,9 @@
  * restarted, crashed) the watch says so at once and reconnects every RTW_RETRY_US, so it outlives any
  * number of server restarts. No process is started: the connection dies with the process.
  *
- * The public head of rtw_watch (connected, connects, events, present[], error) is plain memory that the
- * Python side (rtenhance/audio/native_watch.py) reads without locking; the main-loop thread writes it.
+ * The public head of rtw_watch (rtw_head: connected, connects, events, present[], error) is memory that
+ * the Python side (rtenhance/audio/io/native_watch.py) reads without locking; the main-loop thread writes
+ * it. rtw_head_layout lets the Python side check its mirror when the library loads.
  * rtw_refresh asks again and waits for the answers (connecting first if the server is down), so that a
  * caller sees the state after a change it made itself.
  *
@@ -16,6 +17,7 @@
  */
 #define _GNU_SOURCE
 #include <stdatomic.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -94,8 +96,9 @@ typedef struct {
     char name[RTW_NAME_BYTES];
 } rtw_slot;
 
-struct rtw_watch {
-    /* public head: read by the Python side (mirrored in native_watch.py) */
+/* The public head of a watch: read by the Python side through its mirror in native_watch.py, which
+ * rtw_head_layout lets it check. */
+typedef struct {
     _Atomic int32_t connected;         /* 1 while the connection is ready and subscribed */
     _Atomic int32_t count;             /* watched names */
     _Atomic uint64_t connects;         /* connections made so far (a server restart adds one) */
@@ -103,6 +106,10 @@ struct rtw_watch {
     _Atomic uint64_t answered;         /* query rounds fully answered */
     _Atomic int32_t present[RTW_MAX_NAMES];
     char error[RTW_ERROR_BYTES];
+} rtw_head;
+
+struct rtw_watch {
+    rtw_head head;                     /* first: the handle's address is the head's */
     /* private: used with the main loop locked */
     pa_threaded_mainloop *loop;
     pa_context *context;
@@ -118,7 +125,7 @@ struct rtw_watch {
 
 static void set_error(rtw_watch *w, const char *what)
 {
-    snprintf(w->error, sizeof w->error, "%s", what);
+    snprintf(w->head.error, sizeof w->head.error, "%s", what);
 }
 
 static void on_info(pa_context *c, const void *info, int eol, void *userdata)
@@ -132,10 +139,10 @@ static void on_info(pa_context *c, const void *info, int eol, void *userdata)
     }
     if (!eol)
         return;
-    atomic_store(&w->present[slot - w->slots], slot->seen);  /* eol < 0: no such device */
+    atomic_store(&w->head.present[slot - w->slots], slot->seen);  /* eol < 0: no such device */
     slot->seen = 0;
     if (--w->pending == 0) {
-        atomic_store(&w->answered, w->asked);
+        atomic_store(&w->head.answered, w->asked);
         pa_threaded_mainloop_signal(w->loop, 0);
     }
 }
@@ -143,7 +150,7 @@ static void on_info(pa_context *c, const void *info, int eol, void *userdata)
 /* Ask the server for every watched name; the answers arrive in order, the last round's win. */
 static void query(rtw_watch *w)
 {
-    int count = atomic_load(&w->count);
+    int count = atomic_load(&w->head.count);
     w->asked++;
     for (int i = 0; i < count; i++) {
         rtw_slot *slot = &w->slots[i];
@@ -156,7 +163,7 @@ static void query(rtw_watch *w)
         }
     }
     if (w->pending == 0)
-        atomic_store(&w->answered, w->asked);
+        atomic_store(&w->head.answered, w->asked);
 }
 
 static void on_event(pa_context *c, int type, uint32_t index, void *userdata)
@@ -168,7 +175,7 @@ static void on_event(pa_context *c, int type, uint32_t index, void *userdata)
     if ((facility != PA_SUBSCRIPTION_EVENT_SINK && facility != PA_SUBSCRIPTION_EVENT_SOURCE) ||
         (type & PA_SUBSCRIPTION_EVENT_TYPE_MASK) == PA_SUBSCRIPTION_EVENT_CHANGE)
         return;
-    atomic_fetch_add(&w->events, 1);
+    atomic_fetch_add(&w->head.events, 1);
     query(w);
 }
 
@@ -180,8 +187,8 @@ static void on_subscribed(pa_context *c, int success, void *userdata)
         pa_context_disconnect(c);  /* reported as FAILED/TERMINATED: the retry timer takes over */
         return;
     }
-    atomic_fetch_add(&w->connects, 1);
-    atomic_store(&w->connected, 1);
+    atomic_fetch_add(&w->head.connects, 1);
+    atomic_store(&w->head.connected, 1);
     pa_threaded_mainloop_signal(w->loop, 0);
 }
 
@@ -197,7 +204,7 @@ static void on_state(pa_context *c, void *userdata)
         query(w);
     } else if (state == PA_CONTEXT_FAILED || state == PA_CONTEXT_TERMINATED) {
         set_error(w, pa_strerror(pa_context_errno(c)));
-        atomic_store(&w->connected, 0);
+        atomic_store(&w->head.connected, 0);
         w->pending = 0;
         if (!w->stopping)
             pa_context_rttime_restart(c, w->retry, pa_rtclock_now() + RTW_RETRY_US);
@@ -251,7 +258,7 @@ static void on_retry(pa_mainloop_api *a, pa_time_event *e, const void *tv, void 
     (void)a;
     (void)e;
     (void)tv;
-    if (!w->stopping && !atomic_load(&w->connected))
+    if (!w->stopping && !atomic_load(&w->head.connected))
         connect_now(w);
 }
 
@@ -275,6 +282,23 @@ static void free_watch(rtw_watch *w)
     free(w);
 }
 
+#define RTW_FIELD(type, field) offsetof(type, field), sizeof(((type *)0)->field)
+
+/* rtw_head's layout for the Python mirror to check: sizeof, then offset and size of each field in order.
+ * Writes at most n values to out and returns how many there are. */
+uint64_t rtw_head_layout(uint64_t *out, uint64_t n)
+{
+    const uint64_t layout[] = {
+        sizeof(rtw_head), RTW_FIELD(rtw_head, connected), RTW_FIELD(rtw_head, count),
+        RTW_FIELD(rtw_head, connects), RTW_FIELD(rtw_head, events), RTW_FIELD(rtw_head, answered),
+        RTW_FIELD(rtw_head, present), RTW_FIELD(rtw_head, error),
+    };
+    uint64_t count = sizeof layout / sizeof layout[0];
+    for (uint64_t i = 0; i < count && i < n; i++)
+        out[i] = layout[i];
+    return count;
+}
+
 /* Start watching `count` names (kinds[i] RTW_SINK or RTW_SOURCE) on a main-loop thread named
  * `thread_name`; connects in the background. NULL when out of memory or too many names. */
 rtw_watch *rtw_open(const char *app_name, const char *thread_name, const char *const *names, const int *kinds,
@@ -292,7 +316,7 @@ rtw_watch *rtw_open(const char *app_name, const char *thread_name, const char *c
         w->slots[i].kind = kinds[i];
         snprintf(w->slots[i].name, sizeof w->slots[i].name, "%s", names[i]);
     }
-    atomic_store(&w->count, count);
+    atomic_store(&w->head.count, count);
     w->loop = pa_threaded_mainloop_new();
     if (!w->loop) {
         free_watch(w);
@@ -325,19 +349,19 @@ int rtw_refresh(rtw_watch *w, int64_t timeout_us)
     int state = pa_context_get_state(w->context);
     if (state == PA_CONTEXT_FAILED || state == PA_CONTEXT_TERMINATED || state == PA_CONTEXT_UNCONNECTED)
         connect_now(w);
-    while (!w->timed_out && !atomic_load(&w->connected)) {
+    while (!w->timed_out && !atomic_load(&w->head.connected)) {
         state = pa_context_get_state(w->context);
         if (state == PA_CONTEXT_FAILED || state == PA_CONTEXT_TERMINATED)
             break;
         pa_threaded_mainloop_wait(w->loop);
     }
     int status = -1;
-    if (atomic_load(&w->connected)) {
+    if (atomic_load(&w->head.connected)) {
         query(w);
         uint64_t round = w->asked;
-        while (!w->timed_out && atomic_load(&w->connected) && atomic_load(&w->answered) < round)
+        while (!w->timed_out && atomic_load(&w->head.connected) && atomic_load(&w->head.answered) < round)
             pa_threaded_mainloop_wait(w->loop);
-        status = atomic_load(&w->answered) >= round ? 0 : -1;
+        status = atomic_load(&w->head.answered) >= round ? 0 : -1;
     }
     pa_context_rttime_restart(w->context, w->deadline, PA_USEC_INVALID);
     pa_threaded_mainloop_unlock(w->loop);

@@ -16,6 +16,7 @@ import threading
 from collections.abc import Callable
 
 from rtenhance.audio.io.pulse import PollingWatch, PresenceWatch, gone_message, report_change, unreachable_message
+from rtenhance.native_abi import check_layout
 from rtenhance.native_build import NativeUnavailable, listed_library
 
 log = logging.getLogger(__name__)
@@ -29,7 +30,7 @@ THREAD_NAME = b"rtenhance-watch"
 
 
 class _Head(ctypes.Structure):
-    """Mirror of the public head of ``rtw_watch``."""
+    """Mirror of ``rtw_head``, the public head of ``rtw_watch`` (checked through ``rtw_head_layout`` at load)."""
 
     _fields_ = [
         ("connected", ctypes.c_int32),
@@ -52,6 +53,7 @@ def _declare(lib: ctypes.CDLL) -> None:
     for name, (argtypes, restype) in signatures.items():
         function = getattr(lib, name)
         function.argtypes, function.restype = argtypes, restype
+    check_layout(lib, "rtw_head_layout", _Head)
 
 
 LIBRARY = listed_library("native_watch", _declare)

@@ -5,7 +5,7 @@ Working per frame inside the STFT keeps every path on the same delay: a frame th
 comes out of the same overlap-add as an enhanced one, so switching between model and passthrough is
 crossfaded by the synthesis window over one hop (16 ms) with no extra delay line.
 
-The model runs in its own thread. ``step`` hands it the frame and waits at most ``deadline_s`` (set
+The model runs in its own thread, started with the gate (never on the hot path). ``step`` hands it the frame and waits at most ``deadline_s`` (set
 by the engine per hop from how long the output ring lasts); a frame the model has not finished by then
 passes through unchanged, so a slow model can never make playback run dry. The late result is
 discarded and the model state, which missed frames, is reset before the model is used again.
@@ -71,7 +71,9 @@ class FrameGate:
         self._request = threading.Event()
         self._done = threading.Event()
         self._closing = False
-        self._thread: threading.Thread | None = None
+        self._thread: threading.Thread | None = threading.Thread(target=self._serve, name="rtenhance-model",
+                                                                 daemon=True)
+        self._thread.start()
 
     @property
     def wants_model(self) -> bool:
@@ -82,13 +84,6 @@ class FrameGate:
     def enhancing(self) -> bool:
         """Whether the next frame is meant to go through the model."""
         return self.run_model and self.wants_model
-
-    def start(self) -> None:
-        """Start the model thread (idempotent)."""
-        if self._thread is None:
-            self._closing = False
-            self._thread = threading.Thread(target=self._serve, name="rtenhance-model", daemon=True)
-            self._thread.start()
 
     def close(self, timeout: float = 1.0) -> None:
         """Stop the model thread (waits for a step in progress, at most ``timeout``)."""
@@ -132,7 +127,6 @@ class FrameGate:
             self.stepper.reset()
             self.state_resets += 1
             self._stale = False
-        self.start()
         self._job[:] = frame
         self._done.clear()
         self._busy = True
