@@ -39,6 +39,7 @@ def _extension(entry) -> Extension:  # type: ignore[no-untyped-def]
     return Extension(
         name=f"{PACKAGE}.{NATIVE.PREBUILT_SUBDIR}.{entry.name}",
         sources=[f"{PACKAGE}/{entry.source}"],
+        depends=[str(h.relative_to(HERE)) for h in NATIVE.local_headers(HERE / PACKAGE / entry.source)],
         extra_compile_args=[*(f for f in entry.cflags if f not in LINK_ONLY), NO_DEBUG_INFO],
         extra_link_args=[*(f for f in entry.cflags if f in BOTH), *entry.libs],
     )

@@ -19,10 +19,12 @@ from typing import Callable
 from rtenhance.audio.io.devices import FILE_PREFIX, VIRTUAL_MIC, Endpoint, resolve
 from rtenhance.audio.realtime.engine import Engine, Sink, Source
 from rtenhance.audio.realtime.hop import HopProcessor, make_hop_processor
-from rtenhance.audio.io.native_pulse import NativePulseCapture, NativePulsePlayback, PulseConnection
+from rtenhance.audio.io.native_pulse import (
+    LIBRARY, PIPEWIRE_LIBRARY, NativePulseCapture, NativePulsePlayback, PulseConnection,
+)
 from rtenhance.audio.io.native_pulse import unavailable_reason as native_pulse_unavailable
 from rtenhance.audio.io.native_watch import start_watch
-from rtenhance.audio.io.pulse import PresenceWatch
+from rtenhance.audio.io.pulse import PresenceWatch, on_pipewire
 from rtenhance.audio.io.pulse_streams import PulseCapture, PulsePlayback
 from rtenhance.audio.io.streams import Capture, FileSink, FileSource, Playback
 from rtenhance.audio.io.virtual_mic import VIRTUAL_SOURCE, VirtualMic
@@ -188,15 +190,20 @@ class Daemon:
 
     @staticmethod
     def _pulse_connection(cfg: RuntimeConfig, source_end: Endpoint, sink_end: Endpoint) -> PulseConnection | None:
-        """The connection both ``pulse`` ends share on the C stream library, or None for libpulse-simple
-        (no ``pulse`` end, ``audio.pulse_io: simple``, or the library does not build here)."""
+        """The connection both ``pulse`` ends share on a C stream library, or None for libpulse-simple (no
+        ``pulse`` end, ``audio.pulse_io: simple``, or no C library builds here). ``auto`` takes libpipewire
+        when the server is PipeWire, else libpulse; ``pipewire`` and ``pulse`` ask for one of them."""
         if "pulse" not in (source_end.kind, sink_end.kind) or cfg.audio.pulse_io == "simple":
             return None
-        reason = native_pulse_unavailable()
-        if reason is not None:
-            log.warning("PulseAudio streams through libpulse-simple (more CPU): %s", reason)
-            return None
-        return PulseConnection()
+        pipewire = cfg.audio.pulse_io == "pipewire" or (cfg.audio.pulse_io == "auto" and on_pipewire())
+        for library in (PIPEWIRE_LIBRARY, LIBRARY) if pipewire else (LIBRARY,):
+            reason = native_pulse_unavailable(library)
+            if reason is None:
+                log.info("audio streams through %s", "libpipewire" if library is PIPEWIRE_LIBRARY else "libpulse")
+                return PulseConnection(library)
+            log.warning("audio streams not through %s: %s", library.name, reason)
+        log.warning("PulseAudio streams through libpulse-simple (more CPU)")
+        return None
 
     @staticmethod
     def _watch(source_end: Endpoint, sink_end: Endpoint, virtual_mic: VirtualMic | None) -> PresenceWatch | None:

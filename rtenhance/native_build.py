@@ -31,7 +31,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from rtenhance.native_libraries import KEY_HEX_CHARS, LIBRARIES, PACKAGE_DIR, PREBUILT_SUBDIR, prebuilt_name
+from rtenhance.native_libraries import (
+    KEY_HEX_CHARS, LIBRARIES, PACKAGE_DIR, PREBUILT_SUBDIR, prebuilt_name, source_bytes,
+)
 
 log = logging.getLogger(__name__)
 
@@ -192,7 +194,7 @@ class CLibrary:
         version = _run([*cc, "--version"], VERSION_TIMEOUT_S, "C compiler version check")
         key = hashlib.sha256()
         command = shlex.join([*cc, *self.cflags, *extra_cflags(), *self.libs])
-        for part in (self.source.read_bytes(), command.encode(), version.encode()):
+        for part in (source_bytes(self.source), command.encode(), version.encode()):
             key.update(hashlib.sha256(part).digest())
         return folder / f"{self.name}-{key.hexdigest()[:KEY_HEX_CHARS]}.so"
 

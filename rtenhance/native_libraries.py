@@ -11,6 +11,7 @@ To add a library: append a ``NativeSource`` here and load it with ``CLibrary`` f
 from __future__ import annotations
 
 import hashlib
+import re
 import shlex
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +21,8 @@ PREBUILT_SUBDIR = "_native"  # where the package build puts the libraries, insid
 KEY_HEX_CHARS = 16  # of the SHA-256 in a library's file name
 LIBRARY_SUFFIX = ".so"
 
+LOCAL_INCLUDE = re.compile(rb'^#include "([^"/]+)"', re.MULTILINE)  # a header beside the source
+PIPEWIRE_INCLUDES = ("-I/usr/include/pipewire-0.3", "-I/usr/include/spa-0.2")  # libpipewire-0.3-dev, any distribution
 PORTABLE_FAST_MATH = ("-fno-math-errno", "-fno-trapping-math")  # no -ffast-math, no -march=native
 BATCH_CFLAGS = ("-std=c99", "-O3", "-fPIC", "-shared", *PORTABLE_FAST_MATH, "-Wall", "-Wno-psabi")
 
@@ -48,6 +51,9 @@ LIBRARIES: tuple[NativeSource, ...] = (
                  ("-std=c11", "-O2", "-fPIC", "-shared", "-pthread", "-fno-math-errno", "-Wall"), ("-lm",)),
     NativeSource("native_pulse", "audio/io/native_pulse.c",
                  ("-std=c11", "-O2", "-fPIC", "-shared", "-pthread", "-Wall"), ("-l:libpulse.so.0",)),
+    NativeSource("native_pipewire", "audio/io/native_pipewire.c",
+                 ("-std=gnu11", "-O2", "-fPIC", "-shared", "-pthread", "-D_REENTRANT", *PIPEWIRE_INCLUDES, "-Wall"),
+                 ("-l:libpipewire-0.3.so.0",)),
     NativeSource("native_watch", "audio/io/native_watch.c",
                  ("-std=c11", "-O2", "-fPIC", "-shared", "-pthread", "-Wall"), ("-l:libpulse.so.0",)),
     NativeSource("polyphase", "dsp/polyphase.c",
@@ -58,10 +64,20 @@ LIBRARIES: tuple[NativeSource, ...] = (
 )
 
 
+def local_headers(source: Path) -> list[Path]:
+    """The headers beside ``source`` that it includes with ``#include "NAME"`` (the build depends on them)."""
+    return [source.with_name(name.decode()) for name in LOCAL_INCLUDE.findall(source.read_bytes())]
+
+
+def source_bytes(source: Path) -> bytes:
+    """What a library is built from: the source's bytes, then each local header's (see ``local_headers``)."""
+    return b"".join([source.read_bytes(), *(header.read_bytes() for header in local_headers(source))])
+
+
 def source_key(source: Path, cflags: tuple[str, ...], libs: tuple[str, ...]) -> str:
-    """Hex digest (``KEY_HEX_CHARS`` long) of a source file's bytes and its flags."""
+    """Hex digest (``KEY_HEX_CHARS`` long) of a source file's and its local headers' bytes and its flags."""
     key = hashlib.sha256()
-    for part in (source.read_bytes(), shlex.join([*cflags, *libs]).encode()):
+    for part in (source_bytes(source), shlex.join([*cflags, *libs]).encode()):
         key.update(hashlib.sha256(part).digest())
     return key.hexdigest()[:KEY_HEX_CHARS]
 

@@ -21,7 +21,7 @@ DEFAULT_CONFIG_FILE = Path(__file__).resolve().parent / "data" / "rtenhance.yaml
 RELOADABLE_SECTIONS = ("enhance", "latency", "debug")
 RELOADABLE_KEYS = ("stats.interval_s",)
 FULL_STRENGTH_DB = 100.0  # an attenuation limit this high leaves 1e-5 of the noisy signal: no limit
-PULSE_IO = ("auto", "simple")  # audio.pulse_io: the C stream library when it builds, or libpulse-simple
+PULSE_IO = ("auto", "pipewire", "pulse", "simple")  # audio.pulse_io: which library moves pulse: streams
 
 
 @dataclass(frozen=True)
@@ -37,9 +37,10 @@ class AudioConfig:
             streams the fragment each I/O thread moves per wake-up, 0 for 8 ms.
         device_latency_ms: PortAudio's suggested device latency in ms; 0 means its "low" setting (PulseAudio
             streams keep one to three fragments queued in the server instead).
-        pulse_io: how PulseAudio streams move audio: "auto" on one C thread (``native_pulse``, built on
-            first use; needs a C compiler) and else through libpulse-simple with a Python thread per stream,
-            "simple" always the latter.
+        pulse_io: how ``pulse:`` streams (and mic/speakers on a sound server) move audio: "auto" through
+            libpipewire on a PipeWire server and libpulse on PulseAudio, each on one C thread (``native_pulse``;
+            built into the wheel, or on first use with a C compiler), else through libpulse-simple with a
+            Python thread per stream; "pipewire" and "pulse" ask for one C library, "simple" for the last.
     """
 
     input: str = "mic"

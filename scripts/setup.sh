@@ -5,7 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 APT_PACKAGES=(python3-venv python3-dev gcc libportaudio2 libasound2-plugins libpulse0 libsndfile1 pulseaudio pulseaudio-utils
-              sox libsox-fmt-pulse espeak-ng systemd pipewire pipewire-pulse wireplumber dbus)
+              sox libsox-fmt-pulse espeak-ng systemd pipewire pipewire-pulse wireplumber dbus libpipewire-0.3-dev)
 TORCH_SPEC="${RTENHANCE_TORCH:-torch==2.13.0}"
 VENV="${VENV:-.venv}"
 

@@ -26,9 +26,10 @@ import numpy as np
 
 from rtenhance.audio.io.devices import DeviceError, Endpoint
 from rtenhance.audio.io.native_pulse_lib import (  # noqa: F401  (LIBRARY, _Stats, ARRIVAL_WAIT_US: for callers)
-    APP_NAME, ARRIVAL_WAIT_US, ERROR_BYTES, FRAGMENT_MS, LIBRARY, PLAYBACK, RECORD, THREAD_NAME, TIMING_SLOTS,
-    NativeRing, _EndMemory, _Stats, unavailable_reason,
+    APP_NAME, ARRIVAL_WAIT_US, ERROR_BYTES, FRAGMENT_MS, LIBRARY, PIPEWIRE_LIBRARY, PLAYBACK, RECORD, THREAD_NAME,
+    TIMING_SLOTS, NativeRing, _EndMemory, _Stats, unavailable_reason,
 )
+from rtenhance.native_build import CLibrary
 from rtenhance.audio.io.streams import FIRST_CALLBACK_GRACE_S, RING_SECONDS, RingPlayback, prime
 from rtenhance.audio.realtime.thread_priority import promote
 
@@ -37,10 +38,18 @@ class PulseConnection:
 
     Connects when the first stream opens and disconnects when the last one closes (so a connection the
     server dropped is replaced at the next open). Used from one thread at a time (the worker's).
+
+    Args:
+        library: ``LIBRARY`` (libpulse: PulseAudio, or pipewire-pulse) or ``PIPEWIRE_LIBRARY`` (libpipewire).
+
+    Raises:
+        NativeUnavailable: the library cannot be built or loaded.
     """
 
-    def __init__(self) -> None:
-        self._lib = LIBRARY.load()
+    def __init__(self, library: CLibrary = LIBRARY) -> None:
+        self.library = library
+        self.server = "PipeWire" if library is PIPEWIRE_LIBRARY else "pulse"
+        self._lib = library.load()
         self._handle: int | None = None
         self._users = 0
         self._lock = threading.Lock()
@@ -56,7 +65,7 @@ class PulseConnection:
                 error = ctypes.create_string_buffer(ERROR_BYTES)
                 handle = self._lib.rtp_conn_open(APP_NAME, THREAD_NAME, error, ERROR_BYTES)
                 if not handle:
-                    raise DeviceError(f"pulse: {error.value.decode(errors='replace')}")
+                    raise DeviceError(f"{self.server}: {error.value.decode(errors='replace')}")
                 self._handle = handle
             self._users += 1
             return self._handle
@@ -97,13 +106,14 @@ class _NativeStream:
         self.rate = endpoint.sample_rate
         self.channels = 1
         self.fragment_frames = max(1, round((fragment_ms or FRAGMENT_MS) * self.rate / 1e3))
-        memory = _EndMemory(self.direction, int(RING_SECONDS * self.rate), self.rate, self.fragment_frames)
+        self._connection = connection or PulseConnection()
+        memory = _EndMemory(self.direction, int(RING_SECONDS * self.rate), self.rate, self.fragment_frames,
+                            self._connection.library)
         self._memory, self._lib, self._end = memory, memory.lib, memory.pointer
         self._latencies = np.zeros(TIMING_SLOTS, dtype=np.float64)  # (TIMING_SLOTS,) s, copied from C
         self._read_latencies, self._read_error = memory.fast.rtp_end_latencies, memory.fast.rtp_end_error
         self._error_buffer = ctypes.create_string_buffer(ERROR_BYTES)
         self.ring = NativeRing(memory)
-        self._connection = connection or PulseConnection()
         self._open = False
         self._started = 0.0  # time.monotonic() at start
 

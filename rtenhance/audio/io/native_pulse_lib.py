@@ -1,6 +1,8 @@
-"""The C library behind ``native_pulse``: its functions' types, the layout check, and its memory.
+"""The C libraries behind ``native_pulse``: their functions' types, the layout check, and their memory.
 
-``_EndMemory`` owns one ``rtp_end`` (a stream's ring, counters and readings in C memory) and ``NativeRing``
+Two libraries implement one C API (``native_end.h`` and the stream functions): ``LIBRARY`` talks to the
+server through libpulse (PulseAudio, or PipeWire's pipewire-pulse), ``PIPEWIRE_LIBRARY`` through libpipewire
+(``native_pipewire.c``). ``_EndMemory`` owns one ``rtp_end`` (a stream's ring, counters and readings in C memory) and ``NativeRing``
 shows its ring to the worker through the ``SpscRing`` interface; ``native_pulse`` builds the streams on them.
 """
 
@@ -12,7 +14,7 @@ import weakref
 import numpy as np
 
 from rtenhance.native_abi import check_layout
-from rtenhance.native_build import NativeUnavailable, listed_library
+from rtenhance.native_build import CLibrary, NativeUnavailable, listed_library
 
 FRAGMENT_MS = 8.0  # default fragment: the server moves audio 125 times a second per stream
 TIMING_SLOTS = 512  # RTP_TIMING_SLOTS: latest latency readings kept per stream
@@ -87,11 +89,12 @@ def _ring_functions(lib: ctypes.CDLL) -> ctypes.PyDLL:
 
 
 LIBRARY = listed_library("native_pulse", _declare)
+PIPEWIRE_LIBRARY = listed_library("native_pipewire", _declare)
 
 
-def unavailable_reason() -> str | None:
-    """Why the C stream library cannot be used here, or None when it can (builds it on the first call)."""
-    return LIBRARY.unavailable_reason()
+def unavailable_reason(library: CLibrary = LIBRARY) -> str | None:
+    """Why a C stream library cannot be used here, or None when it can (builds it on the first call)."""
+    return library.unavailable_reason()
 
 
 class _EndMemory:
@@ -104,13 +107,15 @@ class _EndMemory:
         capacity: ring samples.
         rate: sample rate in Hz.
         fragment_frames: frames per fragment.
+        library: the stream library whose streams will use it.
 
     Raises:
         NativeUnavailable: the library cannot be built or loaded, or there is no memory for the ring.
     """
 
-    def __init__(self, direction: int, capacity: int, rate: int, fragment_frames: int) -> None:
-        self.lib = LIBRARY.load()
+    def __init__(self, direction: int, capacity: int, rate: int, fragment_frames: int,
+                 library: CLibrary = LIBRARY) -> None:
+        self.lib = library.load()
         self.fast = _ring_functions(self.lib)
         end = self.lib.rtp_end_new(direction, capacity, rate, fragment_frames)
         if not end:
@@ -131,7 +136,7 @@ class _EndMemory:
 
 
 def _free_end(lib: ctypes.CDLL, end: int) -> None:
-    """Stop the C main-loop thread's use of ``end`` (close its stream), then free it."""
+    """Stop the C server thread's use of ``end`` (close its stream), then free it."""
     lib.rtp_stream_close(end)
     lib.rtp_end_free(end)
 

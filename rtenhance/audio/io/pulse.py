@@ -85,6 +85,16 @@ def default_device(kind: str) -> PulseDevice | None:
         return None
 
 
+def on_pipewire() -> bool:
+    """Whether the sound server is PipeWire (its pipewire-pulse answers ``pactl info``); False when no
+    server answers."""
+    try:
+        info = pactl("info")
+    except PulseError:
+        return False
+    return any(line.startswith("Server Name:") and "PipeWire" in line for line in info.splitlines())
+
+
 def load_module(name: str, *args: str) -> int:
     """Load a server module; returns its index."""
     return int(pactl("load-module", name, *args).strip())
