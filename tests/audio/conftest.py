@@ -12,10 +12,6 @@ from tests.audio.pulse_support import start_pulse_server
 from tests.audio.sound_server import PIPEWIRE, PULSEAUDIO, REMAP, SERVER_KINDS, SoundServer, stop_server
 
 
-def pytest_configure(config: pytest.Config) -> None:
-    config.addinivalue_line("markers", "xfail_on_pipewire(reason): expected to fail on the PipeWire server only")
-
-
 @pytest.fixture(scope="session")
 def pulse_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SoundServer]:
     """A private PulseAudio server with sinks A and B (see sound_server); stopped after the session."""
@@ -40,13 +36,9 @@ def pipewire_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SoundS
 def sound_server(request: pytest.FixtureRequest) -> Iterator[SoundServer]:
     """Each test once on PulseAudio and once on PipeWire, with the remap topology and the default quantum.
 
-    A test marked ``xfail_on_pipewire(reason)`` is expected to fail (not strictly) on PipeWire. The test may
-    change the topology (``independent_sinks``) or PipeWire's quantum (``set_quantum``); both
+    The test may change the topology (``independent_sinks``) or PipeWire's quantum (``set_quantum``); both
     are checked to be back to the defaults afterwards, so one test cannot skew the next.
     """
-    marker = request.node.get_closest_marker("xfail_on_pipewire")
-    if marker is not None and request.param == PIPEWIRE:
-        request.node.add_marker(pytest.mark.xfail(strict=False, reason=marker.args[0]))
     fixture = {PULSEAUDIO: "pulse_server", PIPEWIRE: "pipewire_server"}[request.param]
     server: SoundServer = request.getfixturevalue(fixture)
     yield server

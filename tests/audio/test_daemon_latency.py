@@ -103,7 +103,6 @@ def check_rtenhance(lags: list[float], estimates: list[float], passthrough: floa
     assert abs(estimate - measured) <= MAX_ESTIMATE_ERROR_MS, (estimates, lags)
 
 
-@pytest.mark.xfail_on_pipewire("PipeWire: output dropped in chunks, too little correlation to read a delay (issue 10)")
 def test_latency_loopback_passthrough_rtenhance(sound_server, tmp_path, record_property):
     loopback = statistics.median(loopback_ms(sound_server, tmp_path))
     passthrough = statistics.median(passthrough_ms(sound_server, tmp_path))
@@ -118,7 +117,6 @@ def test_latency_loopback_passthrough_rtenhance(sound_server, tmp_path, record_p
 
 
 @pytest.mark.slow
-@pytest.mark.xfail_on_pipewire("PipeWire: output dropped in chunks (issue 10)")
 def test_latency_does_not_drift_over_a_minute(sound_server, tmp_path):
     passthrough = statistics.median(passthrough_ms(sound_server, tmp_path))
     lags, estimates, log, span = rtenhance_ms(sound_server, tmp_path, seconds=60.0)

@@ -110,3 +110,11 @@ def test_a_stall_is_dropped_at_once():
     after = lows[int(6.5 / HOP_S):]
     assert 0.4 <= controller.dropped_s <= 0.55
     assert after.max() < 0.03
+
+
+def test_our_own_drop_of_a_start_up_backlog_is_not_jitter():
+    # a source that delivers a backlog at start (a pipe source, a resumed laptop): the drop is a step of ours,
+    # not audio the server took, so the buffer settles as low as a steady start's (it held 40 ms here before)
+    controller, lows, underflows = simulate(20.0, 0.0, 1, start_s=0.300)
+    assert 0.28 <= controller.dropped_s <= 0.3 and controller.span_s < 0.002, controller.span_s
+    assert lows[-int(10 / HOP_S):].max() < 0.008 and underflows == 0

@@ -91,6 +91,7 @@ class PlayoutController:
         self._clock_s = 0.0  # block time, s
         self._fit_count = 0
         self._recent = [math.nan, math.nan]  # the previous two blocks' drift-corrected levels, newest first, s
+        self._dropped_in_block = False  # a drop of ours happened in the current block
         self.span_s = 0.0
         self._disturbed = False
 
@@ -141,10 +142,12 @@ class PlayoutController:
         return self._pending_drop_s
 
     def dropped(self, seconds: float) -> None:
-        """``seconds`` of output were dropped to honour ``take_drop`` (a step: the drift fit starts over)."""
+        """``seconds`` of output were dropped to honour ``take_drop`` (a step of our own: the drift fit starts
+        over, and the level before it is forgotten, so that the step does not read as a server's grab)."""
         self._pending_drop_s = max(0.0, self._pending_drop_s - seconds)
         self.dropped_s += seconds
         self._fit_count = 0
+        self._dropped_in_block = True
 
     def _end_block(self, mean_s: float, min_s: float, max_s: float, last_s: float) -> None:
         self._applied_s += (self.ratio - 1.0) * self._block_s
@@ -175,6 +178,9 @@ class PlayoutController:
             self.span_s = max(dip, self.span_s - SPAN_DECAY_PER_S * self._block_s)
         error = mean_s - self.target_s
         self._fit(corrected)
+        if self._dropped_in_block:  # levels from before our own drop are no reference for the next blocks' steps
+            self._recent[0] = self._recent[1] = math.nan
+            self._dropped_in_block = False
         self._correction = min(max(-KP_PER_S * error, -MAX_CORRECTION), MAX_CORRECTION)
 
     def _fit(self, corrected_s: float) -> None:
