@@ -34,7 +34,8 @@ class AudioConfig:
         sample_rate: stream rate in Hz; 0 uses the device's native rate for PortAudio devices and the
             model's 16 kHz for PulseAudio streams (the sound server converts to the device's rate).
         block_ms: PortAudio block in ms, 0 lets PortAudio choose per callback (lowest latency); for pulse:
-            streams the fragment each I/O thread moves per wake-up, 0 for 8 ms.
+            streams the fragment each I/O thread moves per wake-up, 0 for 5 ms through libpulse and 8 ms
+            through libpipewire (libpulse-simple: 8 ms).
         device_latency_ms: PortAudio's suggested device latency in ms; 0 means its "low" setting (PulseAudio
             streams keep one to three fragments queued in the server instead).
         pulse_io: how ``pulse:`` streams (and mic/speakers on a sound server) move audio: "auto" through

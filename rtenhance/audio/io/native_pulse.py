@@ -26,8 +26,8 @@ import numpy as np
 
 from rtenhance.audio.io.devices import DeviceError, Endpoint
 from rtenhance.audio.io.native_pulse_lib import (  # noqa: F401  (LIBRARY, _Stats, ARRIVAL_WAIT_US: for callers)
-    APP_NAME, ARRIVAL_WAIT_US, ERROR_BYTES, FRAGMENT_MS, LIBRARY, PIPEWIRE_LIBRARY, PLAYBACK, RECORD, THREAD_NAME,
-    TIMING_SLOTS, NativeRing, _EndMemory, _Stats, unavailable_reason,
+    APP_NAME, ARRIVAL_WAIT_US, ERROR_BYTES, LIBRARY, PIPEWIRE_FRAGMENT_MS, PIPEWIRE_LIBRARY, PLAYBACK,
+    PULSE_FRAGMENT_MS, RECORD, THREAD_NAME, TIMING_SLOTS, NativeRing, _EndMemory, _Stats, unavailable_reason,
 )
 from rtenhance.native_build import CLibrary
 from rtenhance.audio.io.streams import FIRST_CALLBACK_GRACE_S, RING_SECONDS, RingPlayback, prime
@@ -49,6 +49,7 @@ class PulseConnection:
     def __init__(self, library: CLibrary = LIBRARY) -> None:
         self.library = library
         self.server = "PipeWire" if library is PIPEWIRE_LIBRARY else "pulse"
+        self.fragment_ms = PIPEWIRE_FRAGMENT_MS if library is PIPEWIRE_LIBRARY else PULSE_FRAGMENT_MS
         self._lib = library.load()
         self._handle: int | None = None
         self._users = 0
@@ -90,7 +91,8 @@ class _NativeStream:
 
     Args:
         endpoint: a ``pulse`` endpoint (``pulse_name`` None means the server's default device).
-        fragment_ms: frames moved per server round trip, in ms; 0 for ``FRAGMENT_MS``.
+        fragment_ms: frames moved per server round trip, in ms; 0 for the connection's default (5 ms through
+            libpulse, 8 ms through libpipewire).
         connection: the connection to open the stream on; None for one of its own.
 
     Raises:
@@ -105,8 +107,8 @@ class _NativeStream:
         self.endpoint = endpoint
         self.rate = endpoint.sample_rate
         self.channels = 1
-        self.fragment_frames = max(1, round((fragment_ms or FRAGMENT_MS) * self.rate / 1e3))
         self._connection = connection or PulseConnection()
+        self.fragment_frames = max(1, round((fragment_ms or self._connection.fragment_ms) * self.rate / 1e3))
         memory = _EndMemory(self.direction, int(RING_SECONDS * self.rate), self.rate, self.fragment_frames,
                             self._connection.library)
         self._memory, self._lib, self._end = memory, memory.lib, memory.pointer

@@ -16,7 +16,11 @@ import numpy as np
 from rtenhance.native_abi import check_layout
 from rtenhance.native_build import CLibrary, NativeUnavailable, listed_library
 
-FRAGMENT_MS = 8.0  # default fragment: the server moves audio 125 times a second per stream
+# Default fragments, measured on the live matrix's delay scenario (end to end over a plain loopback): libpulse
+# with 5 ms fragments (a 10 ms server buffer) 41-42 ms, with 8 ms 46-49 ms, with 4 ms underflows; libpipewire asks
+# 8 ms of node latency (the graph's quantum follows the smallest asked), 43 ms, with 5 ms underflows.
+PULSE_FRAGMENT_MS = 5.0
+PIPEWIRE_FRAGMENT_MS = 8.0
 TIMING_SLOTS = 512  # RTP_TIMING_SLOTS: latest latency readings kept per stream
 ERROR_BYTES = 256  # RTP_ERROR_BYTES
 RECORD, PLAYBACK = 0, 1  # RTP_RECORD, RTP_PLAYBACK
