@@ -3,7 +3,8 @@ outside the checkout with no compiler on PATH and without PyTorch, then each run
 
 The C libraries must come from the wheel: the venv's commands run with ``CC`` pointing at a compiler that
 always fails and an empty cache folder, which must stay empty. The daemon runs 5 s on the private
-PulseAudio test server and must log the native backend, the C hop and the C stream library.
+PulseAudio and PipeWire test servers and must log the native backend, the C hop and the C stream library
+(libpulse on PulseAudio, libpipewire on PipeWire).
 """
 
 from __future__ import annotations
@@ -23,7 +24,8 @@ import pytest
 import soundfile as sf
 
 from tests.audio.pulse_support import start_pulse_server, stop_pulse_server
-from tests.audio.sound_server import SoundServer
+from tests.audio.pipewire_support import start_pipewire_server
+from tests.audio.sound_server import SoundServer, stop_server
 
 REPO = Path(__file__).resolve().parents[1]
 BUILD_TIMEOUT_S = 600
@@ -78,13 +80,48 @@ def pulse_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SoundServ
         stop_pulse_server(server)
 
 
+@pytest.fixture(scope="module")
+def pipewire_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SoundServer]:
+    """A private PipeWire with sinks A and B (``tests.audio.pipewire_support``)."""
+    server = start_pipewire_server(tmp_path_factory.mktemp("pipewire"))
+    try:
+        yield server
+    finally:
+        stop_server(server)
+
+
 def importlib_missing(name: str) -> bool:
     import importlib.util
 
     return importlib.util.find_spec(name) is None
 
 
-def test_wheel_runtime_without_torch(installed: tuple[Path, dict[str, str], Path], pulse_server: SoundServer) -> None:
+def _daemon_log(rtenhance: Path, env: dict[str, str], server: SoundServer, log_path: Path) -> str:
+    """Run the installed daemon for DAEMON_SECONDS between the server's sinks A and B; its log, once it has
+    shown the native backend, the C hop and a C stream library and exited 0 on SIGTERM."""
+    with open(log_path, "wb") as log_file:
+        daemon = subprocess.Popen([str(rtenhance), "--input", "pulse:A.monitor", "--output", "pulse:B"],
+                                  env={**server.env, **env}, cwd=log_path.parent, stdout=log_file,
+                                  stderr=subprocess.STDOUT)
+        try:
+            deadline = time.monotonic() + READY_TIMEOUT_S
+            while "audio running" not in log_path.read_text(errors="replace"):
+                assert daemon.poll() is None and time.monotonic() < deadline, log_path.read_text()[-3000:]
+                time.sleep(0.1)
+            time.sleep(DAEMON_SECONDS)
+            assert daemon.poll() is None, log_path.read_text()[-3000:]
+        finally:
+            daemon.send_signal(signal.SIGTERM)
+            status = daemon.wait(timeout=20)
+    text = log_path.read_text(errors="replace")
+    assert status == 0, text[-3000:]
+    assert "backend native" in text and "signal path in C" in text, text[-3000:]
+    assert "libpulse-simple" not in text, text[-3000:]  # a C stream library loaded from the wheel
+    return text
+
+
+def test_wheel_runtime_without_torch(installed: tuple[Path, dict[str, str], Path], pulse_server: SoundServer,
+                                     pipewire_server: SoundServer) -> None:
     rtenhance, env, root = installed
     python = rtenhance.with_name("python")
     probe = "import importlib.util, rtenhance; print(importlib.util.find_spec('torch') is None, rtenhance.__file__)"
@@ -109,25 +146,8 @@ def test_wheel_runtime_without_torch(installed: tuple[Path, dict[str, str], Path
 
     assert "total" in _run([str(rtenhance), "profile"], env, root)
 
-    daemon_log = root / "daemon.log"
-    daemon_env = {**pulse_server.env, **env}
-    with open(daemon_log, "wb") as log_file:
-        daemon = subprocess.Popen([str(rtenhance), "--input", "pulse:A.monitor", "--output", "pulse:B"],
-                                  env=daemon_env, cwd=root, stdout=log_file, stderr=subprocess.STDOUT)
-        try:
-            deadline = time.monotonic() + READY_TIMEOUT_S
-            while "audio running" not in daemon_log.read_text(errors="replace"):
-                assert daemon.poll() is None and time.monotonic() < deadline, daemon_log.read_text()[-3000:]
-                time.sleep(0.1)
-            time.sleep(DAEMON_SECONDS)
-            assert daemon.poll() is None, daemon_log.read_text()[-3000:]
-        finally:
-            daemon.send_signal(signal.SIGTERM)
-            status = daemon.wait(timeout=20)
-    text = daemon_log.read_text(errors="replace")
-    assert status == 0, text[-3000:]
-    assert "backend native" in text and "signal path in C" in text, text[-3000:]
-    assert "libpulse-simple" not in text, text[-3000:]  # the C stream library loaded from the wheel
+    assert "through libpulse" in _daemon_log(rtenhance, env, pulse_server, root / "pulse.log")
+    assert "through libpipewire" in _daemon_log(rtenhance, env, pipewire_server, root / "pipewire.log")
     cache = root / "cache" / "rtenhance"
     assert not cache.exists() or not any(cache.iterdir()), "a library was compiled instead of loaded from the wheel"
     shutil.rmtree(root / "venv", ignore_errors=True)
