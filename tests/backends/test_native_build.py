@@ -28,6 +28,7 @@ LIBRARY_MODULES = {  # library name: (module, attribute holding its CLibrary)
     "gtcrn_batch_avx2": ("rtenhance.backends.native.batch", "AVX2"),
     "native_hop": ("rtenhance.audio.realtime.native_hop", "LIBRARY"),
     "native_pulse": ("rtenhance.audio.io.native_pulse", "LIBRARY"),
+    "native_pipewire": ("rtenhance.audio.io.native_pulse", "PIPEWIRE_LIBRARY"),
     "native_watch": ("rtenhance.audio.io.native_watch", "LIBRARY"),
     "polyphase": ("rtenhance.dsp.polyphase", "LIBRARY"),
 }

@@ -13,7 +13,7 @@
  * caller sees the state after a change it made itself.
  *
  * libpulse's headers are not needed to build this: the few types, constants and prototypes used are
- * declared below (its ABI has been stable since 0.9), and the library is linked as libpulse.so.0.
+ * declared in libpulse_api.h (its ABI has been stable since 0.9), and the library is linked as libpulse.so.0.
  */
 #define _GNU_SOURCE
 #include <stdatomic.h>
@@ -23,60 +23,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* ---- the part of libpulse's API used here (pulse/def.h, context.h, introspect.h, subscribe.h) ---- */
-
-typedef struct pa_threaded_mainloop pa_threaded_mainloop;
-typedef struct pa_mainloop_api pa_mainloop_api;
-typedef struct pa_context pa_context;
-typedef struct pa_operation pa_operation;
-typedef struct pa_time_event pa_time_event;
-typedef uint64_t pa_usec_t;
-
-enum { PA_CONTEXT_UNCONNECTED = 0, PA_CONTEXT_READY = 4, PA_CONTEXT_FAILED = 5, PA_CONTEXT_TERMINATED = 6 };
-enum { PA_CONTEXT_NOAUTOSPAWN = 1 };
-enum { PA_SUBSCRIPTION_MASK_SINK = 0x1, PA_SUBSCRIPTION_MASK_SOURCE = 0x2 };
-enum {
-    PA_SUBSCRIPTION_EVENT_SINK = 0x0,
-    PA_SUBSCRIPTION_EVENT_SOURCE = 0x1,
-    PA_SUBSCRIPTION_EVENT_FACILITY_MASK = 0xF,
-    PA_SUBSCRIPTION_EVENT_CHANGE = 0x10,
-    PA_SUBSCRIPTION_EVENT_TYPE_MASK = 0x30,
-};
-#define PA_USEC_INVALID ((pa_usec_t)-1)
-
-typedef void (*pa_context_notify_cb_t)(pa_context *c, void *userdata);
-typedef void (*pa_context_success_cb_t)(pa_context *c, int success, void *userdata);
-typedef void (*pa_context_subscribe_cb_t)(pa_context *c, int type, uint32_t index, void *userdata);
-typedef void (*pa_info_cb_t)(pa_context *c, const void *info, int eol, void *userdata);
-typedef void (*pa_time_event_cb_t)(pa_mainloop_api *a, pa_time_event *e, const void *tv, void *userdata);
-
-pa_threaded_mainloop *pa_threaded_mainloop_new(void);
-void pa_threaded_mainloop_free(pa_threaded_mainloop *m);
-int pa_threaded_mainloop_start(pa_threaded_mainloop *m);
-void pa_threaded_mainloop_stop(pa_threaded_mainloop *m);
-void pa_threaded_mainloop_lock(pa_threaded_mainloop *m);
-void pa_threaded_mainloop_unlock(pa_threaded_mainloop *m);
-void pa_threaded_mainloop_wait(pa_threaded_mainloop *m);
-void pa_threaded_mainloop_signal(pa_threaded_mainloop *m, int wait_for_accept);
-pa_mainloop_api *pa_threaded_mainloop_get_api(pa_threaded_mainloop *m);
-void pa_threaded_mainloop_set_name(pa_threaded_mainloop *m, const char *name);
-
-pa_context *pa_context_new(pa_mainloop_api *api, const char *name);
-void pa_context_set_state_callback(pa_context *c, pa_context_notify_cb_t cb, void *userdata);
-void pa_context_set_subscribe_callback(pa_context *c, pa_context_subscribe_cb_t cb, void *userdata);
-int pa_context_connect(pa_context *c, const char *server, int flags, const void *api);
-int pa_context_get_state(const pa_context *c);
-int pa_context_errno(const pa_context *c);
-void pa_context_disconnect(pa_context *c);
-void pa_context_unref(pa_context *c);
-pa_operation *pa_context_subscribe(pa_context *c, int mask, pa_context_success_cb_t cb, void *userdata);
-pa_operation *pa_context_get_sink_info_by_name(pa_context *c, const char *name, pa_info_cb_t cb, void *userdata);
-pa_operation *pa_context_get_source_info_by_name(pa_context *c, const char *name, pa_info_cb_t cb, void *userdata);
-pa_time_event *pa_context_rttime_new(const pa_context *c, pa_usec_t usec, pa_time_event_cb_t cb, void *userdata);
-void pa_context_rttime_restart(const pa_context *c, pa_time_event *e, pa_usec_t usec);
-void pa_operation_unref(pa_operation *o);
-const char *pa_strerror(int error);
-pa_usec_t pa_rtclock_now(void);
+#include "libpulse_api.h"
 
 /* ---- rtenhance's side ---- */
 
