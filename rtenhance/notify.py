@@ -23,6 +23,10 @@ class SystemdNotifier:
         address = env.get("NOTIFY_SOCKET", "")
         self._address = "\0" + address[1:] if address.startswith("@") else address
         self._socket = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) if self._address else None
+        if self._socket is not None:
+            # the watchdog is pinged from the audio worker: a listener whose queue is full must never block it
+            # (nor the shutdown); such a datagram is dropped instead
+            self._socket.setblocking(False)
         watchdog_usec = env.get("WATCHDOG_USEC", "")
         watchdog_pid = env.get("WATCHDOG_PID", "")
         ours = not watchdog_pid or watchdog_pid == str(os.getpid())
@@ -36,7 +40,8 @@ class SystemdNotifier:
         return self._socket is not None
 
     def send(self, *fields: str) -> None:
-        """Send ``FIELD=value`` lines as one datagram; a failure is logged once and never raised."""
+        """Send ``FIELD=value`` lines as one datagram without waiting; a failure (a full queue included) is
+        logged once and never raised."""
         if self._socket is None:
             return
         try:

@@ -43,3 +43,17 @@ def test_without_socket_or_for_another_pid_nothing_is_sent():
     quiet.ready("x")
     other = SystemdNotifier({"WATCHDOG_USEC": "1000000", "WATCHDOG_PID": str(os.getpid() + 1)})
     assert other.watchdog_interval_s is None
+
+
+def test_a_listener_that_does_not_read_never_blocks_the_sender(tmp_path):
+    listener = _listen(str(tmp_path / "notify.sock"))  # never read: its queue fills after a few datagrams
+    notifier = SystemdNotifier({"NOTIFY_SOCKET": str(tmp_path / "notify.sock")})
+    try:
+        started = time.monotonic()
+        for _ in range(1000):
+            notifier.status("x" * 100)
+        notifier.stopping()
+        assert time.monotonic() - started < 1.0  # blocking sends would wait forever
+    finally:
+        notifier.close()
+        listener.close()
