@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import time
 
+import numpy as np
 import pytest
 
 from rtenhance.audio.io import native_pulse
@@ -18,13 +19,15 @@ from rtenhance.runtime_config import AudioConfig, RuntimeConfig
 from tests.audio.daemon_support import lag_and_correlation
 from tests.audio.pipewire_support import start_pipewire_server
 from tests.audio.sound_server import stop_server
-from tests.audio.test_native_pulse import loop_noise_back
+from tests.audio.test_native_pulse import _band_noise
 
 pytestmark = pytest.mark.skipif(native_pulse.unavailable_reason(PIPEWIRE_LIBRARY) is not None,
                                 reason="native PipeWire library unavailable: "
                                        f"{native_pulse.unavailable_reason(PIPEWIRE_LIBRARY)}")
 
+RUN_S = 4.0
 MODEL_RATE = 16000
+HOP = 256  # samples moved per step in the loopback test
 PREFILL = MODEL_RATE // 50  # 20 ms of silence queued before the noise
 AHEAD_S = 0.1  # the loopback test keeps this much in the playback ring
 MAX_LOOP_EXTRA_MS = 12.0  # playback -> sink -> monitor -> capture, beyond the prefill: one graph cycle or two
@@ -51,14 +54,37 @@ def _wait_for_fault(*streams: NativePulseCapture | NativePulsePlayback) -> list[
 
 
 def test_both_streams_on_one_connection_loop_noise_back(pipewire_env) -> None:
-    noise, got, underflows_while_fed, latencies, _ = loop_noise_back(PulseConnection(PIPEWIRE_LIBRARY), PREFILL, AHEAD_S)
+    connection = PulseConnection(PIPEWIRE_LIBRARY)
+    capture = NativePulseCapture(_endpoint("B.monitor"), connection=connection)
+    playback = NativePulsePlayback(_endpoint("B"), connection=connection)
+    playback.open()
+    capture.open()
+    noise = _band_noise(RUN_S, MODEL_RATE)
+    got = np.zeros(noise.shape[0] + MODEL_RATE // 2, dtype=np.float32)
+    written = count = 0
+    try:
+        playback.start(PREFILL)
+        capture.start()
+        while count < got.shape[0]:
+            while written < noise.shape[0] and playback.ring.available < AHEAD_S * MODEL_RATE:
+                written += playback.ring.write(noise[written : written + HOP])
+                underflows_while_fed = playback.ring.underflows
+            capture.wait_input(HOP, 0.0)
+            assert capture.fault(1.0) is None and playback.fault(1.0) is None
+            count += capture.ring.read_into(got[count : count + HOP])
+        latencies = capture.device_latency_s(), playback.device_latency_s()
+    finally:
+        capture.close()
+        playback.close()
     lag, corr = lag_and_correlation(noise, got, max_lag=MODEL_RATE // 2, rate=MODEL_RATE)
     # the graph runs at 48 kHz: the noise comes back through two resamplers; playback starts first, so the
     # capture misses some of the prefill, never more than all of it
     assert corr > 0.9 and 0 < lag <= PREFILL + MAX_LOOP_EXTRA_MS * MODEL_RATE / 1e3, (lag, corr)
+    assert capture.ring.overflows == 0 and playback.ring.overflows == 0
     # the first graph cycles may come before the first capture: underflows only while the ring was starting
     assert underflows_while_fed <= 2, underflows_while_fed
     assert 0.0 < latencies[0] < 0.05 and 0.0 < latencies[1] < 0.05, latencies
+    assert capture.fault(1.0) == playback.fault(1.0) == "not open"
 
 
 def test_a_missing_device_is_a_fault(pipewire_env) -> None:

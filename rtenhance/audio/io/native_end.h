@@ -346,11 +346,11 @@ static void end_capture(rtp_end *end, const float *data, uint64_t samples)
 
 /* Capture: after a callback's fragments, record the latency reading (s), the time and the count, and wake
  * the worker once the ring holds what it waits for. Server thread. */
-static void end_played(rtp_end *end, double latency_s);
-
 static void end_captured(rtp_end *end, double latency_s)
 {
-    end_played(end, latency_s); /* the reading, the time and the count, as for playback */
+    add_latency(end, latency_s);
+    set_last_callback(end);
+    bump(&end->fragments, 1);
     atomic_thread_fence(memory_order_seq_cst); /* pairs with the fence in rtp_wait_input: see there */
     uint64_t wanted = atomic_load_explicit(&end->wanted, memory_order_relaxed);
     if (wanted && ring_available(&end->ring) >= wanted)
@@ -367,8 +367,7 @@ static void end_play(rtp_end *end, float *out, uint64_t n)
     }
 }
 
-/* After a callback's fragments (playback; capture through end_captured): record the latency reading (s),
- * the time and the count. */
+/* Playback: after a callback's fragments, record the latency reading (s), the time and the count. */
 static void end_played(rtp_end *end, double latency_s)
 {
     add_latency(end, latency_s);
