@@ -1,5 +1,5 @@
-"""The skip policy: the model is skipped only when a usual step would miss the ring, and a step's deadline
-is never shorter than a usual step; the p99 follows the recent steps."""
+"""The skip policy: the model is skipped only when a median step would miss the ring, and a step's deadline
+is never shorter than a usual step; the median and p99 follow the recent steps."""
 
 from __future__ import annotations
 
@@ -17,14 +17,14 @@ def timed(values: list[float]) -> StepTimes:
     return steps
 
 
-def test_p99_follows_recent_steps_and_ignores_nan():
+def test_percentiles_follow_recent_steps_and_ignore_nan():
     steps = timed([0.0001] * 300 + [math.nan] * 5)
-    assert steps.ready and abs(steps.p99_s - 0.0001) < 1e-12
+    assert steps.ready and abs(steps.p99_s - 0.0001) < 1e-12 and abs(steps.p50_s - 0.0001) < 1e-12
     for _ in range(10):
         steps.add(0.004)  # 10 slow steps of the last 256: above the 99th percentile
     for _ in range(22):
         steps.add(0.0001)
-    assert steps.p99_s == 0.004
+    assert steps.p99_s == 0.004 and steps.p50_s == 0.0001
 
 
 def test_a_low_ring_is_no_reason_unless_a_usual_slow_step_would_miss_it():
@@ -34,6 +34,13 @@ def test_a_low_ring_is_no_reason_unless_a_usual_slow_step_would_miss_it():
     assert ring_low(0.001, steps)
     assert not ring_low(0.001, timed([0.003] * (MIN_STEPS - 1)))  # p99 not trusted yet
     assert not ring_low(0.0001, timed([0.0002] * 100))  # a sub-ms step: skipping it saves no underflow
+
+
+def test_preemptions_of_a_fast_step_are_no_reason_to_skip_it():
+    """A 0.1 ms step preempted now and then (a p99 of 2.5 ms, as on a busy CI machine) is never skipped."""
+    steps = timed(([0.0001] * 24 + [0.0025]) * 10)
+    assert steps.p99_s == 0.0025 and steps.p50_s == 0.0001
+    assert not ring_low(0.001, steps)
 
 
 def test_deadline_is_a_few_usual_steps_or_half_the_ring():
