@@ -1,11 +1,16 @@
-"""Shared test helpers: where ../shared is, and a skip for tests that need it."""
+"""Shared test helpers: where ../shared is, a skip for tests that need it, and the private sound servers."""
 
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
+from tests.audio.pipewire_support import start_pipewire_server
+from tests.audio.pulse_support import start_pulse_server
+from tests.audio.sound_server import SoundServer, stop_server
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("RTENHANCE_SHARED", REPO.parent / "shared"))
@@ -23,6 +28,27 @@ def python_child_env() -> dict[str, str]:
     if env.get(SANITIZER_PRELOAD_ENV):
         env["LD_PRELOAD"] = env[SANITIZER_PRELOAD_ENV]
     return env
+
+
+@pytest.fixture(scope="session")
+def pulse_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SoundServer]:
+    """A private PulseAudio server with sinks A and B (see tests/audio/sound_server.py); stopped after the
+    session."""
+    server = start_pulse_server(tmp_path_factory.mktemp("pulse"))
+    try:
+        yield server
+    finally:
+        stop_server(server)
+
+
+@pytest.fixture(scope="session")
+def pipewire_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SoundServer]:
+    """A private PipeWire (pipewire, wireplumber, pipewire-pulse) with sinks A and B; stopped after the session."""
+    server = start_pipewire_server(tmp_path_factory.mktemp("pipewire"))
+    try:
+        yield server
+    finally:
+        stop_server(server)
 
 
 def need_shared(*parts: str) -> Path:

@@ -16,16 +16,13 @@ import subprocess
 import sys
 import time
 import venv
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import pytest
 import soundfile as sf
 
-from tests.audio.pulse_support import start_pulse_server, stop_pulse_server
-from tests.audio.pipewire_support import start_pipewire_server
-from tests.audio.sound_server import SoundServer, stop_server
+from tests.audio.sound_server import SoundServer
 
 REPO = Path(__file__).resolve().parents[1]
 BUILD_TIMEOUT_S = 600
@@ -68,26 +65,6 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str,
     env.update(PATH=f"{bin_dir}:{env.get('PATH', '/usr/bin:/bin')}", CC=NO_COMPILER,
                XDG_CACHE_HOME=str(root / "cache"), PYTHONUNBUFFERED="1")
     return bin_dir / "rtenhance", env, root
-
-
-@pytest.fixture(scope="module")
-def pulse_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SoundServer]:
-    """A private PulseAudio server with sinks A and B (``tests.audio.pulse_support``)."""
-    server = start_pulse_server(tmp_path_factory.mktemp("pulse"))
-    try:
-        yield server
-    finally:
-        stop_pulse_server(server)
-
-
-@pytest.fixture(scope="module")
-def pipewire_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SoundServer]:
-    """A private PipeWire with sinks A and B (``tests.audio.pipewire_support``)."""
-    server = start_pipewire_server(tmp_path_factory.mktemp("pipewire"))
-    try:
-        yield server
-    finally:
-        stop_server(server)
 
 
 def importlib_missing(name: str) -> bool:

@@ -1,4 +1,4 @@
-"""Fixtures for the audio and daemon tests: one private PulseAudio and one private PipeWire per session."""
+"""Fixtures for the audio and daemon tests: each test on both servers (the servers are ``tests/conftest.py``'s)."""
 
 from __future__ import annotations
 
@@ -10,26 +10,6 @@ import pytest
 from tests.audio.pipewire_support import start_pipewire_server
 from tests.audio.pulse_support import start_pulse_server
 from tests.audio.sound_server import PIPEWIRE, PULSEAUDIO, REMAP, SERVER_KINDS, SoundServer, stop_server
-
-
-@pytest.fixture(scope="session")
-def pulse_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SoundServer]:
-    """A private PulseAudio server with sinks A and B (see sound_server); stopped after the session."""
-    server = start_pulse_server(tmp_path_factory.mktemp("pulse"))
-    try:
-        yield server
-    finally:
-        stop_server(server)
-
-
-@pytest.fixture(scope="session")
-def pipewire_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SoundServer]:
-    """A private PipeWire (pipewire, wireplumber, pipewire-pulse) with sinks A and B; stopped after the session."""
-    server = start_pipewire_server(tmp_path_factory.mktemp("pipewire"))
-    try:
-        yield server
-    finally:
-        stop_server(server)
 
 
 @pytest.fixture(params=SERVER_KINDS)

@@ -83,9 +83,15 @@ def test_interruption_leaves_no_partial_file(tmp_path, signum, code, jobs):
     from tests.conftest import randomised_model
 
     save_checkpoint(randomised_model(), weights)
-    process = subprocess.Popen([sys.executable, "-m", "rtenhance", "enhance", str(src), str(dst), "--weights",
-                                str(weights), "--jobs", jobs], cwd=REPO, stdout=subprocess.DEVNULL,
-                               stderr=subprocess.PIPE, text=True, start_new_session=True)
+    # a shell's background job (`pytest ... &` in a script) ignores SIGINT, and an ignored signal stays
+    # ignored in every child: the command would rightly not see the Ctrl-C. A handled one is reset at exec.
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        process = subprocess.Popen([sys.executable, "-m", "rtenhance", "enhance", str(src), str(dst), "--weights",
+                                    str(weights), "--jobs", jobs], cwd=REPO, stdout=subprocess.DEVNULL,
+                                   stderr=subprocess.PIPE, text=True, start_new_session=True)
+    finally:
+        signal.signal(signal.SIGINT, previous)
     try:
         _wait_for_part(dst, process)
         if signum == signal.SIGINT:
