@@ -80,14 +80,14 @@ def test_a_server_moving_audio_into_its_own_buffer_is_not_drift():
 def test_audio_a_server_gives_back_is_worked_off_gently():
     """Every millisecond the ring holds above its target is delay, but draining it fast garbles the output
     (a ramp of 2 ms/s decorrelates a second of speech): an excess under the drop threshold is resampled away
-    at no more than 0.5 ms/s and mostly gone 30 s later."""
+    at no more than 1 ms/s and mostly gone 20 s later."""
     controller, lows, _ = simulate(60.0, 0.0, 1, start_s=0.020, grabs={20.0: -0.010})
     hop = round(1 / HOP_S)
     before = lows[18 * hop : 20 * hop].mean()
     assert lows[20 * hop : 22 * hop].max() > before + 0.008  # the step is there...
-    assert abs(lows[50 * hop : 52 * hop].mean() - before) < 0.003  # ...and mostly gone 30 s later
+    assert abs(lows[40 * hop : 42 * hop].mean() - before) < 0.002  # ...and mostly gone 20 s later
     per_second = lows[21 * hop : 50 * hop : hop]
-    assert np.abs(np.diff(per_second)).max() < 0.0006  # never drained faster than 0.5 ms/s (+ rounding)
+    assert np.abs(np.diff(per_second)).max() < 0.0011  # never drained faster than 1 ms/s (+ rounding)
     assert controller.dropped_s <= 0.017  # resampled, not dropped
 
 

@@ -8,8 +8,9 @@ and keeps, per block, their mean and their minimum:
 - the *jitter span* is how far below its mean the ring dips as capture arrives in bursts and the worker
   wakes late: it rises at once to a block's (mean - minimum) and decays slowly (a jitter buffer's peak
   detector), so that a steady run keeps a steady delay;
-- an underflow (a dip deeper than the span foresaw) adds to a safety margin, once per block, that decays
-  slowly too, and refills the ring at once at the fastest rate;
+- an underflow (playback found the ring empty: a dip deeper than the span foresaw) adds to a safety
+  margin, once per block, that decays slowly too, and refills the ring at once at the fastest rate (the
+  engine does not report a server's own xruns here: they come with a full ring);
 - the ring's mean is held at span + headroom + margin (or the user's latency target, when that is more),
   so its lowest point stays ``headroom_s`` above empty: the delay is the smallest the timing allows;
 - the clocks' mismatch is *measured*: the block means, less the resampling already applied, drift at the
@@ -41,7 +42,7 @@ import numpy as np
 BLOCK_S = 0.5  # readings per control update
 SPAN_DECAY_PER_S = 0.00005  # the jitter span falls by this per second once the dips are smaller (3 ms a minute)
 KP_RISE_PER_S = 1.0  # ratio change per second of lack: a lack of 2 ms or more is made up at 2 ms/s (MAX_CORRECTION)
-KP_DRAIN_PER_S = 0.05  # ratio change per second of excess: a 4 ms excess is worked off at 0.2 ms/s at first
+KP_DRAIN_PER_S = 0.1  # ratio change per second of excess: a 4 ms excess is worked off at 0.4 ms/s at first
 MAX_CORRECTION = 0.002  # the correction is capped at 2000 ppm (2 ms per second)
 DRIFT_WINDOW_BLOCKS = 40  # the drift is fitted over this many blocks (20 s)
 DRIFT_SIGNIFICANCE = 3.0  # a fitted slope is taken only when this many standard errors from the current value
