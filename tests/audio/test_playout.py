@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from rtenhance.audio.realtime.playout import MAX_CORRECTION, PlayoutController
+from rtenhance.audio.realtime.playout import PlayoutController
 
 HOP_S = 0.016
 
@@ -77,17 +77,14 @@ def test_a_server_moving_audio_into_its_own_buffer_is_not_drift():
     assert underflows <= 1  # the first grab is deeper than any dip before it; the jitter span learns it
 
 
-def test_audio_a_server_gives_back_is_worked_off_gently():
-    """Every millisecond the ring holds above its target is delay, but draining it fast garbles the output
-    (a ramp of 2 ms/s decorrelates a second of speech): an excess under the drop threshold is resampled away
-    at no more than 1 ms/s and mostly gone 20 s later."""
-    controller, lows, _ = simulate(60.0, 0.0, 1, start_s=0.020, grabs={20.0: -0.010})
+def test_audio_a_server_gives_back_is_worked_off_within_seconds():
+    """Every millisecond the ring holds above its target is delay: an excess under the drop threshold is
+    resampled away about as fast as a lack is filled, not over half a minute."""
+    controller, lows, _ = simulate(40.0, 0.0, 1, start_s=0.020, grabs={20.0: -0.010})
     hop = round(1 / HOP_S)
     before = lows[18 * hop : 20 * hop].mean()
     assert lows[20 * hop : 22 * hop].max() > before + 0.008  # the step is there...
-    assert abs(lows[40 * hop : 42 * hop].mean() - before) < 0.002  # ...and mostly gone 20 s later
-    per_second = lows[21 * hop : 50 * hop : hop]
-    assert np.abs(np.diff(per_second)).max() < 0.0011  # never drained faster than 1 ms/s (+ rounding)
+    assert abs(lows[30 * hop : 32 * hop].mean() - before) < 0.002  # ...and gone 10 s later
     assert controller.dropped_s <= 0.017  # resampled, not dropped
 
 
@@ -98,21 +95,14 @@ def test_grabs_do_not_hide_a_real_clock_mismatch():
     assert controller.dropped_s <= 0.017
 
 
-def test_an_underflow_raises_the_margin_once_per_block_which_then_decays():
-    """One late wake-up runs the ring dry for several hops: the margin grows once for them, and again for
-    an underflow in a later block."""
+def test_an_underflow_raises_the_margin_which_then_decays():
     controller = PlayoutController(HOP_S, 0.004)
     controller.underflowed()
     controller.underflowed()
-    assert abs(controller.target_s - 0.008) < 1e-9
-    assert controller.ratio == 1.0 + MAX_CORRECTION  # refilling at once, not at the block's end
-    for _ in range(int(0.5 / HOP_S) + 1):
-        controller.observe(0.008)
-    controller.underflowed()
-    assert abs(controller.margin_s - 0.008) < 0.0001
+    assert abs(controller.target_s - 0.012) < 1e-9
     for _ in range(int(10.0 / HOP_S)):
         controller.observe(0.012)
-    assert 0.0074 < controller.margin_s < 0.0077  # 0.05 ms per second
+    assert 0.0055 < controller.margin_s < 0.0065  # 0.2 ms per second
 
 
 def test_a_stall_is_dropped_at_once():

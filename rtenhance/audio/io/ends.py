@@ -89,7 +89,3 @@ class Sink(End, Protocol):
         """Times the device found the ring short since start (it played silence instead), with the xruns
         the device or server reported itself."""
         ...
-
-    def ring_underflows(self) -> int:
-        """Times the device found the ring short since start, without the xruns it reported itself."""
-        ...

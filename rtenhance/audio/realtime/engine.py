@@ -118,7 +118,7 @@ class Engine:
         self._delay_count = 0
         self._reported = (0.0, 0)
         self._underflow_base: int | None = None  # the sink's underflows when the first hop was written
-        self._dry_seen = 0  # times the sink found its ring short, at the previous hop
+        self._underflows_seen = 0  # the sink's underflows at the previous hop
         self._underflows_before = 0  # underflows counted in earlier sessions (before a reconnect)
         self._stale = StaleCapture(source.rate, source.channels, hop_frames(self.hop, source.rate, self.model_rate))
         self._session_hops = 0
@@ -363,18 +363,16 @@ class Engine:
     def _play(self, chunk: np.ndarray) -> np.ndarray:
         """A real-time chunk through the playout control: observe the ring, resample for drift, drop a stall."""
         sink, playout = self.sink, self._playout
-        # only a dry ring is the jitter buffer's to prevent: a server's or device's own xrun (its callback came
-        # late with the ring full) is counted in the stats, but more depth would not have saved it
-        dry = sink.ring_underflows()
+        underflows = sink.underflows()
         if self._underflow_base is None:
-            self._underflow_base = sink.underflows()
+            self._underflow_base = underflows
         else:
             if self._stale.recovering(time.monotonic()):
                 playout.disturbed()  # dips and underflows after a stall of our own are not the timing's
-            elif dry != self._dry_seen:
+            elif underflows != self._underflows_seen:
                 playout.underflowed()
             playout.observe(sink.depth_samples() / sink.rate)
-        self._dry_seen = dry
+        self._underflows_seen = underflows
         target_s = self._cfg.latency.target_ms / 1e3
         playout.floor_s = max(0.0, target_s - self._device_latency_s - self._algorithmic_s - self.hop_s / 2) \
             if target_s > 0 else 0.0

@@ -8,22 +8,17 @@ and keeps, per block, their mean and their minimum:
 - the *jitter span* is how far below its mean the ring dips as capture arrives in bursts and the worker
   wakes late: it rises at once to a block's (mean - minimum) and decays slowly (a jitter buffer's peak
   detector), so that a steady run keeps a steady delay;
-- an underflow (playback found the ring empty: a dip deeper than the span foresaw) adds to a safety
-  margin, once per block, that decays slowly too, and refills the ring at once at the fastest rate (the
-  engine does not report a server's own xruns here: they come with a full ring);
+- each underflow (a dip deeper than the span foresaw) adds to a safety margin that decays slowly too;
 - the ring's mean is held at span + headroom + margin (or the user's latency target, when that is more),
   so its lowest point stays ``headroom_s`` above empty: the delay is the smallest the timing allows;
 - the clocks' mismatch is *measured*: the block means, less the resampling already applied, drift at the
   rate the playback clock outruns the capture clock; a straight line fitted over the last
   ``DRIFT_WINDOW_BLOCKS`` gives it (``drift_ppm``), taken only when it differs significantly from the
   current value (bursty capture makes the block means noisy), and the resampling ratio follows it, so
-  drift does not move the delay; a proportional correction (at most ``MAX_CORRECTION``: 2 ms per second,
-  a pitch change of 3.5 cents that nobody hears in speech) removes the rest: a lack fast
-  (``KP_RISE_PER_S``: an empty ring glitches), an excess gently (``KP_DRAIN_PER_S``): every millisecond
-  it holds is delay, but a delay that moves by a millisecond within a second garbles that second of
-  speech against the input (measured: 1 s windows of the output correlate 0.5-0.6 with the offline
-  enhancement while it moves 1-2 ms/s, 0.97-0.99 while it holds), and a slow drain holds the delay
-  steady. The jitter span and the margin decay slowly for the same reason (3 ms a minute);
+  drift does not move the delay; a proportional correction (``KP_PER_S``, at most ``MAX_CORRECTION``: 2 ms
+  per second, a pitch change of 3.5 cents that nobody hears in speech) removes the rest, as fast one way
+  as the other: a slow drain would let the ring ratchet up each time a server takes audio at once and
+  later gives it back (pipewire-pulse does, see below), and every millisecond it holds is delay;
 - a *step* in that level (the server moved audio between our ring and its own buffer at once, as
   pipewire-pulse does every few seconds, 4-10 ms at a time; an underflow; a drop) is not drift: the fit starts
   over after it, so that a step never reads as a slope;
@@ -40,18 +35,17 @@ import math
 import numpy as np
 
 BLOCK_S = 0.5  # readings per control update
-SPAN_DECAY_PER_S = 0.00005  # the jitter span falls by this per second once the dips are smaller (3 ms a minute)
-KP_RISE_PER_S = 1.0  # ratio change per second of lack: a lack of 2 ms or more is made up at 2 ms/s (MAX_CORRECTION)
-KP_DRAIN_PER_S = 0.1  # ratio change per second of excess: a 4 ms excess is worked off at 0.4 ms/s at first
+SPAN_DECAY_PER_S = 0.0002  # the jitter span falls by this per second once the dips are smaller (2 ms in 10 s)
+KP_PER_S = 0.25  # ratio change per second of error: a 4 ms excess or lack is worked off at 1 ms/s at first
 MAX_CORRECTION = 0.002  # the correction is capped at 2000 ppm (2 ms per second)
 DRIFT_WINDOW_BLOCKS = 40  # the drift is fitted over this many blocks (20 s)
 DRIFT_SIGNIFICANCE = 3.0  # a fitted slope is taken only when this many standard errors from the current value
 MIN_DRIFT_BLOCKS = 8  # and measured from this many on (4 s)
 DRIFT_STEP_S = 0.003  # the drift-corrected level moving this much within 1 s is a step (drift moves it < 2 ms/s)
 MAX_DRIFT = 0.002  # the measured mismatch is capped at 0.2 %: real clocks differ by < 0.05 %
-UNDERFLOW_MARGIN_S = 0.004  # a block with playback underflows adds this to the margin...
+UNDERFLOW_MARGIN_S = 0.004  # each playback underflow adds this to the margin...
 MAX_MARGIN_S = 0.04  # ...up to this
-MARGIN_DECAY_PER_S = 0.00005  # and the margin shrinks by this per second without one (3 ms a minute)
+MARGIN_DECAY_PER_S = 0.0002  # and the margin shrinks by this per second without one (4 ms in 20 s)
 JUMP_S = 0.012  # a block whose lowest reading is this far (plus the span) above its target low is dropped
 STEP_S = 0.1  # a block whose readings span more than this holds a step (a stall), not jitter
 
@@ -98,7 +92,6 @@ class PlayoutController:
         self._fit_count = 0
         self._recent = [math.nan, math.nan]  # the previous two blocks' drift-corrected levels, newest first, s
         self._dropped_in_block = False  # a drop of ours happened in the current block
-        self._underflowed_in_block = False  # the margin has grown for an underflow in the current block
         self.span_s = 0.0
         self._disturbed = False
 
@@ -133,14 +126,9 @@ class PlayoutController:
             self._sum, self._min, self._max, self._count = 0.0, math.inf, -math.inf, 0
 
     def underflowed(self) -> None:
-        """Playback ran dry since the previous hop: expect timing that bad again (raises the margin, once per
-        block: one late wake-up runs the ring dry for several hops in a row), and refills the ring at once at
-        the fastest rate instead of at the block's end. The silence played is a step in the ring's level:
-        the drift fit starts over."""
-        self._correction = MAX_CORRECTION
-        if not self._underflowed_in_block:
-            self.margin_s = min(MAX_MARGIN_S, self.margin_s + UNDERFLOW_MARGIN_S)
-            self._underflowed_in_block = True
+        """Playback ran dry since the previous hop: expect timing that bad again (raises the margin). The
+        silence played is a step in the ring's level: the drift fit starts over."""
+        self.margin_s = min(MAX_MARGIN_S, self.margin_s + UNDERFLOW_MARGIN_S)
         self._fit_count = 0
 
     def disturbed(self) -> None:
@@ -168,7 +156,6 @@ class PlayoutController:
         self.margin_s = max(0.0, self.margin_s - MARGIN_DECAY_PER_S * self._block_s)
         self._pending_drop_s = 0.0
         disturbed, self._disturbed = self._disturbed, False
-        self._underflowed_in_block = False
         # how far the lowest reading is above where it belongs; bursts move a block's lowest reading by up
         # to the span, so only what is beyond that is excess
         excess = min_s - (self.target_s - self.span_s)
@@ -194,8 +181,7 @@ class PlayoutController:
         if self._dropped_in_block:  # levels from before our own drop are no reference for the next blocks' steps
             self._recent[0] = self._recent[1] = math.nan
             self._dropped_in_block = False
-        gain = KP_DRAIN_PER_S if error > 0.0 else KP_RISE_PER_S
-        self._correction = min(max(-gain * error, -MAX_CORRECTION), MAX_CORRECTION)
+        self._correction = min(max(-KP_PER_S * error, -MAX_CORRECTION), MAX_CORRECTION)
 
     def _fit(self, corrected_s: float) -> None:
         """Add a block to the drift fit; from ``MIN_DRIFT_BLOCKS`` on, the line's slope is the mismatch. A
