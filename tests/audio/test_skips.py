@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
+
 from rtenhance.audio.realtime.skips import (
     MIN_DEADLINE_S, MIN_STEPS, OVERLOAD_FACTOR, START_DEADLINE_S, SkipCounts, StepTimes, ring_low, step_deadline_s,
 )
@@ -56,3 +58,10 @@ def test_deadline_is_a_few_usual_steps_or_half_the_ring():
 def test_skip_counts_separate_bypass():
     counts = SkipCounts(ring_low=2, overload=3, bypass=40)
     assert counts.unwanted == 5
+
+
+def test_median_and_p99_equal_those_of_the_sorted_history():
+    values = np.random.default_rng(0).random(256 + 64)
+    steps = timed(list(values))
+    history = np.sort(values[-256:])
+    assert steps.p50_s == history[127] and steps.p99_s == history[253]

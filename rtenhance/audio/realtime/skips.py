@@ -7,11 +7,10 @@ The model step costs about 0.1 ms of a 16 ms hop, so the model is skipped only f
 - ``ring_low``: the output ring still plays for less than the step's median time, so waiting for the
   model would most likely let playback run dry, and the step is long enough for skipping it to matter (a
   median of at least ``RING_LOW_MIN_STEP_S``: a slow backend or CPU). The median, not the p99: on a busy
-  machine the p99 measures the preemptions of the model thread (a 0.1 ms step with a 2.5 ms p99, measured
-  on CI), and skipping for them resets the model's state without saving the hop. A sub-millisecond step is never skipped for
-  this: the sound server takes audio in fragments of several ms, so finishing it a fraction of a ms
-  sooner saves no underflow, while a skipped hop resets the model's state. A ring that has already run dry
-  is no reason either: the hop is late whatever runs.
+  machine the p99 measures the preemptions of the model thread (a 0.1 ms step with a 2.5 ms p99 on CI).
+  A sub-millisecond step is never skipped for this: the sound server takes audio in fragments of several
+  ms, so finishing it a fraction of a ms sooner saves no underflow, while a skipped hop resets the model's
+  state. A ring that has already run dry is no reason either: the hop is late whatever runs.
 A step's deadline is ``OVERLOAD_FACTOR`` times its p99 or ``RING_SHARE`` of the time the output ring still
 plays, whichever is longer (at least ``MIN_DEADLINE_S``): only a step far slower than usual is a miss (a
 busy machine preempts the model thread for a few ms now and then), and waiting for it never eats the
@@ -79,8 +78,11 @@ class StepTimes:
             scratch = self._scratch[:n]
             scratch[:] = self._values[:n]
             k50, k99 = (n - 1) // 2, min(n - 1, int(math.ceil(0.99 * n)) - 1)
-            scratch.partition((k50, k99))
-            self.p50_s, self.p99_s = float(scratch[k50]), float(scratch[k99])
+            scratch.partition(k99)
+            self.p99_s = float(scratch[k99])
+            if k50 < k99:  # the k99 smallest come first, the median among them
+                scratch[:k99].partition(k50)
+            self.p50_s = float(scratch[k50])
 
 
 def ring_low(ring_s: float, steps: StepTimes) -> bool:
