@@ -74,6 +74,8 @@ class StatsSnapshot:
         overflows: input overflows since start (capture samples lost: the worker did not drain in time).
         underflows: output underflows since start (playback ran dry and played silence), not counting
             the start of a session before its first hop.
+        underflows_server: the part of ``underflows`` where the device or sound server ran dry while the
+            output ring held audio (it was handed over late); the rest found the ring itself empty.
         passthrough_hops: hops since start that skipped the model for a reason other than bypass
             (``skipped_ring_low`` + ``skipped_overload``).
         skipped_ring_low: hops whose output ring would have run dry before a usual model step ended.
@@ -100,6 +102,7 @@ class StatsSnapshot:
     step_p99_ms: float
     overflows: int
     underflows: int
+    underflows_server: int
     passthrough_hops: int
     skipped_ring_low: int
     skipped_overload: int
@@ -121,7 +124,8 @@ class StatsSnapshot:
             f"hop p50 {self.hop_ms_p50:.2f} p95 {self.hop_ms_p95:.2f} p99 {self.hop_ms_p99:.2f} "
             f"max {self.hop_ms_max:.2f} ms (step p99 {self.step_p99_ms:.2f}) | rtf {self.rtf:.3f} | "
             f"latency {latency} (target {target}, jitter {self.jitter_ms:.1f} ms, drift {self.drift_ppm:+.0f} ppm) | "
-            f"overflows {self.overflows} underflows {self.underflows} | skipped ring_low {self.skipped_ring_low} "
+            f"overflows {self.overflows} underflows {self.underflows} (server {self.underflows_server}) | "
+            f"skipped ring_low {self.skipped_ring_low} "
             f"overload {self.skipped_overload} bypass {self.skipped_bypass} resets {self.state_resets} | "
             f"dropped {self.adjust_ms:.1f} ms backlog {self.backlog_ms:.0f} ms device_errors {self.device_errors} | "
             f"{self.mode} | cpu {self.cpu_percent:.1f} %"
@@ -149,10 +153,11 @@ def interval_warnings(previous: StatsSnapshot | None, current: StatsSnapshot,
         share = 100.0 * (ring_low + overload) / max(1, current.hops)
         messages.append(("skips", f"{ring_low + overload} hops ({share:.1f} %) skipped the model in the last {interval_s:g} s: "
                         f"ring_low {ring_low}, overload {overload}"))
-    underflows, overflows = grew("underflows"), grew("overflows")
+    underflows, server, overflows = grew("underflows"), grew("underflows_server"), grew("overflows")
     if underflows or overflows:
-        messages.append(("xruns", f"{underflows} output underflows and {overflows} input overflows in the last "
-                        f"{interval_s:g} s (playback or capture glitches)"))
+        messages.append(("xruns", f"{underflows} output underflows ({server} of them the server's or device's with "
+                        f"audio queued) and {overflows} input overflows in the last {interval_s:g} s "
+                        f"(playback or capture glitches)"))
     dropped, backlog = grew("adjust_ms"), grew("backlog_ms")
     if dropped > 0 or backlog > 0:
         messages.append(("drops", f"dropped {dropped:.0f} ms of queued output and {backlog:.0f} ms of stale capture in the last "

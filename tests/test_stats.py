@@ -34,7 +34,7 @@ def test_percentiles():
 def _snapshot(**changes) -> StatsSnapshot:
     values = dict(hops=62, hop_ms_p50=1.0, hop_ms_p95=2.0, hop_ms_p99=3.0, hop_ms_max=4.0, rtf=0.07,
                   latency_ms=58.2, latency_target_ms=60.0, step_p99_ms=0.21, overflows=0, underflows=1,
-                  passthrough_hops=2, skipped_ring_low=1, skipped_overload=1, skipped_bypass=7, state_resets=1,
+                  underflows_server=1, passthrough_hops=2, skipped_ring_low=1, skipped_overload=1, skipped_bypass=7, state_resets=1,
                   adjust_ms=1.5, backlog_ms=0.0, drift_ppm=-120.0, jitter_ms=6.5, device_errors=0, mode="enhance",
                   cpu_percent=12.5)
     values.update(changes)
@@ -63,12 +63,12 @@ def test_line_and_json_hold_every_field(tmp_path):
 def test_interval_warnings_name_every_fallback_by_cause():
     quiet = _snapshot()
     assert interval_warnings(quiet, quiet, 10.0) == []
-    worse = _snapshot(skipped_ring_low=4, skipped_overload=3, underflows=3, overflows=1, adjust_ms=41.5,
-                      backlog_ms=2000.0)
+    worse = _snapshot(skipped_ring_low=4, skipped_overload=3, underflows=3, underflows_server=2, overflows=1,
+                      adjust_ms=41.5, backlog_ms=2000.0)
     kinds = dict(interval_warnings(quiet, worse, 10.0))
     assert set(kinds) == {"skips", "xruns", "drops"}
     assert "5 hops" in kinds["skips"] and "ring_low 3, overload 2" in kinds["skips"]
-    assert "2 output underflows and 1 input overflows" in kinds["xruns"]
+    assert "2 output underflows (1 of them the server's" in kinds["xruns"] and "1 input overflows" in kinds["xruns"]
     assert "dropped 40 ms" in kinds["drops"] and "2000 ms of stale capture" in kinds["drops"]
     assert interval_warnings(quiet, _snapshot(skipped_bypass=100), 10.0) == []
 

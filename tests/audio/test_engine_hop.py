@@ -82,3 +82,50 @@ def test_hop_settings_and_knee_reload_reach_the_processor(setup):
     engine.toggle_bypass()
     engine._hop(hop)
     assert processor.calls[-1][1] == 1.0 and processor.knees == [-12.0] and engine.mode == "bypass"
+
+
+class QueueSink:
+    """A real-time sink end kept in memory: a queue the test drains, with the two kinds of underflow counter."""
+
+    rate = RATE
+    channels = 1
+    realtime = True
+
+    def __init__(self) -> None:
+        self.queued = 0
+        self.dry = 0  # the ring ran dry
+        self.server = 0  # the server ran dry while the ring held audio
+
+    def write(self, samples: np.ndarray) -> None:
+        self.queued += samples.shape[0]
+
+    def depth_samples(self) -> int:
+        return self.queued
+
+    def underflows(self) -> int:
+        return self.dry + self.server
+
+    def ring_underflows(self) -> int:
+        return self.dry
+
+
+def test_underflows_by_cause_and_the_first_hop_primes_the_ring():
+    stft = StftConfig()
+    sink = QueueSink()
+    engine = Engine(RuntimeConfig(), RecordingProcessor(stft), stft, MemoryEnd(), sink)  # type: ignore[arg-type]
+    hop = np.zeros(256, dtype=np.float32)
+    sink.dry = 40  # start-up: the ring ran dry before the first hop (not counted)
+    engine._play(hop)  # returns the hop for the caller to queue
+    primed = round((engine._playout.headroom_s + engine.hop_s / 2) * RATE)
+    assert sink.queued == primed  # topped up with silence first
+    sink.server += 2  # the server ran dry with audio queued: counted, but a deeper ring would not help
+    engine._session_hops += 1
+    engine._play(hop)
+    assert engine._underflows() == (2, 2) and engine._playout.margin_s == 0.0
+    sink.dry += 1  # the ring itself ran dry in the first second: still filling, no margin
+    engine._play(hop)
+    assert engine._underflows() == (3, 2) and engine._playout.margin_s == 0.0
+    engine._session_hops = 1000
+    sink.dry += 1  # later: the jitter was deeper than foreseen
+    engine._play(hop)
+    assert engine._underflows() == (4, 2) and engine._playout.margin_s > 0.0

@@ -12,12 +12,16 @@ HOP_S = 0.016
 
 def simulate(seconds: float, drift: float, burst_hops: int, start_s: float, headroom_s: float = 0.004,
              stall_at_s: float | None = None, grabs: dict[float, float] | None = None,
-             ) -> tuple[PlayoutController, np.ndarray, int]:
+             xruns: dict[float, float] | None = None) -> tuple[PlayoutController, np.ndarray, int]:
     """A ring the device drains at (1 + drift) x real time, filled by hops that arrive ``burst_hops`` at a
     time; at each time in ``grabs`` (s) the device takes that much more (s) at once (less when negative: it
-    gives buffered audio back). Returns the controller, the ring's depth before each write (s) and the
-    underflows after 5 s."""
+    gives buffered audio back); at each time in ``xruns`` (s) the device itself runs dry for that long (s)
+    while the ring holds audio, and takes nothing meanwhile. Returns the controller, the ring's depth before
+    each write (s) and the ring's underflows after 5 s."""
     grab_at = {round(t / HOP_S): extra for t, extra in (grabs or {}).items()}
+    for t, silence_s in (xruns or {}).items():
+        grab_at[round(t / HOP_S)] = -silence_s
+    xrun_hops = {round(t / HOP_S) for t in (xruns or {})}
     controller = PlayoutController(HOP_S, headroom_s)
     depth, underflows, lows = start_s, 0, []
     hops = int(seconds / HOP_S)
@@ -36,6 +40,8 @@ def simulate(seconds: float, drift: float, burst_hops: int, start_s: float, head
         if stall_at_s is not None and k == round(stall_at_s / HOP_S):
             depth += 0.5  # a stalled process left half a second queued
         consumed = HOP_S * (1.0 + drift) + grab_at.get(k, 0.0)
+        if k in xrun_hops:
+            controller.device_xrun()
         if depth < consumed:
             underflows += k * HOP_S >= 5.0
             controller.underflowed()
@@ -103,6 +109,19 @@ def test_an_underflow_raises_the_margin_which_then_decays():
     for _ in range(int(10.0 / HOP_S)):
         controller.observe(0.012)
     assert 0.0055 < controller.margin_s < 0.0065  # 0.2 ms per second
+
+
+def test_a_device_xrun_adds_no_margin_and_its_silence_is_resampled_away():
+    """A server that ran dry while the ring held audio (the audio was handed over late): a deeper ring would
+    not have prevented it, so no margin; the 30 ms of silence it played left 30 ms more queued, beyond the
+    drop threshold, and that is resampled away (2 ms/s at most), not dropped."""
+    controller, lows, underflows = simulate(40.0, 0.0, 1, start_s=0.020, xruns={20.0: 0.030})
+    hop = round(1 / HOP_S)
+    before = lows[18 * hop : 20 * hop].mean()
+    assert controller.margin_s == 0.0 and underflows == 0
+    assert lows[20 * hop : 21 * hop].max() > before + 0.025  # the silence's step is there...
+    assert abs(lows[36 * hop : 38 * hop].mean() - before) < 0.002  # ...and resampled away 16 s later
+    assert controller.dropped_s <= 0.017  # the start's excess only
 
 
 def test_a_stall_is_dropped_at_once():

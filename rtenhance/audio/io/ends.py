@@ -89,3 +89,8 @@ class Sink(End, Protocol):
         """Times the device found the ring short since start (it played silence instead), with the xruns
         the device or server reported itself."""
         ...
+
+    def ring_underflows(self) -> int:
+        """The part of ``underflows`` where the ring itself ran dry (rtenhance late); the rest are xruns of
+        the device or server while the ring held audio (audio handed over too late)."""
+        ...

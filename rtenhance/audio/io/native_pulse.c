@@ -49,7 +49,12 @@
 
 #include "native_end.h"
 
-#define RTP_BUFFER_FRAGMENTS 2  /* playback: the server's buffer (tlength), in fragments */
+/* Playback: the server's buffer (tlength), in fragments. Audio in rtenhance's ring is no help when the path
+ * that hands it over (the server's main thread, which takes each request and each write, and this thread)
+ * wakes late: only what the server already holds plays on. At 2 fragments (10 ms, 5 ms of which are left
+ * when it asks) PulseAudio on a loaded 2-core machine ran dry 4-6 times in 30 s with 20 ms in the ring; at
+ * 3, once; at 4, never in the same cells. */
+#define RTP_BUFFER_FRAGMENTS 4
 
 struct rtp_conn {
     pa_threaded_mainloop *loop;

@@ -96,6 +96,10 @@ class RingPlayback:
         """Times playback found the ring short (it played silence instead), plus the device's own xruns."""
         return self.ring.underflows + self.status_flags
 
+    def ring_underflows(self) -> int:
+        """Times playback found the ring short (it played silence instead)."""
+        return self.ring.underflows
+
 
 class _DeviceStream:
     """What capture and playback share: open/close and fault detection.
@@ -338,6 +342,9 @@ class FileSink:
         return 0
 
     def underflows(self) -> int:
+        return 0
+
+    def ring_underflows(self) -> int:
         return 0
 
     def device_latency_s(self) -> float:

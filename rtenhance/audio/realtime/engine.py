@@ -50,6 +50,7 @@ MIN_SLEEP_S = 0.0005  # shortest wait for input
 MAX_HOPS_PER_READ = 8  # input read per worker iteration, in hops (bounds the catch-up burst)
 DEVICE_LATENCY_REFRESH_HOPS = 64  # re-read the devices' reported latency about once a second
 SETTLE_HOPS = 64  # hops after a session opens before a low ring counts as ring_low (the prefill settles)
+PRIME_S = 0.1  # the most silence the first hop of a session tops the output ring up with, s
 SPLICE_FADE_S = 0.002  # crossfade across a drop
 WORKER_PRIORITY = 5  # real-time priority of the worker when allowed: below the stream I/O thread
 
@@ -117,9 +118,11 @@ class Engine:
         self._delay_sum = 0.0
         self._delay_count = 0
         self._reported = (0.0, 0)
-        self._underflow_base: int | None = None  # the sink's underflows when the first hop was written
+        self._underflow_base: tuple[int, int] | None = None  # the sink's (underflows, ring's part) at the first hop
         self._underflows_seen = 0  # the sink's underflows at the previous hop
-        self._underflows_before = 0  # underflows counted in earlier sessions (before a reconnect)
+        self._dry_seen = 0  # the part of those where the ring itself ran dry
+        self._silence = np.zeros(int(PRIME_S * sink.rate), dtype=np.float32)
+        self._underflows_before = (0, 0)  # (underflows, the server's part) in earlier sessions (before a reconnect)
         self._stale = StaleCapture(source.rate, source.channels, hop_frames(self.hop, source.rate, self.model_rate))
         self._session_hops = 0
         self._aligner = OutputAligner()  # file sinks only
@@ -174,6 +177,7 @@ class Engine:
         if realtime and count > last_count:
             latency = 1e3 * ((total - last_total) / (count - last_count) + self._device_latency_s)
         skips = self.skips
+        underflows, underflows_server = self._underflows()
         return StatsSnapshot(
             hops=int(hop_ms.shape[0]),
             hop_ms_p50=p50, hop_ms_p95=p95, hop_ms_p99=p99, hop_ms_max=pmax,
@@ -182,7 +186,8 @@ class Engine:
             latency_target_ms=self._cfg.latency.target_ms,
             step_p99_ms=1e3 * self._steps.p99_s,
             overflows=self.source.status_flags + self.source.ring.overflows,
-            underflows=self._underflows(),
+            underflows=underflows,
+            underflows_server=underflows_server,
             passthrough_hops=skips.unwanted,
             skipped_ring_low=skips.ring_low,
             skipped_overload=skips.overload,
@@ -197,11 +202,14 @@ class Engine:
             cpu_percent=self._cpu.sample(),
         )
 
-    def _underflows(self) -> int:
-        """Playback underflows since start, not counting those before a session's first hop (start-up)."""
-        base = self._underflow_base
-        now = 0 if base is None else self.sink.underflows() - base
-        return self._underflows_before + now
+    def _underflows(self) -> tuple[int, int]:
+        """Playback underflows since start, and the part of them where the device or server ran dry while
+        the ring held audio; neither counts those before a session's first hop (start-up)."""
+        base, (before, before_server) = self._underflow_base, self._underflows_before
+        if base is None:
+            return before, before_server
+        total = self.sink.underflows() - base[0]
+        return before + total, before_server + total - (self.sink.ring_underflows() - base[1])
 
     # ---- worker thread ----
 
@@ -253,7 +261,7 @@ class Engine:
     def _end_session(self) -> None:
         """Keep the session's underflows before the sink's counters restart."""
         if self._underflow_base is not None:
-            self._underflows_before += self.sink.underflows() - self._underflow_base
+            self._underflows_before = self._underflows()
             self._underflow_base = None
 
     def _process(self) -> str | None:
@@ -363,16 +371,20 @@ class Engine:
     def _play(self, chunk: np.ndarray) -> np.ndarray:
         """A real-time chunk through the playout control: observe the ring, resample for drift, drop a stall."""
         sink, playout = self.sink, self._playout
-        underflows = sink.underflows()
+        underflows, dry = sink.underflows(), sink.ring_underflows()
         if self._underflow_base is None:
-            self._underflow_base = underflows
+            self._underflow_base = (underflows, dry)
+            self._prime()
         else:
             if self._stale.recovering(time.monotonic()):
                 playout.disturbed()  # dips and underflows after a stall of our own are not the timing's
+            elif dry != self._dry_seen:
+                if self._session_hops >= SETTLE_HOPS:  # before, the ring is still filling, not the timing's
+                    playout.underflowed()
             elif underflows != self._underflows_seen:
-                playout.underflowed()
+                playout.device_xrun()
             playout.observe(sink.depth_samples() / sink.rate)
-        self._underflows_seen = underflows
+        self._underflows_seen, self._dry_seen = underflows, dry
         target_s = self._cfg.latency.target_ms / 1e3
         playout.floor_s = max(0.0, target_s - self._device_latency_s - self._algorithmic_s - self.hop_s / 2) \
             if target_s > 0 else 0.0
@@ -384,6 +396,14 @@ class Engine:
                 chunk = splice(chunk, jump, self._splice_fade)
                 playout.dropped(jump / sink.rate)
         return chunk
+
+    def _prime(self) -> None:
+        """The session's first hop: the ring ran dry while capture started (not counted), so top it up with
+        silence to about where the controller will hold it (the headroom and half a hop of jitter): else it
+        starts empty and underflows until resampling has filled it, seconds later."""
+        wanted = round((self._playout.headroom_s + self.hop_s / 2) * self.sink.rate) - self.sink.depth_samples()
+        if wanted > 0:
+            self.sink.write(self._silence[: min(wanted, self._silence.shape[0])])
 
     def _engine_delay_s(self) -> float:
         """Audio in flight between the two callbacks right after a hop was written, in seconds."""

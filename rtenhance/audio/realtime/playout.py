@@ -8,13 +8,18 @@ and keeps, per block, their mean and their minimum:
 - the *jitter span* is how far below its mean the ring dips as capture arrives in bursts and the worker
   wakes late: it rises at once to a block's (mean - minimum) and decays slowly (a jitter buffer's peak
   detector), so that a steady run keeps a steady delay;
-- each underflow (a dip deeper than the span foresaw) adds to a safety margin that decays slowly too;
+- each underflow of the ring (a dip deeper than the span foresaw) adds to a safety margin that decays
+  slowly too; an xrun of the device or server while the ring held audio (it was handed over too late, on
+  a loaded machine a PulseAudio server's own wake-up) adds none, since a deeper ring would not have
+  prevented it: the server's buffer, sized by the stream, does that. The silence it played is delay it
+  added, worked off by resampling like any excess, not dropped (``XRUN_HOLD_S``);
 - the ring's mean is held at span + headroom + margin (or the user's latency target, when that is more),
   so its lowest point stays ``headroom_s`` above empty: the delay is the smallest the timing allows;
 - the clocks' mismatch is *measured*: the block means, less the resampling already applied, drift at the
   rate the playback clock outruns the capture clock; a straight line fitted over the last
   ``DRIFT_WINDOW_BLOCKS`` gives it (``drift_ppm``), taken only when it differs significantly from the
-  current value (bursty capture makes the block means noisy), and the resampling ratio follows it, so
+  current value by at least ``DRIFT_FLOOR`` (bursty capture makes the block means noisy; a smaller
+  mismatch costs the proportional correction under 2 ms of offset), and the resampling ratio follows it, so
   drift does not move the delay; a proportional correction (``KP_PER_S``, at most ``MAX_CORRECTION``: 2 ms
   per second, a pitch change of 3.5 cents that nobody hears in speech) removes the rest, as fast one way
   as the other: a slow drain would let the ring ratchet up each time a server takes audio at once and
@@ -40,13 +45,16 @@ KP_PER_S = 0.25  # ratio change per second of error: a 4 ms excess or lack is wo
 MAX_CORRECTION = 0.002  # the correction is capped at 2000 ppm (2 ms per second)
 DRIFT_WINDOW_BLOCKS = 40  # the drift is fitted over this many blocks (20 s)
 DRIFT_SIGNIFICANCE = 3.0  # a fitted slope is taken only when this many standard errors from the current value
-MIN_DRIFT_BLOCKS = 8  # and measured from this many on (4 s)
+MIN_DRIFT_BLOCKS = 16  # and measured from this many on (8 s: over 4 s, a steady run's bursts read as up to 750 ppm)
 DRIFT_STEP_S = 0.003  # the drift-corrected level moving this much within 1 s is a step (drift moves it < 2 ms/s)
 MAX_DRIFT = 0.002  # the measured mismatch is capped at 0.2 %: real clocks differ by < 0.05 %
+DRIFT_FLOOR = 0.0005  # a fitted slope is taken only when this far from the current value (0.5 ms/s)
 UNDERFLOW_MARGIN_S = 0.004  # each playback underflow adds this to the margin...
 MAX_MARGIN_S = 0.04  # ...up to this
 MARGIN_DECAY_PER_S = 0.0002  # and the margin shrinks by this per second without one (4 ms in 20 s)
 JUMP_S = 0.012  # a block whose lowest reading is this far (plus the span) above its target low is dropped
+XRUN_HOLD_S = 10.0  # for this long after a device's xrun, an excess is resampled away, not dropped...
+XRUN_JUMP_S = 0.2  # ...unless it is this large
 STEP_S = 0.1  # a block whose readings span more than this holds a step (a stall), not jitter
 
 
@@ -92,6 +100,7 @@ class PlayoutController:
         self._fit_count = 0
         self._recent = [math.nan, math.nan]  # the previous two blocks' drift-corrected levels, newest first, s
         self._dropped_in_block = False  # a drop of ours happened in the current block
+        self._xrun_hold_s = 0.0  # time left in which an excess is not dropped (after a device's xrun), s
         self.span_s = 0.0
         self._disturbed = False
 
@@ -131,6 +140,13 @@ class PlayoutController:
         self.margin_s = min(MAX_MARGIN_S, self.margin_s + UNDERFLOW_MARGIN_S)
         self._fit_count = 0
 
+    def device_xrun(self) -> None:
+        """The device or server ran dry while the ring held audio: no margin (the ring's depth was not what
+        lacked); the silence it played is a step in the ring's level (the drift fit starts over), and the
+        excess it leaves is resampled away for the next ``XRUN_HOLD_S``, not dropped."""
+        self._fit_count = 0
+        self._xrun_hold_s = XRUN_HOLD_S
+
     def disturbed(self) -> None:
         """The current block's dips have a known cause that is not the timing of capture and playback (the
         model missed its deadline): they do not widen the jitter span."""
@@ -159,7 +175,8 @@ class PlayoutController:
         # how far the lowest reading is above where it belongs; bursts move a block's lowest reading by up
         # to the span, so only what is beyond that is excess
         excess = min_s - (self.target_s - self.span_s)
-        if excess > JUMP_S + self.span_s:
+        holding, self._xrun_hold_s = self._xrun_hold_s > 0.0, max(0.0, self._xrun_hold_s - self._block_s)
+        if excess > (XRUN_JUMP_S if holding else JUMP_S) + self.span_s:
             # far too much queued (start-up, a device that stopped taking audio): drop it at once, no more
             # than the latest reading shows
             self._pending_drop_s = max(0.0, min(excess, last_s - self.target_s))
@@ -203,5 +220,5 @@ class PlayoutController:
         residual = y - y.mean() - slope * dx
         standard_error = math.sqrt(float((residual * residual).sum()) / (n - 2) / sxx)
         # the corrected level falls at the rate playback outruns capture: that is the ratio to add
-        if abs(-slope - self._drift) > DRIFT_SIGNIFICANCE * standard_error:
+        if abs(-slope - self._drift) > max(DRIFT_SIGNIFICANCE * standard_error, DRIFT_FLOOR):
             self._drift = min(max(-slope, -MAX_DRIFT), MAX_DRIFT)
