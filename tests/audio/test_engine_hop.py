@@ -116,7 +116,7 @@ def test_underflows_by_cause_and_the_first_hop_primes_the_ring():
     hop = np.zeros(256, dtype=np.float32)
     sink.dry = 40  # start-up: the ring ran dry before the first hop (not counted)
     engine._play(hop)  # returns the hop for the caller to queue
-    primed = round((engine._playout.headroom_s + engine.hop_s / 2) * RATE)
+    primed = round(engine._playout.headroom_s * RATE)
     assert sink.queued == primed  # topped up with silence first
     sink.server += 2  # the server ran dry with audio queued: counted, but a deeper ring would not help
     engine._session_hops += 1

@@ -101,14 +101,18 @@ def test_grabs_do_not_hide_a_real_clock_mismatch():
     assert controller.dropped_s <= 0.017
 
 
-def test_an_underflow_raises_the_margin_which_then_decays():
+def test_an_underflow_raises_the_margin_once_per_block_which_then_decays():
     controller = PlayoutController(HOP_S, 0.004)
     controller.underflowed()
-    controller.underflowed()
-    assert abs(controller.target_s - 0.012) < 1e-9
+    controller.underflowed()  # the same late wake-up, a hop later
+    assert abs(controller.target_s - 0.008) < 1e-9 and controller.ratio == 1.002  # filled at once
+    for _ in range(round(0.5 / HOP_S)):
+        controller.observe(0.008)
+    controller.underflowed()  # another block
+    assert abs(controller.target_s - 0.012) < 1e-4  # less the block's decay
     for _ in range(int(10.0 / HOP_S)):
         controller.observe(0.012)
-    assert 0.0055 < controller.margin_s < 0.0065  # 0.2 ms per second
+    assert 0.0074 < controller.margin_s < 0.0076  # 3 ms a minute
 
 
 def test_a_device_xrun_adds_no_margin_and_its_silence_is_resampled_away():
@@ -120,7 +124,7 @@ def test_a_device_xrun_adds_no_margin_and_its_silence_is_resampled_away():
     before = lows[18 * hop : 20 * hop].mean()
     assert controller.margin_s == 0.0 and underflows == 0
     assert lows[20 * hop : 21 * hop].max() > before + 0.025  # the silence's step is there...
-    assert abs(lows[36 * hop : 38 * hop].mean() - before) < 0.002  # ...and resampled away 16 s later
+    assert abs(lows[38 * hop : 40 * hop].mean() - before) < 0.002  # ...and resampled away 18 s later
     assert controller.dropped_s <= 0.017  # the start's excess only
 
 

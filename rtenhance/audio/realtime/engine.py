@@ -255,8 +255,9 @@ class Engine:
         self._stale.restart()
         if not self.sink.realtime:
             return 0
-        # the ring must still hold the headroom when the first hop arrives, a hop after capture starts
-        return int(self.sink.rate * (self._playout.headroom_s + 2 * self.hop_s))
+        # silence until the first hop, which tops the ring up to where the controller starts (``_prime``): more
+        # would be delay to work off while measuring (a PipeWire graph's first hop comes within a hop or two)
+        return int(self.sink.rate * self._playout.headroom_s)
 
     def _end_session(self) -> None:
         """Keep the session's underflows before the sink's counters restart."""
@@ -398,10 +399,10 @@ class Engine:
         return chunk
 
     def _prime(self) -> None:
-        """The session's first hop: the ring ran dry while capture started (not counted), so top it up with
-        silence to about where the controller will hold it (the headroom and half a hop of jitter): else it
-        starts empty and underflows until resampling has filled it, seconds later."""
-        wanted = round((self._playout.headroom_s + self.hop_s / 2) * self.sink.rate) - self.sink.depth_samples()
+        """The session's first hop: the ring may have run dry while capture started (not counted), so top it
+        up with silence to where the controller starts (the headroom; the jitter it learns in the next blocks
+        adds to that): else it starts empty and underflows until resampling has filled it, seconds later."""
+        wanted = round(self._playout.headroom_s * self.sink.rate) - self.sink.depth_samples()
         if wanted > 0:
             self.sink.write(self._silence[: min(wanted, self._silence.shape[0])])
 

@@ -40,7 +40,7 @@ import math
 import numpy as np
 
 BLOCK_S = 0.5  # readings per control update
-SPAN_DECAY_PER_S = 0.0002  # the jitter span falls by this per second once the dips are smaller (2 ms in 10 s)
+SPAN_DECAY_PER_S = 0.00005  # the jitter span falls by this per second once the dips are smaller (3 ms a minute)
 KP_PER_S = 0.25  # ratio change per second of error: a 4 ms excess or lack is worked off at 1 ms/s at first
 MAX_CORRECTION = 0.002  # the correction is capped at 2000 ppm (2 ms per second)
 DRIFT_WINDOW_BLOCKS = 40  # the drift is fitted over this many blocks (20 s)
@@ -49,9 +49,9 @@ MIN_DRIFT_BLOCKS = 8  # and measured from this many on (4 s: a steady run's burs
 DRIFT_STEP_S = 0.003  # the drift-corrected level moving this much within 1 s is a step (drift moves it < 2 ms/s)
 MAX_DRIFT = 0.002  # the measured mismatch is capped at 0.2 %: real clocks differ by < 0.05 %
 DRIFT_FLOOR = 0.0005  # a fitted slope is taken only when this far from the current value (0.5 ms/s)
-UNDERFLOW_MARGIN_S = 0.004  # each playback underflow adds this to the margin...
+UNDERFLOW_MARGIN_S = 0.004  # each block with an underflow of the ring adds this to the margin...
 MAX_MARGIN_S = 0.04  # ...up to this
-MARGIN_DECAY_PER_S = 0.0002  # and the margin shrinks by this per second without one (4 ms in 20 s)
+MARGIN_DECAY_PER_S = 0.00005  # and the margin shrinks by this per second without one (3 ms a minute)
 JUMP_S = 0.012  # a block whose lowest reading is this far (plus the span) above its target low is dropped
 XRUN_HOLD_S = 10.0  # for this long after a device's xrun, an excess is resampled away, not dropped...
 XRUN_JUMP_S = 0.2  # ...unless it is this large
@@ -101,6 +101,7 @@ class PlayoutController:
         self._recent = [math.nan, math.nan]  # the previous two blocks' drift-corrected levels, newest first, s
         self._dropped_in_block = False  # a drop of ours happened in the current block
         self._xrun_hold_s = 0.0  # time left in which an excess is not dropped (after a device's xrun), s
+        self._underflow_in_block = False  # the margin grew in the current block
         self.span_s = 0.0
         self._disturbed = False
 
@@ -135,9 +136,14 @@ class PlayoutController:
             self._sum, self._min, self._max, self._count = 0.0, math.inf, -math.inf, 0
 
     def underflowed(self) -> None:
-        """Playback ran dry since the previous hop: expect timing that bad again (raises the margin). The
-        silence played is a step in the ring's level: the drift fit starts over."""
-        self.margin_s = min(MAX_MARGIN_S, self.margin_s + UNDERFLOW_MARGIN_S)
+        """The ring ran dry since the previous hop: expect timing that bad again (raises the margin, once per
+        block: one late wake-up may leave it short for several hops) and fill it at once (a ring left near
+        empty until the block ends would run short on every hop). The silence played is a step in the ring's
+        level: the drift fit starts over."""
+        if not self._underflow_in_block:
+            self.margin_s = min(MAX_MARGIN_S, self.margin_s + UNDERFLOW_MARGIN_S)
+            self._underflow_in_block = True
+        self._correction = MAX_CORRECTION
         self._fit_count = 0
 
     def device_xrun(self) -> None:
@@ -172,6 +178,7 @@ class PlayoutController:
         self.margin_s = max(0.0, self.margin_s - MARGIN_DECAY_PER_S * self._block_s)
         self._pending_drop_s = 0.0
         disturbed, self._disturbed = self._disturbed, False
+        self._underflow_in_block = False
         # how far the lowest reading is above where it belongs; bursts move a block's lowest reading by up
         # to the span, so only what is beyond that is excess
         excess = min_s - (self.target_s - self.span_s)
