@@ -52,9 +52,10 @@
 /* Playback: the server's buffer (tlength), in fragments. Audio in rtenhance's ring is no help when the path
  * that hands it over (the server's main thread, which takes each request and each write, and this thread)
  * wakes late: only what the server already holds plays on. At 2 fragments (10 ms, 5 ms of which are left
- * when it asks) PulseAudio on a loaded 2-core machine ran dry 4-6 times in 30 s with 20 ms in the ring; at
- * 3, once; at 4, never in the same cells. */
-#define RTP_BUFFER_FRAGMENTS 4
+ * when it asks) PulseAudio on a 2-core machine ran dry 4-6 times in 30 s while the ring held 20 ms; at 3
+ * and at 4, at most once in the same cells. Each fragment more is 5 ms more delay end to end (3: 46 ms
+ * over a plain loopback, 4: 49 ms). */
+#define RTP_BUFFER_FRAGMENTS 3
 
 struct rtp_conn {
     pa_threaded_mainloop *loop;
