@@ -101,18 +101,23 @@ def test_grabs_do_not_hide_a_real_clock_mismatch():
     assert controller.dropped_s <= 0.017
 
 
-def test_an_underflow_raises_the_margin_once_per_block_which_then_decays():
+def test_an_underflow_raises_the_margin_once_per_episode_which_then_decays():
     controller = PlayoutController(HOP_S, 0.004)
     controller.underflowed()
     controller.underflowed()  # the same late wake-up, a hop later
     assert abs(controller.target_s - 0.008) < 1e-9 and controller.ratio == 1.002  # filled at once
-    for _ in range(round(0.5 / HOP_S)):
+    for _ in range(round(1.0 / HOP_S)):
         controller.observe(0.008)
-    controller.underflowed()  # another block
-    assert abs(controller.target_s - 0.012) < 1e-4  # less the block's decay
+    controller.underflowed()  # the ring is still filling: the same episode
+    assert abs(controller.target_s - 0.008) < 1e-4
+    for _ in range(round(1.5 / HOP_S)):
+        controller.observe(0.008)
+    controller.underflowed()  # another episode
+    margin = controller.margin_s
+    assert abs(margin - 0.008) < 2e-4  # less the decay since the first
     for _ in range(int(10.0 / HOP_S)):
         controller.observe(0.012)
-    assert 0.0074 < controller.margin_s < 0.0076  # 3 ms a minute
+    assert abs(margin - controller.margin_s - 0.0005) < 2e-5  # 3 ms a minute
 
 
 def test_a_device_xrun_adds_no_margin_and_its_silence_is_resampled_away():

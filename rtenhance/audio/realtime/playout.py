@@ -49,7 +49,8 @@ MIN_DRIFT_BLOCKS = 8  # and measured from this many on (4 s: a steady run's burs
 DRIFT_STEP_S = 0.003  # the drift-corrected level moving this much within 1 s is a step (drift moves it < 2 ms/s)
 MAX_DRIFT = 0.002  # the measured mismatch is capped at 0.2 %: real clocks differ by < 0.05 %
 DRIFT_FLOOR = 0.0005  # a fitted slope is taken only when this far from the current value (0.5 ms/s)
-UNDERFLOW_MARGIN_S = 0.004  # each block with an underflow of the ring adds this to the margin...
+UNDERFLOW_MARGIN_S = 0.004  # an underflow of the ring adds this to the margin, once per episode...
+UNDERFLOW_EPISODE_S = 2.0  # ...(underflows within this long of the one that added it; the ring is still filling)
 MAX_MARGIN_S = 0.04  # ...up to this
 MARGIN_DECAY_PER_S = 0.00005  # and the margin shrinks by this per second without one (3 ms a minute)
 JUMP_S = 0.012  # a block whose lowest reading is this far (plus the span) above its target low is dropped
@@ -101,7 +102,7 @@ class PlayoutController:
         self._recent = [math.nan, math.nan]  # the previous two blocks' drift-corrected levels, newest first, s
         self._dropped_in_block = False  # a drop of ours happened in the current block
         self._xrun_hold_s = 0.0  # time left in which an excess is not dropped (after a device's xrun), s
-        self._underflow_in_block = False  # the margin grew in the current block
+        self._margin_hold_s = 0.0  # time left in which another underflow adds no margin (the same episode), s
         self.span_s = 0.0
         self._disturbed = False
 
@@ -137,12 +138,13 @@ class PlayoutController:
 
     def underflowed(self) -> None:
         """The ring ran dry since the previous hop: expect timing that bad again (raises the margin, once per
-        block: one late wake-up may leave it short for several hops) and fill it at once (a ring left near
+        episode: one late wake-up leaves it short for several hops, and it takes seconds to fill back, while
+        the jitter span has already grown by the dip) and fill it at once (a ring left near
         empty until the block ends would run short on every hop). The silence played is a step in the ring's
         level: the drift fit starts over."""
-        if not self._underflow_in_block:
+        if self._margin_hold_s <= 0.0:
             self.margin_s = min(MAX_MARGIN_S, self.margin_s + UNDERFLOW_MARGIN_S)
-            self._underflow_in_block = True
+            self._margin_hold_s = UNDERFLOW_EPISODE_S
         self._correction = MAX_CORRECTION
         self._fit_count = 0
 
@@ -178,7 +180,7 @@ class PlayoutController:
         self.margin_s = max(0.0, self.margin_s - MARGIN_DECAY_PER_S * self._block_s)
         self._pending_drop_s = 0.0
         disturbed, self._disturbed = self._disturbed, False
-        self._underflow_in_block = False
+        self._margin_hold_s = max(0.0, self._margin_hold_s - self._block_s)
         # how far the lowest reading is above where it belongs; bursts move a block's lowest reading by up
         # to the span, so only what is beyond that is excess
         excess = min_s - (self.target_s - self.span_s)
