@@ -11,7 +11,6 @@ import soundfile as sf
 
 from rtenhance.audio.io.devices import DeviceError, resolve
 from tests.audio.daemon_support import daemon_env
-from tests.audio.sound_server import PIPEWIRE, RATE
 
 
 def test_file_specs(tmp_path):
@@ -42,18 +41,6 @@ def test_pulse_specs_use_the_server_device_and_rate(pulse_server, monkeypatch):
         resolve("mic", "output")
     with pytest.raises(DeviceError, match="no input device matches"):
         resolve("no such microphone", "input")
-
-
-def test_pulse_streams_run_at_the_graph_rate_on_pipewire_and_16_khz_on_pulseaudio(sound_server, monkeypatch):
-    """PipeWire's stream adapter resampling 16 kHz made the delay wander (10-25 ms in the live matrix): there
-    the streams take the device's rate and rtenhance resamples; PulseAudio converts with a fixed delay."""
-    for key, value in sound_server.env.items():
-        monkeypatch.setenv(key, value)
-    expected = RATE if sound_server.kind == PIPEWIRE else 16000
-    assert resolve("pulse:A.monitor", "input").sample_rate == expected
-    assert resolve("pulse:B", "output").sample_rate == expected
-    assert resolve("speakers", "output").sample_rate == expected
-    assert resolve("pulse:B", "output", 22050).sample_rate == 22050  # a configured rate is kept
 
 
 def test_devices_command_lists_portaudio_and_pulse(pulse_server, tmp_path):

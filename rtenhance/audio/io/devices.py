@@ -20,7 +20,7 @@ PULSE_PREFIX = "pulse:"
 FILE_PREFIX = "file:"
 VIRTUAL_MIC = "virtual-mic"
 MAX_CHANNELS = 2  # stereo devices are downmixed on input and fed the same signal on every output channel
-PULSE_STREAM_RATE = 16000  # pulse streams on PulseAudio run at the model's rate: the server converts, in optimised C
+PULSE_STREAM_RATE = 16000  # pulse streams run at the model's rate: the sound server converts, in optimised C
 
 Direction = Literal["input", "output"]
 
@@ -120,17 +120,7 @@ def _pulse_endpoint(name: str, spec: str, direction: Direction, rate: int) -> En
     if name not in known:
         raise DeviceError(f"{direction} {spec!r}: no pulse {kind[:-1]} named {name!r}; {kind}: {', '.join(known) or 'none'}")
     # mono both ways: the server mixes the device's channels down (capture) and up (playback)
-    return Endpoint("pulse", direction, spec, pulse_name=name, sample_rate=rate or _pulse_rate(known[name]), channels=1)
-
-
-def _pulse_rate(device: pulse.PulseDevice | None) -> int:
-    """The rate to open a pulse stream at when none is configured, in Hz: on PipeWire the device's own (the
-    graph's), so that PipeWire does not resample (its stream adapter's resampling made the delay wander by
-    10-25 ms in the live matrix at 16 kHz, 2-3 ms at 48 kHz; the engine's own resamplers cost the same CPU);
-    on PulseAudio ``PULSE_STREAM_RATE``, whose resampler holds a fixed delay."""
-    if device is not None and pulse.on_pipewire():
-        return device.rate
-    return PULSE_STREAM_RATE
+    return Endpoint("pulse", direction, spec, pulse_name=name, sample_rate=rate or PULSE_STREAM_RATE, channels=1)
 
 
 def _file_endpoint(path_text: str, spec: str, direction: Direction) -> Endpoint:
@@ -154,9 +144,8 @@ def resolve(spec: str, direction: Direction, sample_rate: int = 0) -> Endpoint:
     Args:
         spec: mic, speakers, an index, a name substring, pulse:NAME or file:PATH.
         direction: "input" or "output".
-        sample_rate: rate to open at in Hz; 0 for the device's native rate (PortAudio, and sound-server
-            streams on PipeWire) or ``PULSE_STREAM_RATE`` (streams on PulseAudio, which converts to the
-            device's rate).
+        sample_rate: rate to open at in Hz; 0 for the device's native rate (PortAudio) or
+            ``PULSE_STREAM_RATE`` (PulseAudio streams, which the server converts to the device's rate).
 
     Raises:
         DeviceError: nothing matches, or the match cannot do the direction asked (the message lists what exists).
@@ -172,8 +161,7 @@ def resolve(spec: str, direction: Direction, sample_rate: int = 0) -> Endpoint:
             raise DeviceError(f"{direction} {spec!r}: {spec} is an {wanted} device")
         server_default = pulse.default_device("sources" if direction == "input" else "sinks")
         if server_default is not None:
-            return Endpoint("pulse", direction, spec, sample_rate=sample_rate or _pulse_rate(server_default),
-                            channels=1)
+            return Endpoint("pulse", direction, spec, sample_rate=sample_rate or PULSE_STREAM_RATE, channels=1)
         default = next((d for d in devices if d[f"default_{direction}"]), None)
         if default is None:
             raise DeviceError(f"{direction} {spec!r}: the system has no default {direction} device")

@@ -6,12 +6,8 @@ is 0 when playback ran dry. ``PlayoutController`` groups the readings in blocks 
 and keeps, per block, their mean and their minimum:
 
 - the *jitter span* is how far below its mean the ring dips as capture arrives in bursts and the worker
-  wakes late: it rises to the second-deepest of the last ``DIP_WINDOW_BLOCKS`` blocks' dips (mean -
-  minimum; a quantile, as WebRTC's NetEq takes one of its delay histogram, so that a dip counts once it
-  recurs) and decays slowly, so that a steady run keeps a steady delay: on a loaded machine a single late
-  wake-up (5-10 ms once in a minute, measured on PipeWire) otherwise raised the delay by as much for
-  minutes. A dip that does recur is foreseen from its second time on; one deeper than the headroom the
-  first time underflows, and the margin below answers that;
+  wakes late: it rises at once to a block's (mean - minimum) and decays slowly (a jitter buffer's peak
+  detector), so that a steady run keeps a steady delay;
 - each underflow of the ring (a dip deeper than the span foresaw) adds to a safety margin that decays
   slowly too; an xrun of the device or server while the ring held audio (it was handed over too late, on
   a loaded machine a PulseAudio server's own wake-up) adds none, since a deeper ring would not have
@@ -45,7 +41,6 @@ import numpy as np
 
 BLOCK_S = 0.5  # readings per control update
 SPAN_DECAY_PER_S = 0.00005  # the jitter span falls by this per second once the dips are smaller (3 ms a minute)
-DIP_WINDOW_BLOCKS = 40  # the span is the second-deepest dip of this many recent blocks (20 s)
 KP_PER_S = 0.25  # ratio change per second of error: a 4 ms excess or lack is worked off at 1 ms/s at first
 MAX_CORRECTION = 0.002  # the correction is capped at 2000 ppm (2 ms per second)
 DRIFT_WINDOW_BLOCKS = 40  # the drift is fitted over this many blocks (20 s)
@@ -89,8 +84,6 @@ class PlayoutController:
         self._fit_x = np.zeros(DRIFT_WINDOW_BLOCKS, dtype=np.float64)  # block end times, s
         self._fit_y = np.zeros(DRIFT_WINDOW_BLOCKS, dtype=np.float64)  # block means less applied resampling, s
         self._drift = 0.0
-        self._dips = np.zeros(DIP_WINDOW_BLOCKS, dtype=np.float64)  # recent blocks' dips, s
-        self._dip_scratch = np.zeros(DIP_WINDOW_BLOCKS, dtype=np.float64)  # partitioned in place
         self.restart()
 
     def restart(self) -> None:
@@ -111,7 +104,6 @@ class PlayoutController:
         self._xrun_hold_s = 0.0  # time left in which an excess is not dropped (after a device's xrun), s
         self._margin_hold_s = 0.0  # time left in which another underflow adds no margin (the same episode), s
         self.span_s = 0.0
-        self._dip_count = 0
         self._disturbed = False
 
     @property
@@ -209,25 +201,13 @@ class PlayoutController:
         # the whole step is a dip to foresee (the block's own readings show only part of it)
         if max_s - min_s < STEP_S and not disturbed and rose <= DRIFT_STEP_S:
             dip = max(mean_s - min_s, fell if fell > DRIFT_STEP_S else 0.0)
-            self.span_s = max(self._recurring_dip(dip), self.span_s - SPAN_DECAY_PER_S * self._block_s)
+            self.span_s = max(dip, self.span_s - SPAN_DECAY_PER_S * self._block_s)
         error = mean_s - self.target_s
         self._fit(corrected)
         if self._dropped_in_block:  # levels from before our own drop are no reference for the next blocks' steps
             self._recent[0] = self._recent[1] = math.nan
             self._dropped_in_block = False
         self._correction = min(max(-KP_PER_S * error, -MAX_CORRECTION), MAX_CORRECTION)
-
-    def _recurring_dip(self, dip_s: float) -> float:
-        """Add a block's dip to the window; the second-deepest in it (0 before two blocks), in seconds."""
-        self._dips[self._dip_count % DIP_WINDOW_BLOCKS] = dip_s
-        self._dip_count += 1
-        n = min(self._dip_count, DIP_WINDOW_BLOCKS)
-        if n < 2:
-            return 0.0
-        recent = self._dip_scratch[:n]
-        recent[:] = self._dips[:n]
-        recent.partition(n - 2)
-        return float(recent[n - 2])
 
     def _fit(self, corrected_s: float) -> None:
         """Add a block to the drift fit; from ``MIN_DRIFT_BLOCKS`` on, the line's slope is the mismatch. A
