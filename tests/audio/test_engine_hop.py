@@ -121,11 +121,11 @@ def test_underflows_by_cause_and_the_first_hop_primes_the_ring():
     sink.server += 2  # the server ran dry with audio queued: counted, but a deeper ring would not help
     engine._session_hops += 1
     engine._play(hop)
-    assert engine._underflows() == (2, 2) and engine._playout.margin_s == 0.0
+    assert engine._underflows.totals(sink.underflows(), sink.ring_underflows()) == (2, 2) and engine._playout.margin_s == 0.0
     sink.dry += 1  # the ring itself ran dry in the first second: still filling, no margin
     engine._play(hop)
-    assert engine._underflows() == (3, 2) and engine._playout.margin_s == 0.0
+    assert engine._underflows.totals(sink.underflows(), sink.ring_underflows()) == (3, 2) and engine._playout.margin_s == 0.0
     engine._session_hops = 1000
     sink.dry += 1  # later: the jitter was deeper than foreseen
     engine._play(hop)
-    assert engine._underflows() == (4, 2) and engine._playout.margin_s > 0.0
+    assert engine._underflows.totals(sink.underflows(), sink.ring_underflows()) == (4, 2) and engine._playout.margin_s > 0.0

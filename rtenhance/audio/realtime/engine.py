@@ -33,6 +33,7 @@ from rtenhance.audio.realtime.gate import dry_gain, model_wanted
 from rtenhance.audio.realtime.hop import HopProcessor
 from rtenhance.audio.realtime.overload import OverloadGuard
 from rtenhance.audio.realtime.playout import PlayoutController
+from rtenhance.audio.realtime.underflows import FIRST, RING, SERVER, UnderflowTally
 from rtenhance.audio.io.pulse import PresenceWatch
 from rtenhance.audio.realtime.skips import SkipCounts, StepTimes, ring_low, step_deadline_s
 from rtenhance.audio.realtime.supervisor import Supervisor
@@ -118,11 +119,8 @@ class Engine:
         self._delay_sum = 0.0
         self._delay_count = 0
         self._reported = (0.0, 0)
-        self._underflow_base: tuple[int, int] | None = None  # the sink's (underflows, ring's part) at the first hop
-        self._underflows_seen = 0  # the sink's underflows at the previous hop
-        self._dry_seen = 0  # the part of those where the ring itself ran dry
+        self._underflows = UnderflowTally()
         self._silence = np.zeros(int(PRIME_S * sink.rate), dtype=np.float32)
-        self._underflows_before = (0, 0)  # (underflows, the server's part) in earlier sessions (before a reconnect)
         self._stale = StaleCapture(source.rate, source.channels, hop_frames(self.hop, source.rate, self.model_rate))
         self._session_hops = 0
         self._aligner = OutputAligner()  # file sinks only
@@ -177,7 +175,7 @@ class Engine:
         if realtime and count > last_count:
             latency = 1e3 * ((total - last_total) / (count - last_count) + self._device_latency_s)
         skips = self.skips
-        underflows, underflows_server = self._underflows()
+        underflows, underflows_server = self._underflows.totals(self.sink.underflows(), self.sink.ring_underflows())
         return StatsSnapshot(
             hops=int(hop_ms.shape[0]),
             hop_ms_p50=p50, hop_ms_p95=p95, hop_ms_p99=p99, hop_ms_max=pmax,
@@ -202,15 +200,6 @@ class Engine:
             cpu_percent=self._cpu.sample(),
         )
 
-    def _underflows(self) -> tuple[int, int]:
-        """Playback underflows since start, and the part of them where the device or server ran dry while
-        the ring held audio; neither counts those before a session's first hop (start-up)."""
-        base, (before, before_server) = self._underflow_base, self._underflows_before
-        if base is None:
-            return before, before_server
-        total = self.sink.underflows() - base[0]
-        return before + total, before_server + total - (self.sink.ring_underflows() - base[1])
-
     # ---- worker thread ----
 
     def _frames_per_read(self) -> int:
@@ -226,11 +215,11 @@ class Engine:
                 fault = self._process()
                 if fault is None:
                     break
-                self._end_session()
+                self._underflows.end_session(self.sink.underflows(), self.sink.ring_underflows())
                 self.mode = "reconnecting"
                 supervisor.lost(fault)
         finally:
-            self._end_session()
+            self._underflows.end_session(self.sink.underflows(), self.sink.ring_underflows())
             supervisor.close_all()
             self.processor.close()
             self.finished.set()
@@ -250,7 +239,6 @@ class Engine:
         self._playout.headroom_s = self._cfg.latency.headroom_ms / 1e3
         self._aligner.restart(0 if self.sink.realtime else round(self.sink.rate * self._algorithmic_s))
         self._frames_in = 0
-        self._underflow_base = None
         self._session_hops = 0
         self._stale.restart()
         if not self.sink.realtime:
@@ -258,12 +246,6 @@ class Engine:
         # silence until the first hop, which tops the ring up to where the controller starts (``_prime``): more
         # would be delay to work off while measuring (a PipeWire graph's first hop comes within a hop or two)
         return int(self.sink.rate * self._playout.headroom_s)
-
-    def _end_session(self) -> None:
-        """Keep the session's underflows before the sink's counters restart."""
-        if self._underflow_base is not None:
-            self._underflows_before = self._underflows()
-            self._underflow_base = None
 
     def _process(self) -> str | None:
         """Process until stop, end of file (None) or a device fault (its description)."""
@@ -372,20 +354,18 @@ class Engine:
     def _play(self, chunk: np.ndarray) -> np.ndarray:
         """A real-time chunk through the playout control: observe the ring, resample for drift, drop a stall."""
         sink, playout = self.sink, self._playout
-        underflows, dry = sink.underflows(), sink.ring_underflows()
-        if self._underflow_base is None:
-            self._underflow_base = (underflows, dry)
+        seen = self._underflows.hop(sink.underflows(), sink.ring_underflows())
+        if seen == FIRST:
             self._prime()
         else:
             if self._stale.recovering(time.monotonic()):
                 playout.disturbed()  # dips and underflows after a stall of our own are not the timing's
-            elif dry != self._dry_seen:
+            elif seen == RING:
                 if self._session_hops >= SETTLE_HOPS:  # before, the ring is still filling, not the timing's
                     playout.underflowed()
-            elif underflows != self._underflows_seen:
+            elif seen == SERVER:
                 playout.device_xrun()
             playout.observe(sink.depth_samples() / sink.rate)
-        self._underflows_seen, self._dry_seen = underflows, dry
         target_s = self._cfg.latency.target_ms / 1e3
         playout.floor_s = max(0.0, target_s - self._device_latency_s - self._algorithmic_s - self.hop_s / 2) \
             if target_s > 0 else 0.0
@@ -399,9 +379,8 @@ class Engine:
         return chunk
 
     def _prime(self) -> None:
-        """The session's first hop: the ring may have run dry while capture started (not counted), so top it
-        up with silence to where the controller starts (the headroom; the jitter it learns in the next blocks
-        adds to that): else it starts empty and underflows until resampling has filled it, seconds later."""
+        """The session's first hop: the ring may have run dry while capture started, so top it up with silence
+        to the headroom; else it underflows until resampling has filled it, seconds later."""
         wanted = round(self._playout.headroom_s * self.sink.rate) - self.sink.depth_samples()
         if wanted > 0:
             self.sink.write(self._silence[: min(wanted, self._silence.shape[0])])
