@@ -20,6 +20,7 @@ RECOVERY_S = 2.0
 MEASURED_TOLERANCE_MS = 10.0  # the stats' end-to-end accuracy bound
 TARGET_TOLERANCE_MS = 15.0  # the estimate follows the server's own latency reports, which move a little after an overload
 STATS_INTERVAL_S = 0.5
+BEFORE_WINDOW_S = 0.5  # delay windows before the overload
 
 
 def test_overload_passes_audio_through_and_recovers(sound_server, tmp_path):
@@ -64,8 +65,10 @@ def test_overload_passes_audio_through_and_recovers(sound_server, tmp_path):
     assert longest_silence_s(b[playing], rate) <= HOP_S, "output stopped for longer than one hop"
 
     offset = int(0.2 * rate)  # the player started this long after the recorder
+    # half-second windows: the 3 s before the overload hold five, so that a late player start or a glitch
+    # of the server's leaves some (with 1 s windows there were two, and a whole run on PipeWire once had none)
     before = windowed_lags_ms(a[offset : offset + int(BEFORE_S * rate)], b[offset : offset + int((BEFORE_S + 0.5) * rate)],
-                              rate, window_s=1.0)
+                              rate, window_s=BEFORE_WINDOW_S)
     recovered_from = offset + int((injection_stopped + RECOVERY_S) * rate)
     after = windowed_lags_ms(a[recovered_from:], b[recovered_from:], rate, window_s=1.0)
     assert before and after, (before, after)

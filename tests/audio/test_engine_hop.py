@@ -14,6 +14,7 @@ from rtenhance.config import StftConfig
 from rtenhance.runtime_config import RuntimeConfig
 
 RATE = 16000
+DEVICE_LATENCY_S = 0.02  # what the real-time test sink reports
 
 
 class RecordingProcessor:
@@ -56,6 +57,9 @@ class MemoryEnd:
 
     def write(self, samples: np.ndarray) -> None:
         self.written.append(samples.copy())
+
+    def device_latency_s(self) -> float:
+        return 0.0
 
 
 @pytest.fixture
@@ -108,6 +112,9 @@ class QueueSink:
     def ring_underflows(self) -> int:
         return self.dry
 
+    def device_latency_s(self) -> float:
+        return DEVICE_LATENCY_S
+
 
 def test_underflows_by_cause_and_the_first_hop_primes_the_ring():
     stft = StftConfig()
@@ -129,3 +136,18 @@ def test_underflows_by_cause_and_the_first_hop_primes_the_ring():
     sink.dry += 1  # later: the jitter was deeper than foreseen
     engine._play(hop)
     assert engine._underflows.totals(sink.underflows(), sink.ring_underflows()) == (4, 2) and engine._playout.margin_s > 0.0
+
+
+def test_the_first_hop_primes_the_ring_to_a_latency_target():
+    stft = StftConfig()
+    sink = QueueSink()
+    cfg = RuntimeConfig()
+    cfg = replace(cfg, latency=replace(cfg.latency, target_ms=120.0))
+    engine = Engine(cfg, RecordingProcessor(stft), stft, MemoryEnd(), sink)  # type: ignore[arg-type]
+    engine._prepare_session()
+    engine._play(np.zeros(256, dtype=np.float32))
+    # the whole target at once (120 ms less the device, the STFT window, the filters and half a hop), not 2 ms
+    # a second
+    floor_s = 0.120 - DEVICE_LATENCY_S - engine._algorithmic_s - engine.hop_s / 2
+    assert engine._playout.floor_s == pytest.approx(floor_s)
+    assert sink.queued == round(floor_s * RATE) and sink.queued > round(engine._playout.headroom_s * RATE)

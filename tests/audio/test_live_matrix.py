@@ -95,7 +95,9 @@ def test_live_matrix_cell(kind, name, live_speech, tmp_path, request):
           f"e2e {result.e2e_ms} ms (loopback {loopback}), drift {result.stats.drift_ppm} ppm, load {result.load:.1f}")
     assert result.exit_code == 0, result.log_tail
     missed, timing = failures(result, loopback)
-    assert not missed, "; ".join(missed) + f"\nload {result.load:.1f}; daemon log:\n{result.log_tail}"
+    warnings = "\n".join(line for line in result.log.splitlines() if "WARNING" in line)
+    assert not missed, "; ".join(missed) + f"\nload {result.load:.1f}; the daemon's warnings:\n{warnings}\n" \
+                       f"the end of its log:\n{result.log_tail}"
     if timing:  # reported, not failed: these move with the machine's load (see the module docstring)
         pytest.xfail("; ".join(timing) + f" (load {result.load:.1f})")
 

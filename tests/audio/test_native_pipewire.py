@@ -16,7 +16,7 @@ from rtenhance.audio.io.native_pulse import (
 )
 from rtenhance.daemon import Daemon
 from rtenhance.runtime_config import AudioConfig, RuntimeConfig
-from tests.audio.daemon_support import lag_and_correlation
+from tests.audio.daemon_support import aligned_correlation, lag_and_correlation
 from tests.audio.pipewire_support import start_pipewire_server
 from tests.audio.sound_server import stop_server
 from tests.audio.test_native_pulse import _band_noise
@@ -76,10 +76,13 @@ def test_both_streams_on_one_connection_loop_noise_back(pipewire_env) -> None:
     finally:
         capture.close()
         playback.close()
-    lag, corr = lag_and_correlation(noise, got, max_lag=MODEL_RATE // 2, rate=MODEL_RATE)
+    lag, whole = lag_and_correlation(noise, got, max_lag=MODEL_RATE // 2, rate=MODEL_RATE)
     # the graph runs at 48 kHz: the noise comes back through two resamplers; playback starts first, so the
-    # capture misses some of the prefill, never more than all of it
-    assert corr > 0.9 and 0 < lag <= PREFILL + MAX_LOOP_EXTRA_MS * MODEL_RATE / 1e3, (lag, corr)
+    # capture misses some of the prefill, never more than all of it. Compared window by window: a graph
+    # cycle the loaded machine ran late shifts the rest of the loop, which one correlation over the whole run
+    # reads as damage (0.57 in a whole run); the samples must still be intact
+    aligned = aligned_correlation(noise, got, MODEL_RATE, max_lag_s=0.5)
+    assert aligned > 0.9 and 0 < lag <= PREFILL + MAX_LOOP_EXTRA_MS * MODEL_RATE / 1e3, (lag, aligned, whole)
     assert capture.ring.overflows == 0 and playback.ring.overflows == 0
     # the first graph cycles may come before the first capture: underflows only while the ring was starting
     assert underflows_while_fed <= 2, underflows_while_fed

@@ -51,7 +51,7 @@ MIN_SLEEP_S = 0.0005  # shortest wait for input
 MAX_HOPS_PER_READ = 8  # input read per worker iteration, in hops (bounds the catch-up burst)
 DEVICE_LATENCY_REFRESH_HOPS = 64  # re-read the devices' reported latency about once a second
 SETTLE_HOPS = 64  # hops after a session opens before a low ring counts as ring_low (the prefill settles)
-PRIME_S = 0.1  # the most silence the first hop of a session tops the output ring up with, s
+PRIME_S = 0.1  # the first hop of a session tops the output ring up with silence in chunks of this, s
 SPLICE_FADE_S = 0.002  # crossfade across a drop
 WORKER_PRIORITY = 5  # real-time priority of the worker when allowed: below the stream I/O thread
 
@@ -237,6 +237,7 @@ class Engine:
         self._device_latency_s = self.source.device_latency_s() + self.sink.device_latency_s()
         self._playout.restart()
         self._playout.headroom_s = self._cfg.latency.headroom_ms / 1e3
+        self._set_floor()
         self._aligner.restart(0 if self.sink.realtime else round(self.sink.rate * self._algorithmic_s))
         self._frames_in = 0
         self._session_hops = 0
@@ -366,9 +367,7 @@ class Engine:
             elif seen == SERVER:
                 playout.device_xrun()
             playout.observe(sink.depth_samples() / sink.rate)
-        target_s = self._cfg.latency.target_ms / 1e3
-        playout.floor_s = max(0.0, target_s - self._device_latency_s - self._algorithmic_s - self.hop_s / 2) \
-            if target_s > 0 else 0.0
+        self._set_floor()
         chunk = self._drift.process(chunk, playout.ratio)
         drop_s = playout.take_drop()
         if drop_s > 0:
@@ -378,12 +377,22 @@ class Engine:
                 playout.dropped(jump / sink.rate)
         return chunk
 
+    def _set_floor(self) -> None:
+        """The ring depth the user's ``latency.target_ms`` asks for (0 for auto): the target less the devices'
+        latency, the algorithmic delay and half a hop of pending input."""
+        target_s = self._cfg.latency.target_ms / 1e3
+        self._playout.floor_s = max(0.0, target_s - self._device_latency_s - self._algorithmic_s - self.hop_s / 2) \
+            if target_s > 0 else 0.0
+
     def _prime(self) -> None:
-        """The session's first hop: the ring may have run dry while capture started, so top it up with silence
-        to the headroom; else it underflows until resampling has filled it, seconds later."""
-        wanted = round(self._playout.headroom_s * self.sink.rate) - self.sink.depth_samples()
-        if wanted > 0:
-            self.sink.write(self._silence[: min(wanted, self._silence.shape[0])])
+        """The session's first hop: top the ring up with silence to the controller's target (the headroom, or
+        the user's latency target), since the ring may have run dry while capture started; else it underflows
+        until resampling has filled it, at most 2 ms a second (a 120 ms target took a minute)."""
+        wanted = round(self._playout.target_s * self.sink.rate) - self.sink.depth_samples()
+        while wanted > 0:  # at most the 2 s target the configuration allows, in PRIME_S chunks
+            chunk = min(wanted, self._silence.shape[0])
+            self.sink.write(self._silence[:chunk])
+            wanted -= chunk
 
     def _engine_delay_s(self) -> float:
         """Audio in flight between the two callbacks right after a hop was written, in seconds."""

@@ -12,7 +12,7 @@ and keeps, per block, their mean and their minimum:
   slowly too; an xrun of the device or server while the ring held audio (it was handed over too late, on
   a loaded machine a PulseAudio server's own wake-up) adds none, since a deeper ring would not have
   prevented it: the server's buffer, sized by the stream, does that. The silence it played is delay it
-  added, worked off by resampling like any excess, not dropped (``XRUN_HOLD_S``);
+  added, worked off by resampling like any excess, not dropped, however long that takes (``XRUN_HOLD_S``);
 - the ring's mean is held at span + headroom + margin (or the user's latency target, when that is more),
   so its lowest point stays ``headroom_s`` above empty: the delay is the smallest the timing allows;
 - the clocks' mismatch is *measured*: the block means, less the resampling already applied, drift at the
@@ -54,7 +54,7 @@ UNDERFLOW_EPISODE_S = 2.0  # ...(underflows within this long of the one that add
 MAX_MARGIN_S = 0.04  # ...up to this
 MARGIN_DECAY_PER_S = 0.00005  # and the margin shrinks by this per second without one (3 ms a minute)
 JUMP_S = 0.012  # a block whose lowest reading is this far (plus the span) above its target low is dropped
-XRUN_HOLD_S = 10.0  # for this long after a device's xrun, an excess is resampled away, not dropped...
+XRUN_HOLD_S = 10.0  # for this long after a device's xrun, and on while its excess lasts, it is resampled away, not dropped...
 XRUN_JUMP_S = 0.2  # ...unless it is this large
 STEP_S = 0.1  # a block whose readings span more than this holds a step (a stall), not jitter
 
@@ -185,6 +185,8 @@ class PlayoutController:
         # to the span, so only what is beyond that is excess
         excess = min_s - (self.target_s - self.span_s)
         holding, self._xrun_hold_s = self._xrun_hold_s > 0.0, max(0.0, self._xrun_hold_s - self._block_s)
+        if holding and self._xrun_hold_s == 0.0 and excess > JUMP_S + self.span_s:
+            self._xrun_hold_s = self._block_s  # the xrun's silence is still being worked off: hold on
         if excess > (XRUN_JUMP_S if holding else JUMP_S) + self.span_s:
             # far too much queued (start-up, a device that stopped taking audio): drop it at once, no more
             # than the latest reading shows
