@@ -12,7 +12,8 @@ and keeps, per block, their mean and their minimum:
   slowly too; an xrun of the device or server while the ring held audio (it was handed over too late, on
   a loaded machine a PulseAudio server's own wake-up) adds none, since a deeper ring would not have
   prevented it: the server's buffer, sized by the stream, does that. The silence it played is delay it
-  added, worked off by resampling like any excess, not dropped, however long that takes (``XRUN_HOLD_S``);
+  added, worked off by resampling like any excess, not dropped, however long that takes (``XRUN_HOLD_S``),
+  unless xruns pile up more than resampling can work off in 20 s (``XRUN_JUMP_S``): the delay stays bounded;
 - the ring's mean is held at span + headroom + margin (or the user's latency target, when that is more),
   so its lowest point stays ``headroom_s`` above empty: the delay is the smallest the timing allows;
 - the clocks' mismatch is *measured*: the block means, less the resampling already applied, drift at the
@@ -55,7 +56,7 @@ MAX_MARGIN_S = 0.04  # ...up to this
 MARGIN_DECAY_PER_S = 0.00005  # and the margin shrinks by this per second without one (3 ms a minute)
 JUMP_S = 0.012  # a block whose lowest reading is this far (plus the span) above its target low is dropped
 XRUN_HOLD_S = 10.0  # for this long after a device's xrun, and on while its excess lasts, it is resampled away, not dropped...
-XRUN_JUMP_S = 0.2  # ...unless it is this large
+XRUN_JUMP_S = 0.04  # ...unless it is this large (20 s of resampling at MAX_CORRECTION)
 STEP_S = 0.1  # a block whose readings span more than this holds a step (a stall), not jitter
 
 
@@ -151,7 +152,8 @@ class PlayoutController:
     def device_xrun(self) -> None:
         """The device or server ran dry while the ring held audio: no margin (the ring's depth was not what
         lacked); the silence it played is a step in the ring's level (the drift fit starts over), and the
-        excess it leaves is resampled away for the next ``XRUN_HOLD_S``, not dropped."""
+        excess it leaves is resampled away, for ``XRUN_HOLD_S`` and on while it lasts, not dropped (up to
+        ``XRUN_JUMP_S``)."""
         self._fit_count = 0
         self._xrun_hold_s = XRUN_HOLD_S
 
@@ -180,6 +182,7 @@ class PlayoutController:
         self.margin_s = max(0.0, self.margin_s - MARGIN_DECAY_PER_S * self._block_s)
         self._pending_drop_s = 0.0
         disturbed, self._disturbed = self._disturbed, False
+        dropped, self._dropped_in_block = self._dropped_in_block, False
         self._margin_hold_s = max(0.0, self._margin_hold_s - self._block_s)
         # how far the lowest reading is above where it belongs; bursts move a block's lowest reading by up
         # to the span, so only what is beyond that is excess
@@ -198,17 +201,16 @@ class PlayoutController:
         newest, older = self._recent  # NaN before two blocks: max() then keeps the 0.0
         rose = max(0.0, corrected - newest, corrected - older)
         fell = max(0.0, newest - corrected, older - corrected)
-        # a stall's step, a miss, or audio the server gave back (a step up: the readings before it are no
-        # dip) says nothing of jitter; audio the server took at once (a step down) may be taken again, so
-        # the whole step is a dip to foresee (the block's own readings show only part of it)
-        if max_s - min_s < STEP_S and not disturbed and rose <= DRIFT_STEP_S:
+        # a stall's step, a miss, a drop of ours, or audio the server gave back (a step up: the readings
+        # before it are no dip) says nothing of jitter; audio the server took at once (a step down) may be
+        # taken again, so the whole step is a dip to foresee (the block's own readings show only part of it)
+        if max_s - min_s < STEP_S and not disturbed and not dropped and rose <= DRIFT_STEP_S:
             dip = max(mean_s - min_s, fell if fell > DRIFT_STEP_S else 0.0)
             self.span_s = max(dip, self.span_s - SPAN_DECAY_PER_S * self._block_s)
         error = mean_s - self.target_s
         self._fit(corrected)
-        if self._dropped_in_block:  # levels from before our own drop are no reference for the next blocks' steps
+        if dropped:  # levels from before our own drop are no reference for the next blocks' steps
             self._recent[0] = self._recent[1] = math.nan
-            self._dropped_in_block = False
         self._correction = min(max(-KP_PER_S * error, -MAX_CORRECTION), MAX_CORRECTION)
 
     def _fit(self, corrected_s: float) -> None:
