@@ -132,6 +132,8 @@ def test_both_streams_on_one_connection_loop_noise_back(pulse_env) -> None:
                 underflows_while_fed = playback.ring.underflows
             capture.wait_input(HOP, 0.0)
             assert capture.fault(1.0) is None and playback.fault(1.0) is None
+            # the depth the jitter buffer reads: the ring less what of the latest fragment has played
+            assert 0 <= playback.depth_samples() <= playback.ring.capacity
             count += capture.ring.read_into(got[count : count + HOP])
         threads = [t.name for t in threading.enumerate()]
     finally:

@@ -4,8 +4,9 @@ drift by resampling (no drops), and drops a stall's backlog at once."""
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
-from rtenhance.audio.realtime.playout import XRUN_JUMP_S, PlayoutController
+from rtenhance.audio.realtime.playout import GENTLE_BAND_S, KP_GENTLE_PER_S, KP_PER_S, XRUN_JUMP_S, PlayoutController
 
 HOP_S = 0.016
 
@@ -83,15 +84,36 @@ def test_a_server_moving_audio_into_its_own_buffer_is_not_drift():
     assert underflows <= 1  # the first grab is deeper than any dip before it; the jitter span learns it
 
 
-def test_audio_a_server_gives_back_is_worked_off_within_seconds():
-    """Every millisecond the ring holds above its target is delay: an excess under the drop threshold is
-    resampled away about as fast as a lack is filled, not over half a minute."""
-    controller, lows, _ = simulate(40.0, 0.0, 1, start_s=0.020, grabs={20.0: -0.010})
+def test_an_excess_is_taken_back_firmly_down_to_the_gentle_band_then_gently():
+    """Every millisecond the ring holds above its target is delay, and every second the ratio is off warps the
+    output against its input: 10 ms handed back are taken down to the gentle band within seconds, the rest
+    at no more than a few hundred ppm, and none of it is dropped."""
+    controller, lows, _ = simulate(80.0, 0.0, 1, start_s=0.020, grabs={20.0: -0.010})
     hop = round(1 / HOP_S)
     before = lows[18 * hop : 20 * hop].mean()
     assert lows[20 * hop : 22 * hop].max() > before + 0.008  # the step is there...
-    assert abs(lows[30 * hop : 32 * hop].mean() - before) < 0.002  # ...and gone 10 s later
+    assert lows[24 * hop : 26 * hop].mean() - before < GENTLE_BAND_S + 0.001  # ...about the band 4 s later...
+    assert abs(lows[78 * hop : 80 * hop].mean() - before) < 0.001  # ...and gone within a minute
     assert controller.dropped_s <= 0.017  # resampled, not dropped
+
+
+def test_the_correction_is_gentle_within_the_band_and_firm_near_dry():
+    hop_s, headroom_s = HOP_S, 0.004
+    blocks = round(0.5 / hop_s)
+
+    def ratio_after(depth_s: float, floor_s: float = 0.0) -> float:
+        controller = PlayoutController(hop_s, headroom_s)
+        controller.floor_s = floor_s
+        for _ in range(blocks):
+            controller.observe(depth_s)
+        return controller.ratio - 1.0
+
+    # 5 ms too much (a PipeWire cycle given back): 200 ppm, not 1250
+    assert ratio_after(0.009) == pytest.approx(-KP_GENTLE_PER_S * 0.005)
+    # 4 ms short of a latency target with the ring's lowest point well above empty: gently filled
+    assert ratio_after(0.006, floor_s=0.010) == pytest.approx(KP_GENTLE_PER_S * 0.004)
+    # 2 ms short with the ring 2 ms from dry: an underflow is near, filled firmly
+    assert ratio_after(0.002) == pytest.approx(KP_PER_S * 0.002)
 
 
 def test_grabs_do_not_hide_a_real_clock_mismatch():
@@ -123,13 +145,14 @@ def test_an_underflow_raises_the_margin_once_per_episode_which_then_decays():
 def test_a_device_xrun_adds_no_margin_and_its_silence_is_resampled_away():
     """A server that ran dry while the ring held audio (the audio was handed over late): a deeper ring would
     not have prevented it, so no margin; the 30 ms of silence it played left 30 ms more queued, beyond the
-    drop threshold, and that is resampled away (2 ms/s at most), not dropped."""
-    controller, lows, underflows = simulate(40.0, 0.0, 1, start_s=0.020, xruns={20.0: 0.030})
+    drop threshold, and that is resampled away (2 ms/s at most, gently within the band), not dropped."""
+    controller, lows, underflows = simulate(60.0, 0.0, 1, start_s=0.020, xruns={20.0: 0.030})
     hop = round(1 / HOP_S)
     before = lows[18 * hop : 20 * hop].mean()
     assert controller.margin_s == 0.0 and underflows == 0
     assert lows[20 * hop : 21 * hop].max() > before + 0.025  # the silence's step is there...
-    assert abs(lows[38 * hop : 40 * hop].mean() - before) < 0.002  # ...and resampled away 18 s later
+    assert lows[36 * hop : 38 * hop].mean() - before < GENTLE_BAND_S + 0.001  # ...about the gentle band 16 s later
+    assert abs(lows[58 * hop : 60 * hop].mean() - before) < 0.003  # ...and nearly gone 40 s later
     assert controller.dropped_s <= 0.017  # the start's excess only
 
 
@@ -140,7 +163,7 @@ def test_a_long_device_xrun_is_resampled_away_however_long_that_takes():
     hop = round(1 / HOP_S)
     before = lows[8 * hop : 10 * hop].mean()
     assert lows[10 * hop : 11 * hop].max() > before + 0.03
-    assert abs(lows[48 * hop : 50 * hop].mean() - before) < 0.002 and underflows == 0
+    assert lows[48 * hop : 50 * hop].mean() - before < GENTLE_BAND_S and underflows == 0
     assert controller.dropped_s <= 0.017  # the start's excess only
 
 

@@ -71,6 +71,9 @@ typedef struct {
     _Atomic uint64_t short_fragments;   /* fragments the ring could not take (capture) or fill (playback) */
     _Atomic uint64_t server_underflows; /* playback: times the server ran out of audio */
     _Atomic double last_callback_s;     /* CLOCK_MONOTONIC time of the latest fragment, s */
+    _Atomic uint64_t play_seq;          /* playback: odd while end_play updates the ring and the two below */
+    _Atomic double played_at_s;         /* playback: CLOCK_MONOTONIC time the latest fragment left the ring, s */
+    _Atomic uint64_t played_samples;    /* playback: that fragment's size */
     _Atomic uint64_t latency_count;     /* readings ever taken; the latest are in latency_s[count % SLOTS] */
     _Atomic double latency_s[RTP_TIMING_SLOTS];
     _Atomic int32_t failed;             /* the stream or its connection broke: see error (set with release) */
@@ -224,6 +227,34 @@ void rtp_end_stats(const rtp_end *end, rtp_stats *out)
     out->failed = has_failed(end);
 }
 
+/* Playback: the samples in the ring less the part of the latest fragment that has played since it left the
+ * ring (at the stream's rate, at most the whole fragment). A device takes the ring's audio a fragment (a
+ * graph cycle, a server request) at a time, and that fragment plays over the next cycle: the plain ring
+ * depth read just before a write is a sawtooth sampled at the write's phase against the device's cycle, and
+ * when the two run in step (one PipeWire graph, or two drivers on one clock) that phase sits still or slips
+ * slowly, so the reading jumps by a whole cycle whenever a cycle crosses the write. This reading does not:
+ * it falls continuously as audio plays, and it is what will be left when the next fragment is taken (it
+ * reaches 0 exactly when the device would find the ring short). Never blocks: retries while end_play is
+ * mid-update, and after a few tries returns the plain depth. */
+uint64_t rtp_end_depth(const rtp_end *end)
+{
+    for (int attempt = 0; attempt < 8; attempt++) {
+        uint64_t seq = atomic_load_explicit(&end->play_seq, memory_order_acquire);
+        if (seq & 1)
+            continue;
+        uint64_t available = ring_available(&end->ring);
+        double played_at = atomic_load_explicit(&end->played_at_s, memory_order_relaxed);
+        uint64_t fragment = atomic_load_explicit(&end->played_samples, memory_order_relaxed);
+        atomic_thread_fence(memory_order_acquire);
+        if (atomic_load_explicit(&end->play_seq, memory_order_relaxed) != seq)
+            continue;
+        double since = (monotonic_s() - played_at) * end->rate;
+        uint64_t played = since <= 0.0 ? 0 : since >= (double)fragment ? fragment : (uint64_t)since;
+        return available > played ? available - played : 0;
+    }
+    return ring_available(&end->ring);
+}
+
 /* Copy the latest latency readings (s, oldest slot first as stored, not in time order) into out (room
  * for `n`); returns how many were copied: min(readings taken, RTP_TIMING_SLOTS, n). */
 uint64_t rtp_end_latencies(const rtp_end *end, double *out, uint64_t n)
@@ -357,10 +388,17 @@ static void end_captured(rtp_end *end, double latency_s)
         wake_waiter(end);
 }
 
-/* Playback: fill `out` (n samples) from the ring, silence for what it lacks (a short fragment). Server thread. */
+/* Playback: fill `out` (n samples) from the ring, silence for what it lacks (a short fragment). Server
+ * thread. The read, its time and its size are published together (a sequence lock: rtp_end_depth). */
 static void end_play(rtp_end *end, float *out, uint64_t n)
 {
+    uint64_t seq = atomic_load_explicit(&end->play_seq, memory_order_relaxed);
+    atomic_store_explicit(&end->play_seq, seq + 1, memory_order_relaxed);
+    atomic_thread_fence(memory_order_release);
     uint64_t got = rtp_ring_read(&end->ring, out, n);
+    atomic_store_explicit(&end->played_at_s, monotonic_s(), memory_order_relaxed);
+    atomic_store_explicit(&end->played_samples, n, memory_order_relaxed);
+    atomic_store_explicit(&end->play_seq, seq + 2, memory_order_release);
     if (got < n) {
         memset(out + got, 0, (n - got) * sizeof(float));
         bump(&end->short_fragments, 1);

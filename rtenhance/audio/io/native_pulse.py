@@ -114,6 +114,7 @@ class _NativeStream:
         self._memory, self._lib, self._end = memory, memory.lib, memory.pointer
         self._latencies = np.zeros(TIMING_SLOTS, dtype=np.float64)  # (TIMING_SLOTS,) s, copied from C
         self._read_latencies, self._read_error = memory.fast.rtp_end_latencies, memory.fast.rtp_end_error
+        self._read_depth = memory.fast.rtp_end_depth
         self._error_buffer = ctypes.create_string_buffer(ERROR_BYTES)
         self.ring = NativeRing(memory)
         self._open = False
@@ -221,3 +222,8 @@ class NativePulsePlayback(_NativeStream, RingPlayback):
         """Times the server ran out of this stream's audio since start (not when the ring ran dry: the C
         thread then writes silence)."""
         return int(self._memory.stats().server_underflows)
+
+    def depth_samples(self) -> int:
+        """Samples queued, less the part of the fragment the device took last that has played since (the
+        server takes a fragment at a time: see ``rtp_end_depth``); 0 when the device would find the ring short."""
+        return int(self._read_depth(self._end))

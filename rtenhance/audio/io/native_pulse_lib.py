@@ -56,6 +56,7 @@ RING_SIGNATURES = {  # short, never blocking: called holding the interpreter loc
     "rtp_ring_reset": ([_PTR], None),
     "rtp_end_stats": ([_PTR, _PTR], None),
     "rtp_end_latencies": ([_PTR, _PTR, _U64], _U64),
+    "rtp_end_depth": ([_PTR], _U64),
     "rtp_end_error": ([_PTR, ctypes.c_char_p, ctypes.c_size_t], ctypes.c_int),
 }
 

@@ -21,10 +21,13 @@ and keeps, per block, their mean and their minimum:
   ``DRIFT_WINDOW_BLOCKS`` gives it (``drift_ppm``), taken only when it differs significantly from the
   current value by at least ``DRIFT_FLOOR`` (bursty capture makes the block means noisy; a smaller
   mismatch costs the proportional correction under 2 ms of offset), and the resampling ratio follows it, so
-  drift does not move the delay; a proportional correction (``KP_PER_S``, at most ``MAX_CORRECTION``: 2 ms
-  per second, a pitch change of 3.5 cents that nobody hears in speech) removes the rest, as fast one way
-  as the other: a slow drain would let the ring ratchet up each time a server takes audio at once and
-  later gives it back (pipewire-pulse does, see below), and every millisecond it holds is delay;
+  drift does not move the delay; a proportional correction (at most ``MAX_CORRECTION``: 2 ms per second, a
+  pitch change of 3.5 cents that nobody hears in speech) removes the rest. It is gentle for an error within
+  ``GENTLE_BAND_S`` (``KP_GENTLE_PER_S``: a PipeWire graph's one-cycle step of 5 ms is taken back at
+  200 ppm, not 1300: every second the ratio is off, the output is time-warped against its input, which a
+  window-by-window comparison reads as 0.5-0.7 correlation at 1000 ppm and 0.97-1.0 below 100 ppm), firmer
+  beyond it (``KP_PER_S``), and firm at once when the ring came close to dry (its lowest reading under the
+  headroom): a lack there is an underflow about to happen;
 - a *step* in that level (the server moved audio between our ring and its own buffer at once, as
   pipewire-pulse does every few seconds, 4-10 ms at a time; an underflow; a drop) is not drift: the fit starts
   over after it, so that a step never reads as a slope;
@@ -42,7 +45,10 @@ import numpy as np
 
 BLOCK_S = 0.5  # readings per control update
 SPAN_DECAY_PER_S = 0.00005  # the jitter span falls by this per second once the dips are smaller (3 ms a minute)
-KP_PER_S = 0.25  # ratio change per second of error: a 4 ms excess or lack is worked off at 1 ms/s at first
+KP_GENTLE_PER_S = 0.04  # ratio change per second of error within GENTLE_BAND_S: 5 ms is taken back at 200 ppm
+GENTLE_BAND_S = 0.006  # errors up to this are corrected gently...
+KP_PER_S = 0.25  # ...the rest at this (a 30 ms excess is worked off at the 2 ms/s cap), and a lack that let the
+# ring come close to dry all at this
 MAX_CORRECTION = 0.002  # the correction is capped at 2000 ppm (2 ms per second)
 DRIFT_WINDOW_BLOCKS = 40  # the drift is fitted over this many blocks (20 s)
 DRIFT_SIGNIFICANCE = 3.0  # a fitted slope is taken only when this many standard errors from the current value
@@ -211,7 +217,15 @@ class PlayoutController:
         self._fit(corrected)
         if dropped:  # levels from before our own drop are no reference for the next blocks' steps
             self._recent[0] = self._recent[1] = math.nan
-        self._correction = min(max(-KP_PER_S * error, -MAX_CORRECTION), MAX_CORRECTION)
+        self._correction = min(max(-self._gain(error, min_s), -MAX_CORRECTION), MAX_CORRECTION)
+
+    def _gain(self, error_s: float, min_s: float) -> float:
+        """The proportional correction's size for a block's mean ``error_s`` above target and its lowest reading
+        ``min_s`` (s): gentle within the band, firm beyond it or when the ring came close to dry."""
+        if error_s < 0.0 and min_s < self.headroom_s:
+            return KP_PER_S * error_s
+        gentle = min(max(error_s, -GENTLE_BAND_S), GENTLE_BAND_S)
+        return KP_GENTLE_PER_S * gentle + KP_PER_S * (error_s - gentle)
 
     def _fit(self, corrected_s: float) -> None:
         """Add a block to the drift fit; from ``MIN_DRIFT_BLOCKS`` on, the line's slope is the mismatch. A
