@@ -9,7 +9,8 @@ playback ring. The pieces around it each have their module:
   buffer), takes up clock drift by resampling, and drops audio only after a stall;
 - ``skips`` decides when the model does not run, and ``SkipCounts`` says why (``ring_low``, ``overload``,
   ``bypass``); ``OverloadGuard`` rests the model after a real overload;
-- ``StaleCapture`` drops captured audio made stale by a stall at once (``backlog_ms``).
+- ``StaleCapture`` drops captured audio made stale by a stall at once (``backlog_ms``);
+- ``LatencyMeter`` averages the delay in flight per stats interval and adds the devices' reported latency.
 
 Latency (s): the engine delay is the audio in flight between the capture and playback callbacks (input ring,
 the hop being assembled, STFT overlap, resampler filters, output ring); end to end adds the devices' own.
@@ -31,6 +32,7 @@ from rtenhance.audio.io.ends import Sink, Source
 from rtenhance.audio.realtime.file_align import OutputAligner
 from rtenhance.audio.realtime.gate import dry_gain, model_wanted
 from rtenhance.audio.realtime.hop import HopProcessor
+from rtenhance.audio.realtime.latency import LatencyMeter
 from rtenhance.audio.realtime.overload import OverloadGuard
 from rtenhance.audio.realtime.playout import PlayoutController
 from rtenhance.audio.realtime.underflows import FIRST, RING, SERVER, UnderflowTally
@@ -115,10 +117,7 @@ class Engine:
         self._steps = StepTimes()
         self._playout = PlayoutController(self.hop_s, cfg.latency.headroom_ms / 1e3)
         self._splice_fade = max(1, int(SPLICE_FADE_S * sink.rate))
-        self._device_latency_s = 0.0  # capture + playback latency the streams report, latest reading
-        self._delay_sum = 0.0
-        self._delay_count = 0
-        self._reported = (0.0, 0)
+        self._latency = LatencyMeter(self._algorithmic_s, self.hop_s)
         self._underflows = UnderflowTally()
         self._silence = np.zeros(int(PRIME_S * sink.rate), dtype=np.float32)
         self._stale = StaleCapture(source.rate, source.channels, hop_frames(self.hop, source.rate, self.model_rate))
@@ -167,13 +166,8 @@ class Engine:
         """Statistics since the previous snapshot (counters since start); called from the stats thread."""
         hop_ms = self.hop_times.take()
         p50, p95, p99, pmax = hop_percentiles(hop_ms)
-        total, count = self._delay_sum, self._delay_count
-        last_total, last_count = self._reported
-        self._reported = (total, count)
         realtime = self.sink.realtime
-        latency = None
-        if realtime and count > last_count:
-            latency = 1e3 * ((total - last_total) / (count - last_count) + self._device_latency_s)
+        latency = self._latency.take_ms() if realtime else None
         skips = self.skips
         underflows, underflows_server = self._underflows.totals(self.sink.underflows(), self.sink.ring_underflows())
         return StatsSnapshot(
@@ -234,10 +228,9 @@ class Engine:
         self._up.reset()
         self._drift.reset()
         self._pending_count = 0
-        self._device_latency_s = self.source.device_latency_s() + self.sink.device_latency_s()
+        self._latency.refresh(self.source, self.sink)
         self._playout.restart()
         self._playout.headroom_s = self._cfg.latency.headroom_ms / 1e3
-        self._set_floor()
         self._aligner.restart(0 if self.sink.realtime else round(self.sink.rate * self._algorithmic_s))
         self._frames_in = 0
         self._session_hops = 0
@@ -287,7 +280,7 @@ class Engine:
             self._hops_done += 1
             self._session_hops += 1
             if self._hops_done % DEVICE_LATENCY_REFRESH_HOPS == 0:
-                self._device_latency_s = self.source.device_latency_s() + self.sink.device_latency_s()
+                self._latency.refresh(self.source, self.sink)
 
     def _frames_for_next_hop(self) -> int:
         """Input frames still needed before the next hop is complete (at least 1)."""
@@ -349,12 +342,12 @@ class Engine:
         self.hop_times.add(1e3 * (time.perf_counter() - start))
         self.mode = "bypass" if not model_wanted(dry) else ("enhance" if self._guard.enhancing else "passthrough")
         if realtime:
-            self._delay_sum += self._engine_delay_s()
-            self._delay_count += 1
+            self._latency.add(self._engine_delay_s())
 
     def _play(self, chunk: np.ndarray) -> np.ndarray:
         """A real-time chunk through the playout control: observe the ring, resample for drift, drop a stall."""
         sink, playout = self.sink, self._playout
+        playout.floor_s = self._latency.ring_floor_s(self._cfg.latency.target_ms / 1e3)
         seen = self._underflows.hop(sink.underflows(), sink.ring_underflows())
         if seen == FIRST:
             self._prime()
@@ -367,7 +360,6 @@ class Engine:
             elif seen == SERVER:
                 playout.device_xrun()
             playout.observe(sink.depth_samples() / sink.rate)
-        self._set_floor()
         chunk = self._drift.process(chunk, playout.ratio)
         drop_s = playout.take_drop()
         if drop_s > 0:
@@ -376,13 +368,6 @@ class Engine:
                 chunk = splice(chunk, jump, self._splice_fade)
                 playout.dropped(jump / sink.rate)
         return chunk
-
-    def _set_floor(self) -> None:
-        """The ring depth the user's ``latency.target_ms`` asks for (0 for auto): the target less the devices'
-        latency, the algorithmic delay and half a hop of pending input."""
-        target_s = self._cfg.latency.target_ms / 1e3
-        self._playout.floor_s = max(0.0, target_s - self._device_latency_s - self._algorithmic_s - self.hop_s / 2) \
-            if target_s > 0 else 0.0
 
     def _prime(self) -> None:
         """The session's first hop: top the ring up with silence to the controller's target (the headroom, or

@@ -217,9 +217,9 @@ class PlayoutController:
         self._fit(corrected)
         if dropped:  # levels from before our own drop are no reference for the next blocks' steps
             self._recent[0] = self._recent[1] = math.nan
-        self._correction = min(max(-self._gain(error, min_s), -MAX_CORRECTION), MAX_CORRECTION)
+        self._correction = min(max(-self._proportional(error, min_s), -MAX_CORRECTION), MAX_CORRECTION)
 
-    def _gain(self, error_s: float, min_s: float) -> float:
+    def _proportional(self, error_s: float, min_s: float) -> float:
         """The proportional correction's size for a block's mean ``error_s`` above target and its lowest reading
         ``min_s`` (s): gentle within the band, firm beyond it or when the ring came close to dry."""
         if error_s < 0.0 and min_s < self.headroom_s:
