@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from rtenhance.audio.realtime.latency import LatencyMeter
+from rtenhance.audio.realtime.latency import FLOOR_DEADBAND_S, LatencyMeter
 
 
 class ReportingEnd:
@@ -33,3 +33,20 @@ def test_the_ring_floor_is_the_target_less_everything_outside_the_ring():
     assert meter.ring_floor_s(0.0) == 0.0  # auto: no floor
     assert meter.ring_floor_s(0.120) == pytest.approx(0.120 - 0.015 - 0.016 - 0.008)
     assert meter.ring_floor_s(0.020) == 0.0  # a target below what the path needs anyway
+
+
+def test_the_ring_floor_follows_the_devices_latency_only_when_it_moved_beyond_the_deadband():
+    meter = LatencyMeter(fixed_s=0.016, hop_s=0.016)
+    capture, playback = ReportingEnd(0.0), ReportingEnd(0.0)
+    meter.refresh(capture, playback, restart=True)  # type: ignore[arg-type]  # nothing measured yet
+    capture.latency_s, playback.latency_s = 0.003, 0.007
+    meter.refresh(capture, playback, restart=True)  # type: ignore[arg-type]  # the first audio: taken at once
+    first = meter.ring_floor_s(0.120)
+    assert first == pytest.approx(0.120 - 0.010 - 0.024)
+    capture.latency_s = 0.003 + 0.9 * FLOOR_DEADBAND_S  # a reading's usual wander
+    meter.refresh(capture, playback)  # type: ignore[arg-type]
+    assert meter.ring_floor_s(0.120) == first
+    assert meter.device_s == pytest.approx(0.010 + 0.9 * FLOOR_DEADBAND_S)  # the stats still show the latest
+    capture.latency_s = 0.003 + 2 * FLOOR_DEADBAND_S  # a real change
+    meter.refresh(capture, playback)  # type: ignore[arg-type]
+    assert meter.ring_floor_s(0.120) == pytest.approx(first - 2 * FLOOR_DEADBAND_S)

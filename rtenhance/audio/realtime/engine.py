@@ -228,7 +228,7 @@ class Engine:
         self._up.reset()
         self._drift.reset()
         self._pending_count = 0
-        self._latency.refresh(self.source, self.sink)
+        self._latency.refresh(self.source, self.sink, restart=True)
         self._playout.restart()
         self._playout.headroom_s = self._cfg.latency.headroom_ms / 1e3
         self._aligner.restart(0 if self.sink.realtime else round(self.sink.rate * self._algorithmic_s))
@@ -372,7 +372,12 @@ class Engine:
     def _prime(self) -> None:
         """The session's first hop: top the ring up with silence to the controller's target (the headroom, or
         the user's latency target), since the ring may have run dry while capture started; else it underflows
-        until resampling has filled it, at most 2 ms a second (a 120 ms target took a minute)."""
+        until resampling has filled it, at most 2 ms a second (a 120 ms target took a minute). The devices' latency
+        is read again first: the floor a latency target asks for depends on it, and at the session's start, before
+        any audio, the streams report 0 (on PipeWire the ring was then primed 10 ms too deep, and the firm
+        correction of that excess spoiled the first 10 s)."""
+        self._latency.refresh(self.source, self.sink, restart=True)
+        self._playout.floor_s = self._latency.ring_floor_s(self._cfg.latency.target_ms / 1e3)
         wanted = round(self._playout.target_s * self.sink.rate) - self.sink.depth_samples()
         while wanted > 0:  # at most the 2 s target the configuration allows, in PRIME_S chunks
             chunk = min(wanted, self._silence.shape[0])

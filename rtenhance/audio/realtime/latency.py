@@ -9,6 +9,10 @@ from __future__ import annotations
 
 from rtenhance.audio.io.ends import Sink, Source
 
+FLOOR_DEADBAND_S = 0.003  # the ring floor follows the devices' latency only when it moved this much: the readings
+# wander by up to 3 ms from one second to the next (PortAudio's capture, measured), and every move of the floor is
+# an error the jitter buffer corrects by resampling, which time-warps the output
+
 
 class LatencyMeter:
     """Running totals of the engine delay and the devices' latest reported latency.
@@ -23,14 +27,19 @@ class LatencyMeter:
 
     def __init__(self, fixed_s: float, hop_s: float) -> None:
         self.device_s = 0.0
+        self._floor_device_s = 0.0  # the device latency the ring floor is computed with, s
         self._outside_ring_s = fixed_s + hop_s / 2
         self._sum = 0.0
         self._count = 0
         self._reported = (0.0, 0)
 
-    def refresh(self, source: Source, sink: Sink) -> None:
-        """Re-read the devices' reported latency (at a session's start and about once a second)."""
+    def refresh(self, source: Source, sink: Sink, *, restart: bool = False) -> None:
+        """Re-read the devices' reported latency (about once a second). The ring floor takes it when it moved
+        by more than ``FLOOR_DEADBAND_S`` or on ``restart`` (new streams, or their first audio: until then
+        nothing has been measured and the readings are 0)."""
         self.device_s = source.device_latency_s() + sink.device_latency_s()
+        if restart or abs(self.device_s - self._floor_device_s) > FLOOR_DEADBAND_S:
+            self._floor_device_s = self.device_s
 
     def add(self, engine_delay_s: float) -> None:
         """One hop's engine delay: the audio in flight between the two devices right after its write, s."""
@@ -48,4 +57,4 @@ class LatencyMeter:
 
     def ring_floor_s(self, target_s: float) -> float:
         """The output ring depth that makes the end-to-end delay ``target_s`` (0: no target, auto), s."""
-        return max(0.0, target_s - self.device_s - self._outside_ring_s) if target_s > 0 else 0.0
+        return max(0.0, target_s - self._floor_device_s - self._outside_ring_s) if target_s > 0 else 0.0
