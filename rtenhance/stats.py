@@ -82,7 +82,8 @@ class StatsSnapshot:
         skipped_overload: hops that missed their deadline or fell in the rest after an overload.
         skipped_bypass: hops the user bypassed (SIGUSR1, ``enhance.bypass``, no attenuation).
         state_resets: model-state resets since start (after each passthrough or bypass period).
-        adjust_ms: output dropped at once since start after a stall (clock drift is resampled, not dropped).
+        adjust_ms: output dropped at once since start after a stall (clock drift is resampled, not dropped),
+            less the silence inserted at once in a session's first seconds to fill the jitter buffer.
         backlog_ms: stale captured audio dropped since start after the process or a device stalled.
         drift_ppm: the playback resampling that takes up the clocks' mismatch, in parts per million.
         jitter_ms: how far the output ring dips below its mean (the jitter buffer's span), in ms.
@@ -162,6 +163,9 @@ def interval_warnings(previous: StatsSnapshot | None, current: StatsSnapshot,
     if dropped > 0 or backlog > 0:
         messages.append(("drops", f"dropped {dropped:.0f} ms of queued output and {backlog:.0f} ms of stale capture in the last "
                         f"{interval_s:g} s (the process or a device stalled)"))
+    if dropped < 0:
+        messages.append(("fills", f"inserted {-dropped:.0f} ms of silence in the last {interval_s:g} s to fill the output "
+                        f"buffer to the timing seen at the start"))
     return messages
 
 

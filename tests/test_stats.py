@@ -71,6 +71,8 @@ def test_interval_warnings_name_every_fallback_by_cause():
     assert "2 output underflows (1 of them the server's" in kinds["xruns"] and "1 input overflows" in kinds["xruns"]
     assert "dropped 40 ms" in kinds["drops"] and "2000 ms of stale capture" in kinds["drops"]
     assert interval_warnings(quiet, _snapshot(skipped_bypass=100), 10.0) == []
+    filled = dict(interval_warnings(quiet, _snapshot(adjust_ms=quiet.adjust_ms - 12.0), 10.0))
+    assert set(filled) == {"fills"} and "inserted 12 ms of silence" in filled["fills"]
 
 
 def test_rate_limited_warning(caplog):

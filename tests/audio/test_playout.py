@@ -6,7 +6,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from rtenhance.audio.realtime.playout import GENTLE_BAND_S, KP_GENTLE_PER_S, KP_PER_S, XRUN_JUMP_S, PlayoutController
+from rtenhance.audio.realtime.playout import (
+    FILL_WINDOW_S, GENTLE_BAND_S, KP_GENTLE_PER_S, KP_PER_S, XRUN_JUMP_S, PlayoutController,
+)
 
 HOP_S = 0.016
 
@@ -38,6 +40,10 @@ def simulate(seconds: float, drift: float, burst_hops: int, start_s: float, head
                     controller.dropped(taken)
                     out_s -= taken
                 depth += out_s
+                fill = controller.take_fill()
+                if fill:
+                    controller.filled(fill)
+                    depth += fill
         if stall_at_s is not None and k == round(stall_at_s / HOP_S):
             depth += 0.5  # a stalled process left half a second queued
         consumed = HOP_S * (1.0 + drift) + grab_at.get(k, 0.0)
@@ -64,6 +70,16 @@ def test_bursty_arrival_gets_a_buffer_as_deep_as_its_bursts():
     tail = lows[-int(10 / HOP_S):]
     assert 0.002 <= tail.min() <= 0.02 and underflows == 0  # the start-up underflows leave some margin
     assert 0.020 <= controller.span_s <= 0.030  # a burst's four readings lie 0, 16, 32, 48 ms above its low
+
+
+def test_a_bursty_start_is_filled_at_once_to_the_span_its_first_block_shows():
+    """A PipeWire graph at quantum 2048 hands capture over in 43 ms bursts (about 3 hops): the first block
+    shows the span, and the lack is written as silence at once, not resampled in at 2 ms/s for 9 s."""
+    controller, lows, underflows = simulate(12.0, 0.0, 3, start_s=0.004)
+    assert 0.005 <= controller.filled_s <= 0.04 and controller.dropped_s == 0.0
+    settled = lows[int((FILL_WINDOW_S + 1.0) / HOP_S):]
+    assert settled.min() >= 0.002 and underflows == 0
+    assert abs(controller.ratio - 1.0) < 2e-4  # no resampling left to do once the span is reached
 
 
 def test_clock_mismatch_is_resampled_not_dropped():
@@ -104,7 +120,7 @@ def test_the_correction_is_gentle_within_the_band_and_firm_near_dry():
     def ratio_after(depth_s: float, floor_s: float = 0.0) -> float:
         controller = PlayoutController(hop_s, headroom_s)
         controller.floor_s = floor_s
-        for _ in range(blocks):
+        for _ in range(blocks * (round(FILL_WINDOW_S / 0.5) + 1)):  # past the session's first seconds (take_fill)
             controller.observe(depth_s)
         return controller.ratio - 1.0
 

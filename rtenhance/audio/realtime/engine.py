@@ -185,7 +185,7 @@ class Engine:
             skipped_overload=skips.overload,
             skipped_bypass=skips.bypass,
             state_resets=self.processor.state_resets,
-            adjust_ms=1e3 * self._playout.dropped_s,
+            adjust_ms=1e3 * (self._playout.dropped_s - self._playout.filled_s),
             backlog_ms=1e3 * self._stale.dropped_s,
             drift_ppm=self._playout.drift_ppm if realtime else 0.0,
             jitter_ms=1e3 * self._playout.span_s if realtime else 0.0,
@@ -237,8 +237,7 @@ class Engine:
         self._stale.restart()
         if not self.sink.realtime:
             return 0
-        # silence until the first hop, which tops the ring up to where the controller starts (``_prime``): more
-        # would be delay to work off while measuring (a PipeWire graph's first hop comes within a hop or two)
+        # silence until the first hop tops the ring up (``_prime``): more would be delay to work off while measuring
         return int(self.sink.rate * self._playout.headroom_s)
 
     def _process(self) -> str | None:
@@ -345,7 +344,8 @@ class Engine:
             self._latency.add(self._engine_delay_s())
 
     def _play(self, chunk: np.ndarray) -> np.ndarray:
-        """A real-time chunk through the playout control: observe the ring, resample for drift, drop a stall."""
+        """A real-time chunk through the playout control: observe the ring, resample for drift, drop a stall,
+        fill a lack at a session's start."""
         sink, playout = self.sink, self._playout
         playout.floor_s = self._latency.ring_floor_s(self._cfg.latency.target_ms / 1e3)
         seen = self._underflows.hop(sink.underflows(), sink.ring_underflows())
@@ -367,22 +367,23 @@ class Engine:
             if jump > 0:
                 chunk = splice(chunk, jump, self._splice_fade)
                 playout.dropped(jump / sink.rate)
+        if playout.take_fill() > 0:  # a session's first seconds: a lack is filled at once (see playout.py)
+            playout.filled(self._write_silence(round(playout.take_fill() * sink.rate)) / sink.rate)
         return chunk
 
     def _prime(self) -> None:
-        """The session's first hop: top the ring up with silence to the controller's target (the headroom, or
-        the user's latency target), since the ring may have run dry while capture started; else it underflows
-        until resampling has filled it, at most 2 ms a second (a 120 ms target took a minute). The devices' latency
-        is read again first: the floor a latency target asks for depends on it, and at the session's start, before
-        any audio, the streams report 0 (on PipeWire the ring was then primed 10 ms too deep, and the firm
-        correction of that excess spoiled the first 10 s)."""
+        """The session's first hop: top the ring up with silence to the controller's target (the headroom, or a
+        latency target: resampling fills 2 ms a second), from the devices' latency read now (before any audio
+        they report 0; see docs/DAEMON.md)."""
         self._latency.refresh(self.source, self.sink, restart=True)
         self._playout.floor_s = self._latency.ring_floor_s(self._cfg.latency.target_ms / 1e3)
-        wanted = round(self._playout.target_s * self.sink.rate) - self.sink.depth_samples()
-        while wanted > 0:  # at most the 2 s target the configuration allows, in PRIME_S chunks
-            chunk = min(wanted, self._silence.shape[0])
-            self.sink.write(self._silence[:chunk])
-            wanted -= chunk
+        self._write_silence(round(self._playout.target_s * self.sink.rate) - self.sink.depth_samples())
+
+    def _write_silence(self, samples: int) -> int:
+        """Write ``samples`` (<= a 2 s target) of silence in PRIME_S chunks; returns how many (0 if <= 0)."""
+        for start in range(0, samples, self._silence.shape[0]):
+            self.sink.write(self._silence[: min(self._silence.shape[0], samples - start)])
+        return max(0, samples)
 
     def _engine_delay_s(self) -> float:
         """Audio in flight between the two callbacks right after a hop was written, in seconds."""

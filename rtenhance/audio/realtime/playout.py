@@ -32,7 +32,11 @@ and keeps, per block, their mean and their minimum:
   pipewire-pulse does every few seconds, 4-10 ms at a time; an underflow; a drop) is not drift: the fit starts
   over after it, so that a step never reads as a slope;
 - an excess that gentle resampling would take long to remove (the start, a stalled process, a device
-  that stopped) is dropped at once from the next chunks (``take_drop``), counted and logged by the engine.
+  that stopped) is dropped at once from the next chunks (``take_drop``), counted and logged by the engine;
+- in a session's first ``FILL_WINDOW_S`` a lack is filled at once with silence (``take_fill``), counted as
+  well: the first block shows the span (a PipeWire graph at quantum 2048 hands capture over in 43 ms bursts,
+  an 18 ms span), and resampling at its 2 ms/s cap took 9 s to fill it, time-warping the output meanwhile
+  (window correlations of 0.48-0.89 in the first 8 s of speech).
 
 Times are in seconds; the controller never touches audio and never allocates after construction.
 """
@@ -64,6 +68,8 @@ JUMP_S = 0.012  # a block whose lowest reading is this far (plus the span) above
 XRUN_HOLD_S = 10.0  # for this long after a device's xrun, and on while its excess lasts, it is resampled away, not dropped...
 XRUN_JUMP_S = 0.04  # ...unless it is this large (20 s of resampling at MAX_CORRECTION)
 STEP_S = 0.1  # a block whose readings span more than this holds a step (a stall), not jitter
+FILL_WINDOW_S = 3.0  # in a session's first seconds a lack of more than FILL_MIN_S is filled with silence at once
+FILL_MIN_S = 0.002
 
 
 class PlayoutController:
@@ -77,6 +83,7 @@ class PlayoutController:
         headroom_s: see Args.
         floor_s: an extra floor for the block mean (from the user's latency target), in seconds.
         dropped_s: total audio dropped at once so far, in seconds.
+        filled_s: total silence inserted at once so far (``take_fill``), in seconds.
         margin_s: the safety margin underflows have added (decaying), in seconds.
         span_s: the jitter span, in seconds.
     """
@@ -85,6 +92,7 @@ class PlayoutController:
         self.headroom_s = headroom_s
         self.floor_s = 0.0
         self.dropped_s = 0.0
+        self.filled_s = 0.0
         self.margin_s = 0.0
         self._block_hops = max(1, round(BLOCK_S / hop_s))
         self._block_s = self._block_hops * hop_s
@@ -103,11 +111,12 @@ class PlayoutController:
         self._mean_s = math.nan
         self._correction = 0.0
         self._pending_drop_s = 0.0
+        self._pending_fill_s = 0.0
         self._applied_s = 0.0  # what resampling has added to the ring so far (the ratio's integral), s
         self._clock_s = 0.0  # block time, s
         self._fit_count = 0
         self._recent = [math.nan, math.nan]  # the previous two blocks' drift-corrected levels, newest first, s
-        self._dropped_in_block = False  # a drop of ours happened in the current block
+        self._own_step_in_block = False  # a drop or fill of ours happened in the current block
         self._xrun_hold_s = 0.0  # time left in which an excess is not dropped (after a device's xrun), s
         self._margin_hold_s = 0.0  # time left in which another underflow adds no margin (the same episode), s
         self.span_s = 0.0
@@ -179,16 +188,28 @@ class PlayoutController:
         self._pending_drop_s = max(0.0, self._pending_drop_s - seconds)
         self.dropped_s += seconds
         self._fit_count = 0
-        self._dropped_in_block = True
+        self._own_step_in_block = True
+
+    def take_fill(self) -> float:
+        """Seconds of silence to write now (0 but in a session's first ``FILL_WINDOW_S``); the caller writes
+        them and reports them back with ``filled``."""
+        return self._pending_fill_s
+
+    def filled(self, seconds: float) -> None:
+        """``seconds`` of silence were written to honour ``take_fill`` (a step of our own, as a drop is)."""
+        self._pending_fill_s = max(0.0, self._pending_fill_s - seconds)
+        self.filled_s += seconds
+        self._fit_count = 0
+        self._own_step_in_block = True
 
     def _end_block(self, mean_s: float, min_s: float, max_s: float, last_s: float) -> None:
         self._applied_s += (self.ratio - 1.0) * self._block_s
         self._clock_s += self._block_s
         self._mean_s = mean_s
         self.margin_s = max(0.0, self.margin_s - MARGIN_DECAY_PER_S * self._block_s)
-        self._pending_drop_s = 0.0
+        self._pending_drop_s = self._pending_fill_s = 0.0
         disturbed, self._disturbed = self._disturbed, False
-        dropped, self._dropped_in_block = self._dropped_in_block, False
+        own_step, self._own_step_in_block = self._own_step_in_block, False
         self._margin_hold_s = max(0.0, self._margin_hold_s - self._block_s)
         # how far the lowest reading is above where it belongs; bursts move a block's lowest reading by up
         # to the span, so only what is beyond that is excess
@@ -207,17 +228,19 @@ class PlayoutController:
         newest, older = self._recent  # NaN before two blocks: max() then keeps the 0.0
         rose = max(0.0, corrected - newest, corrected - older)
         fell = max(0.0, newest - corrected, older - corrected)
-        # a stall's step, a miss, a drop of ours, or audio the server gave back (a step up: the readings
+        # a stall's step, a miss, a drop or fill of ours, or audio the server gave back (a step up: the readings
         # before it are no dip) says nothing of jitter; audio the server took at once (a step down) may be
         # taken again, so the whole step is a dip to foresee (the block's own readings show only part of it)
-        if max_s - min_s < STEP_S and not disturbed and not dropped and rose <= DRIFT_STEP_S:
+        if max_s - min_s < STEP_S and not disturbed and not own_step and rose <= DRIFT_STEP_S:
             dip = max(mean_s - min_s, fell if fell > DRIFT_STEP_S else 0.0)
             self.span_s = max(dip, self.span_s - SPAN_DECAY_PER_S * self._block_s)
         error = mean_s - self.target_s
         self._fit(corrected)
-        if dropped:  # levels from before our own drop are no reference for the next blocks' steps
+        if own_step:  # levels from before our own drop or fill are no reference for the next blocks' steps
             self._recent[0] = self._recent[1] = math.nan
         self._correction = min(max(-self._proportional(error, min_s), -MAX_CORRECTION), MAX_CORRECTION)
+        if self._clock_s <= FILL_WINDOW_S and -error > FILL_MIN_S:
+            self._pending_fill_s, self._correction = -error, 0.0
 
     def _proportional(self, error_s: float, min_s: float) -> float:
         """The proportional correction's size for a block's mean ``error_s`` above target and its lowest reading
