@@ -21,6 +21,7 @@ from tests.audio.pulse_support import RATE, stop_recording
 SECONDS = 6.0
 MIN_CORRELATION = 0.9
 PREROLL_S = 2.0
+DEFAULTS_TIMEOUT_S = 10.0  # for the server to report the defaults a test set
 STATS_FIELDS = ("hop p50", "p95", "p99", "max", "step p99", "rtf", "latency", "jitter", "drift", "overflows",
                 "underflows", "skipped ring_low", "overload", "bypass", "resets", "dropped", "backlog", "cpu")
 JSON_FIELDS = ("hop_ms_p50", "hop_ms_p95", "hop_ms_p99", "hop_ms_max", "step_p99_ms", "rtf", "latency_ms", "jitter_ms",
@@ -36,6 +37,12 @@ def server_defaults(sound_server):
               if line.startswith(key + ": ")}
     sound_server.pactl("set-default-source", "A.monitor")
     sound_server.pactl("set-default-sink", "B")
+    # PipeWire's session manager applies a new default a moment later; a stream opened before it does goes to
+    # the old default (the recording of B.monitor then stayed empty: B sat idle)
+    deadline = time.monotonic() + DEFAULTS_TIMEOUT_S
+    while not {"Default Sink: B", "Default Source: A.monitor"} <= set(sound_server.pactl("info").splitlines()):
+        assert time.monotonic() < deadline, sound_server.pactl("info")
+        time.sleep(0.1)
     yield
     sound_server.pactl("set-default-sink", before["Default Sink"])
     sound_server.pactl("set-default-source", before["Default Source"])
