@@ -367,8 +367,8 @@ class Engine:
             if jump > 0:
                 chunk = splice(chunk, jump, self._splice_fade)
                 playout.dropped(jump / sink.rate)
-        if playout.take_fill() > 0:  # a session's first seconds: a lack is filled at once (see playout.py)
-            playout.filled(self._write_silence(round(playout.take_fill() * sink.rate)) / sink.rate)
+        if (fill_s := playout.take_fill()) > 0:  # a session's first seconds: a lack is filled at once (playout.py)
+            playout.filled(self._write_silence(round(fill_s * sink.rate)) / sink.rate)
         return chunk
 
     def _prime(self) -> None:
