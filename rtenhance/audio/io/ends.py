@@ -51,9 +51,16 @@ class End(Protocol):
 
 
 class Source(End, Protocol):
-    """Where audio comes from: a ring the device fills (interleaved float32 frames)."""
+    """Where audio comes from: a ring the device fills (interleaved float32 frames).
+
+    Attributes:
+        gap_samples: samples of server cycles that ran without this source since it was made (PipeWire: a
+            graph cycle the stream's thread woke too late for), written to the ring as silence so that what
+            follows keeps its place in time; 0 where no cycle can run without the stream.
+    """
 
     ring: SpscRing
+    gap_samples: int
 
     def pump(self) -> None:
         """Move what arrived into the ring, for sources with no thread of their own (files)."""

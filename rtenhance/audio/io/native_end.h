@@ -61,6 +61,8 @@ typedef struct {
     uint64_t server_underflows;
     double last_callback_s;
     uint64_t latency_count;
+    uint64_t gaps;
+    uint64_t gap_samples;
     int32_t failed;
 } rtp_stats;
 
@@ -75,6 +77,8 @@ typedef struct {
     _Atomic double played_at_s;         /* playback: CLOCK_MONOTONIC time the latest fragment left the ring, s */
     _Atomic uint64_t played_samples;    /* playback: that fragment's size */
     _Atomic uint64_t latency_count;     /* readings ever taken; the latest are in latency_s[count % SLOTS] */
+    _Atomic uint64_t gaps;              /* capture: graph cycles the server ran without the stream */
+    _Atomic uint64_t gap_samples;       /* (PipeWire), written as silence in their place */
     _Atomic double latency_s[RTP_TIMING_SLOTS];
     _Atomic int32_t failed;             /* the stream or its connection broke: see error (set with release) */
     char error[RTP_ERROR_BYTES];        /* written only while failed is 0, under the main-loop lock */
@@ -224,6 +228,8 @@ void rtp_end_stats(const rtp_end *end, rtp_stats *out)
     out->server_underflows = atomic_load_explicit(&end->server_underflows, memory_order_relaxed);
     out->last_callback_s = atomic_load_explicit(&end->last_callback_s, memory_order_relaxed);
     out->latency_count = atomic_load_explicit(&end->latency_count, memory_order_relaxed);
+    out->gaps = atomic_load_explicit(&end->gaps, memory_order_relaxed);
+    out->gap_samples = atomic_load_explicit(&end->gap_samples, memory_order_relaxed);
     out->failed = has_failed(end);
 }
 
@@ -290,7 +296,8 @@ uint64_t rtp_stats_layout(uint64_t *out, uint64_t n)
         RTP_FIELD(rtp_stats, dropped_samples), RTP_FIELD(rtp_stats, underflows),
         RTP_FIELD(rtp_stats, missing_samples), RTP_FIELD(rtp_stats, fragments),
         RTP_FIELD(rtp_stats, short_fragments), RTP_FIELD(rtp_stats, server_underflows),
-        RTP_FIELD(rtp_stats, last_callback_s), RTP_FIELD(rtp_stats, latency_count), RTP_FIELD(rtp_stats, failed),
+        RTP_FIELD(rtp_stats, last_callback_s), RTP_FIELD(rtp_stats, latency_count), RTP_FIELD(rtp_stats, gaps),
+        RTP_FIELD(rtp_stats, gap_samples), RTP_FIELD(rtp_stats, failed),
     };
     uint64_t count = sizeof layout / sizeof layout[0];
     for (uint64_t i = 0; i < count && i < n; i++)

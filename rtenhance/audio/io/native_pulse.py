@@ -31,7 +31,7 @@ from rtenhance.audio.io.native_pulse_lib import (  # noqa: F401  (LIBRARY, _Stat
 )
 from rtenhance.native_build import CLibrary
 from rtenhance.audio.io.streams import FIRST_CALLBACK_GRACE_S, RING_SECONDS, RingPlayback, prime
-from rtenhance.audio.realtime.thread_priority import promote
+from rtenhance.audio.realtime.thread_priority import promote_when_running
 
 class PulseConnection:
     """One sound-server connection and its main-loop thread, shared by the streams opened on it.
@@ -127,6 +127,12 @@ class _NativeStream:
         return int(self._memory.stats().server_underflows) if self.direction == PLAYBACK else 0
 
     @property
+    def gap_samples(self) -> int:
+        """Samples of graph cycles PipeWire ran without this capture stream (see ``missed_samples`` in
+        native_pipewire.c), written to the ring as silence; 0 for playback and on PulseAudio."""
+        return int(self._memory.stats().gap_samples)
+
+    @property
     def callbacks(self) -> int:
         """Fragments moved since start."""
         return int(self._memory.stats().fragments)
@@ -147,7 +153,6 @@ class _NativeStream:
             raise DeviceError(f"pulse {kind} stream on {self.endpoint.pulse_name or 'the default device'}: "
                               f"{self._error()}")
         self._open = True
-        promote(self._connection.thread_id, "pulse I/O")
 
     def _error(self) -> str:
         """Why the stream broke ("" when it did not)."""
@@ -159,6 +164,7 @@ class _NativeStream:
         prime(self.ring, prefill)
         self._started = time.monotonic()
         self._lib.rtp_stream_start(self._end)
+        promote_when_running(lambda: self._connection.thread_id, "audio I/O")
 
     def device_latency_s(self) -> float:
         """Server-side latency: the median of the readings taken after each fragment, in s."""

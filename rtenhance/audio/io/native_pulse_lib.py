@@ -43,6 +43,8 @@ class _Stats(ctypes.Structure):
         ("server_underflows", ctypes.c_uint64),
         ("last_callback_s", ctypes.c_double),
         ("latency_count", ctypes.c_uint64),
+        ("gaps", ctypes.c_uint64),
+        ("gap_samples", ctypes.c_uint64),
         ("failed", ctypes.c_int32),
     ]
 

@@ -49,6 +49,7 @@ class _PulseStream(ABC):
         self.ring = SpscRing(int(RING_SECONDS * self.rate))
         self.latency = CallbackLatency()
         self.status_flags = 0  # xruns the server reported (libpulse-simple reports none; the ring counts its own)
+        self.gap_samples = 0  # a blocking stream misses no server cycle
         self.callbacks = 0  # fragments moved since start
         self.fragment = np.zeros(max(1, round((fragment_ms or FRAGMENT_MS) * self.rate / 1e3)), dtype=np.float32)
         self._stream: SimpleStream | None = None

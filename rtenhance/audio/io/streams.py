@@ -16,14 +16,12 @@ import numpy as np
 
 from rtenhance.audio.io.devices import DeviceError, Endpoint
 from rtenhance.audio.io.ring import SpscRing
-from rtenhance.audio.realtime.thread_priority import promote
+from rtenhance.audio.realtime.thread_priority import promote_when_running
 
 RING_SECONDS = 2.0  # capacity of each device ring
 TIMING_SLOTS = 512  # latest per-callback latency readings kept (a few seconds of callbacks)
 FILE_BLOCK_S = 0.01  # file source block: 10 ms
 MAX_CALLBACK_FRAMES = 16384  # largest output block the playback scratch buffer holds at once
-FIRST_CALLBACK_WAIT_S = 0.5  # start waits this long at most for the first callback to name its thread
-CALLBACK_POLL_S = 0.005
 FIRST_CALLBACK_GRACE_S = 3.0  # an idle PulseAudio null sink renders in 2 s blocks: its monitor may start late
 
 
@@ -117,6 +115,7 @@ class _DeviceStream:
         self.ring = SpscRing(int(RING_SECONDS * self.rate) * self.channels)
         self.latency = CallbackLatency()
         self.status_flags = 0  # callbacks that reported an over/underflow from PortAudio itself
+        self.gap_samples = 0  # PortAudio runs no cycle without its callback
         self.callbacks = 0  # callbacks since the stream started
         self._callback_thread = 0  # PortAudio's callback thread's kernel id, recorded by its first callback
         self._block_frames = block_frames
@@ -141,10 +140,7 @@ class _DeviceStream:
         self.callbacks = 0
         self._callback_thread = 0
         self._stream.start()
-        deadline = time.monotonic() + FIRST_CALLBACK_WAIT_S
-        while not self._callback_thread and time.monotonic() < deadline:
-            time.sleep(CALLBACK_POLL_S)
-        promote(self._callback_thread, f"PortAudio {self.endpoint.direction}")
+        promote_when_running(lambda: self._callback_thread, f"PortAudio {self.endpoint.direction}")
 
     def device_latency_s(self) -> float:
         """Device-side latency: the median PortAudio reports, else what the stream was opened with."""
@@ -242,7 +238,7 @@ class FileSource:
         self.realtime = realtime
         self._block = max(1, int(FILE_BLOCK_S * self.rate))
         self.ring = SpscRing(int(RING_SECONDS * self.rate) * self.channels)
-        self.status_flags = 0
+        self.status_flags = self.gap_samples = 0
         self._file: Any = None
         self._eof = False
         self._stop = threading.Event()

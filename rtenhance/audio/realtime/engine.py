@@ -121,10 +121,8 @@ class Engine:
         self._underflows = UnderflowTally()
         self._silence = np.zeros(int(PRIME_S * sink.rate), dtype=np.float32)
         self._stale = StaleCapture(source.rate, source.channels, hop_frames(self.hop, source.rate, self.model_rate))
-        self._session_hops = 0
         self._aligner = OutputAligner()  # file sinks only
-        self._frames_in = 0
-        self._hops_done = 0
+        self._session_hops = self._frames_in = self._hops_done = 0
         self._cpu = CpuMeter()
 
     # ---- control (any thread) ----
@@ -187,6 +185,7 @@ class Engine:
             state_resets=self.processor.state_resets,
             adjust_ms=1e3 * (self._playout.dropped_s - self._playout.filled_s),
             backlog_ms=1e3 * self._stale.dropped_s,
+            missed_ms=1e3 * self.source.gap_samples / self.source.rate,
             drift_ppm=self._playout.drift_ppm if realtime else 0.0,
             jitter_ms=1e3 * self._playout.span_s if realtime else 0.0,
             device_errors=self.device_errors,

@@ -15,12 +15,16 @@ from __future__ import annotations
 
 import logging
 import os
+import time
+from collections.abc import Callable
 
 from rtenhance.realtime_sched import RealtimeUnavailable, make_thread_realtime
 
 log = logging.getLogger(__name__)
 
 PRIORITY = 10  # SCHED_FIFO priority: above normal threads, well below the sound server's own (PipeWire: 88)
+FIRST_CYCLE_WAIT_S = 0.5  # promote_when_running waits this long at most for the thread to name itself
+THREAD_POLL_S = 0.005
 _reported: set[str] = set()
 
 
@@ -46,6 +50,22 @@ def promote(thread_id: int, what: str, priority: int = PRIORITY) -> bool:
         return True
     _report(what, f"{what} thread runs with real-time scheduling (SCHED_FIFO {priority})")
     return True
+
+
+def promote_when_running(thread_id: Callable[[], int], what: str, priority: int = PRIORITY) -> bool:
+    """``promote`` a thread that names itself only once audio moves (PortAudio's callback thread, PipeWire's
+    data thread: its kernel id is 0 until the first callback or graph cycle), waiting up to
+    FIRST_CYCLE_WAIT_S for ``thread_id()`` to turn non-zero; True when granted.
+
+    Such a thread otherwise keeps the scheduling of whichever thread created it: PipeWire's data thread
+    ran at the worker's priority, where a burst of hops on both cores kept it from its graph cycle.
+    """
+    deadline = time.monotonic() + FIRST_CYCLE_WAIT_S
+    tid = thread_id()
+    while not tid and time.monotonic() < deadline:
+        time.sleep(THREAD_POLL_S)
+        tid = thread_id()
+    return promote(tid, what, priority)
 
 
 def _report(what: str, message: str) -> None:

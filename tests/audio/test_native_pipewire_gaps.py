@@ -1,0 +1,143 @@
+"""Graph cycles PipeWire runs without the capture stream (``missed_samples`` in ``native_pipewire.c``): the
+stream's data thread is held off its CPU for STALL_S, as a loaded machine does, while the private server's
+graph, the producer and the rest of the machine go on. The missed span is written as silence, so that what
+follows keeps its place in time: the delay of the noise after the stall equals the delay before it, and the
+span is counted (``gap_samples``). Without that, the rest of the capture would come out STALL_S early."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from rtenhance.audio.io import native_pulse
+from rtenhance.audio.io.devices import Endpoint
+from rtenhance.audio.io.native_pulse import PIPEWIRE_LIBRARY, NativePulseCapture, PulseConnection
+from tests.audio.daemon_support import lag_and_correlation, write_wav
+from tests.audio.sound_server import SINK_A, SoundServer
+from tests.audio.test_native_pulse import _band_noise
+
+pytestmark = pytest.mark.skipif(native_pulse.unavailable_reason(PIPEWIRE_LIBRARY) is not None,
+                                reason="native PipeWire library unavailable: "
+                                       f"{native_pulse.unavailable_reason(PIPEWIRE_LIBRARY)}")
+
+MODEL_RATE = 16000
+HOP = 256  # samples moved per step
+RUN_S = 4.0  # noise played; the stall comes at STALL_AT_S
+STALL_AT_S = 2.0
+STALL_S = 0.06  # about 11 graph cycles at PipeWire's default quantum
+STALL_PRIORITY = 50  # SCHED_FIFO priority of the thread that holds the CPU: above the data thread's (10)
+SEGMENT_S = 1.0  # the delay is read on this much noise before the stall and as much after it
+GUARD_S = 0.5  # ... this far from the stall (where it falls in the noise is known to about a producer's start)
+MAX_LAG_S = 0.5  # the producer's start
+SAME_DELAY_MS = 1.5  # the delay after the stall matches the one before within this (a few samples of resampling)
+
+
+@pytest.fixture
+def pipewire_env(pipewire_server, monkeypatch) -> SoundServer:
+    for key, value in pipewire_server.env.items():
+        monkeypatch.setenv(key, value)
+    return pipewire_server
+
+
+def _endpoint(name: str) -> Endpoint:
+    direction = "input" if name.endswith(".monitor") else "output"
+    return Endpoint("pulse", direction, f"pulse:{name}", pulse_name=name, sample_rate=MODEL_RATE)
+
+
+HOLD_CPU = """
+import os, sys, time
+cpu, seconds, priority = int(sys.argv[1]), float(sys.argv[2]), int(sys.argv[3])
+os.sched_setaffinity(0, {cpu})
+try:
+    os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(priority))
+except PermissionError:
+    sys.exit(3)
+print("holding", flush=True)
+end = time.monotonic() + seconds
+while time.monotonic() < end:
+    pass
+"""
+REFUSED = 3
+
+
+class CpuHold:
+    """Holds one CPU for ``seconds`` with a real-time busy process, in the background (``wait`` for the end),
+    with the thread ``thread_id`` pinned to that CPU and every thread of the processes ``others`` (the
+    server and the producer: they must go on) pinned off it. Skips the test when the machine has a
+    single CPU or real-time scheduling is not allowed."""
+
+    def __init__(self, thread_id: int, seconds: float, others: list[int]) -> None:
+        cpus = sorted(os.sched_getaffinity(0))
+        if len(cpus) < 2:
+            pytest.skip("needs two CPUs: the sound server keeps running while the stream's thread is held")
+        held, rest = cpus[-1], set(cpus[:-1])
+        self.saved = {tid: os.sched_getaffinity(tid) for tid in [thread_id, *_threads(others)]}
+        for tid in self.saved:
+            os.sched_setaffinity(tid, {held} if tid == thread_id else rest)
+        self.holder = subprocess.Popen([sys.executable, "-c", HOLD_CPU, str(held), str(seconds), str(STALL_PRIORITY)],
+                                       stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+    def wait(self) -> None:
+        out, err = self.holder.communicate(timeout=10)
+        for tid, cpus in self.saved.items():
+            with contextlib.suppress(ProcessLookupError):
+                os.sched_setaffinity(tid, cpus)
+        if self.holder.returncode == REFUSED:
+            pytest.skip("needs real-time scheduling (SCHED_FIFO) to hold a CPU")
+        assert self.holder.returncode == 0 and "holding" in out, err
+
+
+def _threads(pids: list[int]) -> list[int]:
+    """Every thread of the processes ``pids`` (those still running)."""
+    return [int(task.name) for pid in pids for task in Path(f"/proc/{pid}/task").glob("*")]
+
+
+def _server_pids(server: SoundServer) -> list[int]:
+    return [process.pid for process in server.processes] + list(server.forked_pids)
+
+
+def _delays_ms(noise: np.ndarray, got: np.ndarray, stall_at: int) -> tuple[float, float, float, float]:
+    """Delay of ``got`` behind ``noise`` (both at MODEL_RATE) on SEGMENT_S of noise ending GUARD_S before sample
+    ``stall_at`` of the noise and on as much starting GUARD_S after it, in ms, with the two correlations."""
+    segment, guard, max_lag = int(SEGMENT_S * MODEL_RATE), int(GUARD_S * MODEL_RATE), int(MAX_LAG_S * MODEL_RATE)
+    figures = []
+    for start in (stall_at - guard - segment, stall_at + guard):
+        lag, correlation = lag_and_correlation(noise[start : start + segment], got[start : start + segment + max_lag],
+                                               max_lag, MODEL_RATE)
+        figures += [1e3 * lag / MODEL_RATE, correlation]
+    return figures[0], figures[2], figures[1], figures[3]
+
+
+def test_a_capture_stream_held_off_its_cpu_keeps_its_time_line(pipewire_env, tmp_path: Path) -> None:
+    noise = _band_noise(RUN_S, MODEL_RATE)
+    connection = PulseConnection(PIPEWIRE_LIBRARY)
+    capture = NativePulseCapture(_endpoint(f"{SINK_A}.monitor"), connection=connection)
+    capture.open()
+    got = np.zeros(int((RUN_S + 1.0) * MODEL_RATE), dtype=np.float32)
+    count, holder = 0, None
+    try:
+        capture.start()
+        player = pipewire_env.play(write_wav(tmp_path / "noise.wav", noise), SINK_A, latency_ms=10)
+        started = time.monotonic()
+        while count + HOP <= got.shape[0] and player.poll() is None:
+            if holder is None and time.monotonic() - started > STALL_AT_S:
+                holder = CpuHold(connection.thread_id, STALL_S, [*_server_pids(pipewire_env), player.pid])
+            capture.wait_input(HOP, 0.0)
+            count += capture.ring.read_into(got[count : count + HOP])
+        player.wait(timeout=10)
+        holder.wait()
+        gap_s = capture.gap_samples / MODEL_RATE
+    finally:
+        capture.close()
+    assert holder is not None
+    before, after, c_before, c_after = _delays_ms(noise, got[:count], int(STALL_AT_S * MODEL_RATE))
+    assert c_before > 0.9 and c_after > 0.9, (c_before, c_after, before, after, gap_s)
+    assert abs(after - before) <= SAME_DELAY_MS, (before, after, gap_s)
+    assert 0.5 * STALL_S <= gap_s <= 1.5 * STALL_S, gap_s
