@@ -39,22 +39,12 @@
 #include <spa/utils/result.h>
 
 #include "native_end.h"
+#include "pipewire_cycles.h"
 
 #define RTPW_CONNECT_TIMEOUT_S 5     /* how long rtp_stream_open waits for the server to create the stream */
 #define RTPW_POD_BYTES 1024          /* room for the format parameter */
 #define RTPW_LATENCY_BYTES 64        /* "FRAMES/RATE" */
 #define MONITOR_SUFFIX ".monitor"
-#define RTPW_GAP_CONFIRM_CYCLES 2    /* a shortfall still there a cycle later is a missed cycle, not a late one */
-#define RTPW_MAX_GAP_CYCLES 64       /* a larger jump of the graph's clock is a restart: tracking starts over */
-
-/* Where a stream stands against the graph's clock (data thread only): see missed_samples. */
-typedef struct {
-    uint32_t clock_id;          /* the driver whose clock `position` counts */
-    uint64_t position;          /* the graph's position (clock ticks) at the stream's previous cycle */
-    double owed;                /* samples the graph's clock ran for the stream beyond what the stream moved */
-    uint32_t short_cycles;      /* consecutive cycles with at least half a cycle owed */
-    int tracking;               /* position and clock_id are those of a previous cycle */
-} rtpw_clock;
 
 /* The PipeWire side of one open stream; the end's `stream` points here. */
 typedef struct {
@@ -63,7 +53,7 @@ typedef struct {
     rtp_end *end;
     enum pw_stream_state state;
     _Atomic(struct spa_io_position *) position; /* the graph's clock (io_changed), NULL until given */
-    rtpw_clock clock;
+    rtpw_clock clock;                           /* capture: where the stream stands against that clock */
 } rtpw_stream;
 
 struct rtp_conn {
@@ -91,67 +81,6 @@ static double ticks_s(const struct pw_time *t, int64_t ticks)
 
 /* ---- the data thread ---- */
 
-/* A span of `samples` the graph ran without the capture stream (cycles it missed): written as silence, so
- * that what follows keeps its place in time; counted. */
-static void capture_gap(rtp_end *end, uint64_t samples)
-{
-    end_capture(end, NULL, samples);
-    bump(&end->gaps, 1);
-    bump(&end->gap_samples, samples);
-}
-
-/* Samples of graph cycles the capture stream missed, once sure (> 0); 0 in the usual cycle; < 0 when this
- * call brought that much more than the graph's clock ran (a cycle that came after the silence that stood in
- * for it).
- *
- * The graph's clock (the driver's position, in ticks of its rate) advances by a cycle's duration every
- * cycle the graph runs. A capture node comes last in its cycle (after the device or sink it reads), and
- * nothing waits for it: when its data thread wakes after the next cycle has begun, it gets one call for two
- * cycles, and the earlier cycle's audio is gone while the rest of the graph went on. `owed` adds what the
- * clock ran, at the stream's rate, less what the stream moved. A cycle that was only late comes as a second
- * call within the same cycle and pays its debt back; a missed one is still owed at the next cycle
- * (RTPW_GAP_CONFIRM_CYCLES) and is returned in whole samples (the fraction stays owed). The gap lands a cycle
- * after the loss: a shift of that much for one cycle, instead of a whole cycle for the rest of the stream.
- * (A playback node that misses a cycle holds up everything downstream of it, the sink included, which then
- * plays nothing new: its audio is late, not replaced, and the jitter buffer sees it as such.) */
-static int64_t missed_samples(rtpw_stream *ps, uint64_t moved)
-{
-    struct spa_io_position *pos = atomic_load_explicit(&ps->position, memory_order_acquire);
-    rtpw_clock *c = &ps->clock;
-    if (!pos || !pos->clock.rate.denom || !pos->clock.duration) {
-        c->tracking = 0;
-        return 0;
-    }
-    uint64_t now = pos->clock.position, duration = pos->clock.duration;
-    if (!c->tracking || c->clock_id != pos->clock.id || now < c->position ||
-        now - c->position > RTPW_MAX_GAP_CYCLES * duration) {
-        *c = (rtpw_clock){.clock_id = pos->clock.id, .position = now, .tracking = 1};
-        return 0;
-    }
-    double per_tick = (double)ps->end->rate * pos->clock.rate.num / pos->clock.rate.denom;
-    double cycle = (double)duration * per_tick;
-    c->owed += (double)(now - c->position) * per_tick - (double)moved;
-    c->position = now;
-    if (c->owed < -cycle)
-        c->owed = -cycle;
-    if (c->owed <= -0.5 * cycle) {
-        int64_t excess = (int64_t)(-c->owed) < (int64_t)moved ? (int64_t)(-c->owed) : (int64_t)moved;
-        c->owed += (double)excess;
-        c->short_cycles = 0;
-        return -excess;
-    }
-    if (c->owed < 0.5 * cycle) {
-        c->short_cycles = 0;
-        return 0;
-    }
-    if (++c->short_cycles < RTPW_GAP_CONFIRM_CYCLES)
-        return 0;
-    c->short_cycles = 0;
-    uint64_t gap = (uint64_t)c->owed;
-    c->owed -= (double)gap;
-    return (int64_t)gap;
-}
-
 static void capture_cycle(rtpw_stream *ps, struct spa_data *d)
 {
     rtp_end *end = ps->end;
@@ -160,9 +89,13 @@ static void capture_cycle(rtpw_stream *ps, struct spa_data *d)
     uint64_t samples = size / BYTES_PER_SAMPLE;
     if (samples == 0)
         return;
-    int64_t missed = missed_samples(ps, samples);
-    if (missed > 0)
-        capture_gap(end, (uint64_t)missed);
+    int64_t missed = missed_samples(&ps->clock, atomic_load_explicit(&ps->position, memory_order_acquire), end->rate,
+                                    samples);
+    if (missed > 0) { /* cycles the graph ran without this stream: silence keeps their place; counted */
+        end_capture(end, NULL, (uint64_t)missed);
+        bump(&end->gaps, 1);
+        bump(&end->gap_samples, (uint64_t)missed);
+    }
     /* a cycle later than the silence that stood in for it: its place is taken, and what follows is on time */
     uint64_t late = missed < 0 ? (uint64_t)-missed : 0;
     if (late < samples)

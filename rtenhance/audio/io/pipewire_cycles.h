@@ -1,0 +1,75 @@
+/* The graph cycles a PipeWire capture stream missed, for native_pipewire.c (included there once).
+ *
+ * PipeWire runs a graph of nodes once per cycle of its driver (a sound card, or a null sink's timer). A
+ * capture stream's node comes last in its cycle and nothing waits for it: when the stream's data thread
+ * wakes after the next cycle has begun, it gets one call for the two cycles, and the earlier cycle's audio
+ * is gone while the rest of the graph went on. missed_samples tells such a cycle from one that was only
+ * late by counting the driver's clock against the samples the stream moved, so that the caller can write
+ * the missed span as silence and what follows keeps its place in time. Data thread only.
+ */
+#ifndef RTENHANCE_PIPEWIRE_CYCLES_H
+#define RTENHANCE_PIPEWIRE_CYCLES_H
+#include <stdint.h>
+
+#include <spa/node/io.h>
+
+#define RTPW_GAP_CONFIRM_CYCLES 2    /* a shortfall still there a cycle later is a missed cycle, not a late one */
+#define RTPW_MAX_GAP_CYCLES 64       /* a larger jump of the graph's clock is a restart: tracking starts over */
+
+/* Where a stream stands against the graph's clock (data thread only): see missed_samples. */
+typedef struct {
+    uint32_t clock_id;          /* the driver whose clock `position` counts */
+    uint64_t position;          /* the graph's position (clock ticks) at the stream's previous cycle */
+    double owed;                /* samples the graph's clock ran for the stream beyond what the stream moved */
+    uint32_t short_cycles;      /* consecutive cycles with at least half a cycle owed */
+    int tracking;               /* position and clock_id are those of a previous cycle */
+} rtpw_clock;
+
+/* Samples (at `rate`) of graph cycles the capture stream missed, once sure (> 0), given the graph's clock
+ * `pos` at this call (NULL: none yet) and the samples the call brought; 0 in the usual cycle; < 0 when this
+ * call brought that much more than the clock ran (a cycle that came after the silence that stood in for it).
+ *
+ * The clock (the driver's position, in ticks of its rate) advances by a cycle's duration every cycle the
+ * graph runs. `owed` adds what it ran, at the stream's rate, less what the stream moved. A cycle that was
+ * only late comes as a second call within the same cycle and pays its debt back; a missed one is still owed
+ * at the next cycle (RTPW_GAP_CONFIRM_CYCLES) and is returned in whole samples (the fraction stays owed):
+ * the gap lands a cycle after the loss, a shift of that much for one cycle instead of a whole cycle for the
+ * rest of the stream. (A playback node that misses a cycle holds up everything downstream of it, the sink
+ * included: its audio is late, not replaced, and the jitter buffer sees it as such.) */
+static int64_t missed_samples(rtpw_clock *c, const struct spa_io_position *pos, uint32_t rate, uint64_t moved)
+{
+    if (!pos || !pos->clock.rate.denom || !pos->clock.duration) {
+        c->tracking = 0;
+        return 0;
+    }
+    uint64_t now = pos->clock.position, duration = pos->clock.duration;
+    if (!c->tracking || c->clock_id != pos->clock.id || now < c->position ||
+        now - c->position > RTPW_MAX_GAP_CYCLES * duration) {
+        *c = (rtpw_clock){.clock_id = pos->clock.id, .position = now, .tracking = 1};
+        return 0;
+    }
+    double per_tick = (double)rate * pos->clock.rate.num / pos->clock.rate.denom;
+    double cycle = (double)duration * per_tick;
+    c->owed += (double)(now - c->position) * per_tick - (double)moved;
+    c->position = now;
+    if (c->owed < -cycle)
+        c->owed = -cycle;
+    if (c->owed <= -0.5 * cycle) {
+        int64_t excess = (int64_t)(-c->owed) < (int64_t)moved ? (int64_t)(-c->owed) : (int64_t)moved;
+        c->owed += (double)excess;
+        c->short_cycles = 0;
+        return -excess;
+    }
+    if (c->owed < 0.5 * cycle) {
+        c->short_cycles = 0;
+        return 0;
+    }
+    if (++c->short_cycles < RTPW_GAP_CONFIRM_CYCLES)
+        return 0;
+    c->short_cycles = 0;
+    uint64_t gap = (uint64_t)c->owed;
+    c->owed -= (double)gap;
+    return (int64_t)gap;
+}
+
+#endif
