@@ -15,6 +15,7 @@
 
 #define RTPW_GAP_CONFIRM_CYCLES 2    /* a shortfall still there a cycle later is a missed cycle, not a late one */
 #define RTPW_MAX_GAP_CYCLES 64       /* a larger jump of the graph's clock is a restart: tracking starts over */
+#define RTPW_LATE_CYCLES 16          /* a cycle written as silence may still come this many cycles later */
 
 /* Where a stream stands against the graph's clock (data thread only): see missed_samples. */
 typedef struct {
@@ -22,12 +23,15 @@ typedef struct {
     uint64_t position;          /* the graph's position (clock ticks) at the stream's previous cycle */
     double owed;                /* samples the graph's clock ran for the stream beyond what the stream moved */
     uint32_t short_cycles;      /* consecutive cycles with at least half a cycle owed */
+    uint64_t unpaid;            /* samples written as silence whose audio may still come late */
+    uint32_t since_gap;         /* cycles since the latest silence was written */
     int tracking;               /* position and clock_id are those of a previous cycle */
 } rtpw_clock;
 
 /* Samples (at `rate`) of graph cycles the capture stream missed, once sure (> 0), given the graph's clock
  * `pos` at this call (NULL: none yet) and the samples the call brought; 0 in the usual cycle; < 0 when this
- * call brought that much more than the clock ran (a cycle that came after the silence that stood in for it).
+ * call brought that much more than the clock ran (a cycle that came after the silence that stood in for it,
+ * within RTPW_LATE_CYCLES: its audio is let go, so that what follows stays in place).
  *
  * The clock (the driver's position, in ticks of its rate) advances by a cycle's duration every cycle the
  * graph runs. `owed` adds what it ran, at the stream's rate, less what the stream moved. A cycle that was
@@ -52,14 +56,18 @@ static int64_t missed_samples(rtpw_clock *c, const struct spa_io_position *pos, 
     double cycle = (double)duration * per_tick;
     c->owed += (double)(now - c->position) * per_tick - (double)moved;
     c->position = now;
-    if (c->owed < -cycle)
-        c->owed = -cycle;
-    if (c->owed <= -0.5 * cycle) {
-        int64_t excess = (int64_t)(-c->owed) < (int64_t)moved ? (int64_t)(-c->owed) : (int64_t)moved;
+    if (c->unpaid && ++c->since_gap > RTPW_LATE_CYCLES)
+        c->unpaid = 0;
+    if (c->owed <= -0.5 * cycle && c->unpaid) {
+        uint64_t excess = (uint64_t)(-c->owed) < moved ? (uint64_t)(-c->owed) : moved;
+        excess = excess < c->unpaid ? excess : c->unpaid;
         c->owed += (double)excess;
+        c->unpaid -= excess;
         c->short_cycles = 0;
-        return -excess;
+        return -(int64_t)excess;
     }
+    if (c->owed < -cycle)
+        c->owed = -cycle; /* more than the clock ran with no silence to take back: a cycle counted twice */
     if (c->owed < 0.5 * cycle) {
         c->short_cycles = 0;
         return 0;
@@ -69,6 +77,8 @@ static int64_t missed_samples(rtpw_clock *c, const struct spa_io_position *pos, 
     c->short_cycles = 0;
     uint64_t gap = (uint64_t)c->owed;
     c->owed -= (double)gap;
+    c->unpaid += gap;
+    c->since_gap = 0;
     return (int64_t)gap;
 }
 
