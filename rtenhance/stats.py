@@ -85,8 +85,9 @@ class StatsSnapshot:
         adjust_ms: output dropped at once since start after a stall (clock drift is resampled, not dropped),
             less the silence inserted at once in a session's first seconds to fill the jitter buffer.
         backlog_ms: stale captured audio dropped since start after the process or a device stalled.
-        missed_ms: PipeWire graph cycles since start that ran without the capture stream (its thread woke
-            too late), written as silence in their place, in ms.
+        missed_in_ms, missed_out_ms: PipeWire graph cycles since start that ran without the capture stream
+            (written as silence in their place) or the playback stream (the sink played silence; as much
+            queued output let go), in ms.
         drift_ppm: the playback resampling that takes up the clocks' mismatch, in parts per million.
         jitter_ms: how far the output ring dips below its mean (the jitter buffer's span), in ms.
         device_errors: device losses and stream failures since start.
@@ -113,7 +114,8 @@ class StatsSnapshot:
     state_resets: int
     adjust_ms: float
     backlog_ms: float
-    missed_ms: float
+    missed_in_ms: float
+    missed_out_ms: float
     drift_ppm: float
     jitter_ms: float
     device_errors: int
@@ -131,8 +133,8 @@ class StatsSnapshot:
             f"overflows {self.overflows} underflows {self.underflows} (server {self.underflows_server}) | "
             f"skipped ring_low {self.skipped_ring_low} "
             f"overload {self.skipped_overload} bypass {self.skipped_bypass} resets {self.state_resets} | "
-            f"dropped {self.adjust_ms:.1f} ms backlog {self.backlog_ms:.0f} ms missed {self.missed_ms:.0f} ms "
-            f"device_errors {self.device_errors} | "
+            f"dropped {self.adjust_ms:.1f} ms backlog {self.backlog_ms:.0f} ms missed {self.missed_in_ms:.0f}/"
+            f"{self.missed_out_ms:.0f} ms device_errors {self.device_errors} | "
             f"{self.mode} | cpu {self.cpu_percent:.1f} %"
         )
 
@@ -167,10 +169,11 @@ def interval_warnings(previous: StatsSnapshot | None, current: StatsSnapshot,
     if dropped > 0 or backlog > 0:
         messages.append(("drops", f"dropped {dropped:.0f} ms of queued output and {backlog:.0f} ms of stale capture in the last "
                         f"{interval_s:g} s (the process or a device stalled)"))
-    missed = grew("missed_ms")
-    if missed > 0:
-        messages.append(("missed", f"the sound server ran {missed:.0f} ms of cycles without the capture stream in the "
-                        f"last {interval_s:g} s (the audio thread woke late): silence written in their place"))
+    missed_in, missed_out = grew("missed_in_ms"), grew("missed_out_ms")
+    if missed_in > 0 or missed_out > 0:
+        messages.append(("missed", f"the sound server ran {missed_in:.0f} ms of cycles without the capture stream "
+                        f"(silence written in their place) and {missed_out:.0f} ms without playback (as much output "
+                        f"let go) in the last {interval_s:g} s (the audio thread woke late)"))
     if dropped < 0:
         messages.append(("fills", f"inserted {-dropped:.0f} ms of silence in the last {interval_s:g} s to fill the output "
                         f"buffer to the timing seen at the start"))

@@ -26,7 +26,7 @@ from tests.conftest import REPO, SANITIZER_PRELOAD_ENV
 pytestmark = [pytest.mark.slow, pytest.mark.sanitizers]
 
 TESTS = ("tests/audio/test_native_hop.py", "tests/audio/test_native_pulse.py", "tests/audio/test_native_pipewire.py",
-         "tests/audio/test_pulse_streams.py", "tests/dsp/test_polyphase.py")
+         "tests/audio/test_native_pipewire_gaps.py", "tests/audio/test_pulse_streams.py", "tests/dsp/test_polyphase.py")
 LIBRARIES = ("native_hop", "native_pulse", "native_pipewire", "gtcrn_step", "polyphase")  # what those tests build and load
 SELECTION = "not simple"  # the libpulse-simple streams' cases run no C of rtenhance's
 RUN_TIMEOUT_S = 1800.0

@@ -35,7 +35,7 @@ def _snapshot(**changes) -> StatsSnapshot:
     values = dict(hops=62, hop_ms_p50=1.0, hop_ms_p95=2.0, hop_ms_p99=3.0, hop_ms_max=4.0, rtf=0.07,
                   latency_ms=58.2, latency_target_ms=60.0, step_p99_ms=0.21, overflows=0, underflows=1,
                   underflows_server=1, passthrough_hops=2, skipped_ring_low=1, skipped_overload=1, skipped_bypass=7, state_resets=1,
-                  adjust_ms=1.5, backlog_ms=0.0, missed_ms=5.3, drift_ppm=-120.0, jitter_ms=6.5, device_errors=0, mode="enhance",
+                  adjust_ms=1.5, backlog_ms=0.0, missed_in_ms=5.3, missed_out_ms=0.0, drift_ppm=-120.0, jitter_ms=6.5, device_errors=0, mode="enhance",
                   cpu_percent=12.5)
     values.update(changes)
     return StatsSnapshot(**values)
@@ -46,7 +46,7 @@ def test_line_and_json_hold_every_field(tmp_path):
     line = snap.line()
     for text in ("p50 1.00", "p95 2.00", "p99 3.00", "max 4.00", "rtf 0.070", "latency 58.2 ms", "overflows 0",
                  "underflows 1", "ring_low 1", "overload 1", "bypass 7", "resets 1", "cpu 12.5 %", "step p99 0.21",
-                 "jitter 6.5 ms", "drift -120 ppm", "dropped 1.5 ms", "missed 5 ms", "target 60 ms",
+                 "jitter 6.5 ms", "drift -120 ppm", "dropped 1.5 ms", "missed 5/0 ms", "target 60 ms",
                  "enhance"):
         assert text in line, text
     path = tmp_path / "stats.jsonl"
@@ -74,8 +74,9 @@ def test_interval_warnings_name_every_fallback_by_cause():
     assert interval_warnings(quiet, _snapshot(skipped_bypass=100), 10.0) == []
     filled = dict(interval_warnings(quiet, _snapshot(adjust_ms=quiet.adjust_ms - 12.0), 10.0))
     assert set(filled) == {"fills"} and "inserted 12 ms of silence" in filled["fills"]
-    missed = dict(interval_warnings(quiet, _snapshot(missed_ms=quiet.missed_ms + 10.7), 10.0))
-    assert set(missed) == {"missed"} and "11 ms of cycles without the capture stream" in missed["missed"]
+    missed = dict(interval_warnings(quiet, _snapshot(missed_in_ms=quiet.missed_in_ms + 10.7, missed_out_ms=5.3), 10.0))
+    assert set(missed) == {"missed"}
+    assert "11 ms of cycles without the capture stream" in missed["missed"] and "5 ms without playback" in missed["missed"]
 
 
 def test_rate_limited_warning(caplog):

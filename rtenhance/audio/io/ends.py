@@ -22,12 +22,17 @@ class End(Protocol):
         channels: interleaved channels (the sink is always mono).
         device: True for a live device (reopened after a fault), False for a file.
         status_flags: xruns the device or the server reported itself, beyond the ring's own counters.
+        gap_samples: samples of server cycles that ran without this end since it was made (PipeWire: a
+            graph cycle the stream's thread woke too late for): a source writes them as silence, a sink
+            lets as many of its queued samples go (the device played silence in their place), so that what
+            follows keeps its place in time; 0 where no cycle can run without the stream.
     """
 
     rate: int
     channels: int
     device: bool
     status_flags: int
+    gap_samples: int
 
     def open(self) -> None:
         """Open the device or file (idempotent). Raises ``DeviceError`` when it cannot."""
@@ -51,16 +56,9 @@ class End(Protocol):
 
 
 class Source(End, Protocol):
-    """Where audio comes from: a ring the device fills (interleaved float32 frames).
-
-    Attributes:
-        gap_samples: samples of server cycles that ran without this source since it was made (PipeWire: a
-            graph cycle the stream's thread woke too late for), written to the ring as silence so that what
-            follows keeps its place in time; 0 where no cycle can run without the stream.
-    """
+    """Where audio comes from: a ring the device fills (interleaved float32 frames)."""
 
     ring: SpscRing
-    gap_samples: int
 
     def pump(self) -> None:
         """Move what arrived into the ring, for sources with no thread of their own (files)."""

@@ -13,9 +13,9 @@
  * each graph cycle's samples into the end's ring and wakes the worker once the ring holds what it waits
  * for; playback fills exactly what the graph asks for this cycle (pw_buffer.requested) from the ring,
  * silence for what the ring lacks (counted). The graph's clock thus paces both streams. A graph cycle that
- * ran without the capture stream (its thread woke too late; see missed_samples) keeps its place in time: it
- * is written as silence (counted as gaps). Nothing on the data thread allocates, logs or blocks beyond the
- * end's brief wake-up lock.
+ * ran without a stream (its thread woke too late; see pipewire_cycles.h) keeps its place in time: capture
+ * writes it as silence, playback lets as much of the ring go (counted as gaps). Nothing on the data thread
+ * allocates, logs or blocks beyond the end's brief wake-up lock.
  *
  * Device names are the PulseAudio names rtenhance uses everywhere (a node's node.name): "NAME.monitor"
  * captures what the sink NAME plays (stream.capture.sink). A named device is a fixed target
@@ -53,7 +53,7 @@ typedef struct {
     rtp_end *end;
     enum pw_stream_state state;
     _Atomic(struct spa_io_position *) position; /* the graph's clock (io_changed), NULL until given */
-    rtpw_clock clock;                           /* capture: where the stream stands against that clock */
+    rtpw_clock clock;                           /* where the stream stands against that clock */
 } rtpw_stream;
 
 struct rtp_conn {
@@ -89,13 +89,7 @@ static void capture_cycle(rtpw_stream *ps, struct spa_data *d)
     uint64_t samples = size / BYTES_PER_SAMPLE;
     if (samples == 0)
         return;
-    int64_t missed = missed_samples(&ps->clock, atomic_load_explicit(&ps->position, memory_order_acquire), end->rate,
-                                    samples);
-    if (missed > 0) { /* cycles the graph ran without this stream: silence keeps their place; counted */
-        end_capture(end, NULL, (uint64_t)missed);
-        bump(&end->gaps, 1);
-        bump(&end->gap_samples, (uint64_t)missed);
-    }
+    int64_t missed = keep_place(&ps->clock, atomic_load_explicit(&ps->position, memory_order_acquire), end, samples);
     /* a cycle later than the silence that stood in for it: its place is taken, and what follows is on time */
     uint64_t late = missed < 0 ? (uint64_t)-missed : 0;
     if (late < samples)
@@ -112,6 +106,7 @@ static void playback_cycle(rtpw_stream *ps, struct pw_buffer *b, struct spa_data
     uint64_t samples = d->maxsize / BYTES_PER_SAMPLE;
     if (b->requested && b->requested < samples)
         samples = b->requested;
+    keep_place(&ps->clock, atomic_load_explicit(&ps->position, memory_order_acquire), end, samples);
     end_play(end, d->data, samples);
     d->chunk->offset = 0;
     d->chunk->stride = BYTES_PER_SAMPLE;

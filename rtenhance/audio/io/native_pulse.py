@@ -128,8 +128,8 @@ class _NativeStream:
 
     @property
     def gap_samples(self) -> int:
-        """Samples of graph cycles PipeWire ran without this capture stream (see ``missed_samples`` in
-        native_pipewire.c), written to the ring as silence; 0 for playback and on PulseAudio."""
+        """Samples of graph cycles PipeWire ran without this stream (see pipewire_cycles.h), written to the
+        ring as silence (capture) or let go from it (playback); 0 on PulseAudio."""
         return int(self._memory.stats().gap_samples)
 
     @property

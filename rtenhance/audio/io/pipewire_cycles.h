@@ -1,17 +1,20 @@
-/* The graph cycles a PipeWire capture stream missed, for native_pipewire.c (included there once).
+/* The graph cycles a PipeWire stream missed, for native_pipewire.c (included there once).
  *
- * PipeWire runs a graph of nodes once per cycle of its driver (a sound card, or a null sink's timer). A
- * capture stream's node comes last in its cycle and nothing waits for it: when the stream's data thread
- * wakes after the next cycle has begun, it gets one call for the two cycles, and the earlier cycle's audio
- * is gone while the rest of the graph went on. missed_samples tells such a cycle from one that was only
- * late by counting the driver's clock against the samples the stream moved, so that the caller can write
- * the missed span as silence and what follows keeps its place in time. Data thread only.
+ * PipeWire runs a graph of nodes once per cycle of its driver (a sound card, or a null sink's timer). When
+ * a stream's data thread wakes after the next cycle has begun, the stream gets one call for the two
+ * cycles: a capture node (last in its cycle, and nothing waits for it) has lost the earlier cycle's audio,
+ * and the sink has played silence where a playback node's audio was due. missed_samples tells such a cycle
+ * from one that was only late by counting the driver's clock against the samples the stream moved, so
+ * that the caller can write the missed span as silence (capture) or let as much of its ring go (playback),
+ * and what follows keeps its place in time. Data thread only.
  */
 #ifndef RTENHANCE_PIPEWIRE_CYCLES_H
 #define RTENHANCE_PIPEWIRE_CYCLES_H
 #include <stdint.h>
 
 #include <spa/node/io.h>
+
+#include "native_end.h"
 
 #define RTPW_GAP_CONFIRM_CYCLES 2    /* a shortfall still there a cycle later is a missed cycle, not a late one */
 #define RTPW_MAX_GAP_CYCLES 64       /* a larger jump of the graph's clock is a restart: tracking starts over */
@@ -28,19 +31,20 @@ typedef struct {
     int tracking;               /* position and clock_id are those of a previous cycle */
 } rtpw_clock;
 
-/* Samples (at `rate`) of graph cycles the capture stream missed, once sure (> 0), given the graph's clock
- * `pos` at this call (NULL: none yet) and the samples the call brought; 0 in the usual cycle; < 0 when this
- * call brought that much more than the clock ran (a cycle that came after the silence that stood in for it,
- * within RTPW_LATE_CYCLES: its audio is let go, so that what follows stays in place).
+/* Samples (at `rate`) of graph cycles the stream missed, once sure (> 0), given the graph's clock `pos` at
+ * this call (NULL: none yet) and the samples the call moved; 0 in the usual cycle; for `capture`, < 0 when
+ * this call brought that much more than the clock ran (a cycle that came after the silence that stood in
+ * for it, within RTPW_LATE_CYCLES: its audio is let go, so that what follows stays in place; a playback
+ * stream asked for more has only queued a cycle ahead).
  *
  * The clock (the driver's position, in ticks of its rate) advances by a cycle's duration every cycle the
  * graph runs. `owed` adds what it ran, at the stream's rate, less what the stream moved. A cycle that was
  * only late comes as a second call within the same cycle and pays its debt back; a missed one is still owed
  * at the next cycle (RTPW_GAP_CONFIRM_CYCLES) and is returned in whole samples (the fraction stays owed):
  * the gap lands a cycle after the loss, a shift of that much for one cycle instead of a whole cycle for the
- * rest of the stream. (A playback node that misses a cycle holds up everything downstream of it, the sink
- * included: its audio is late, not replaced, and the jitter buffer sees it as such.) */
-static int64_t missed_samples(rtpw_clock *c, const struct spa_io_position *pos, uint32_t rate, uint64_t moved)
+ * rest of the stream. */
+static int64_t missed_samples(rtpw_clock *c, const struct spa_io_position *pos, uint32_t rate, uint64_t moved,
+                              int capture)
 {
     if (!pos || !pos->clock.rate.denom || !pos->clock.duration) {
         c->tracking = 0;
@@ -58,7 +62,7 @@ static int64_t missed_samples(rtpw_clock *c, const struct spa_io_position *pos, 
     c->position = now;
     if (c->unpaid && ++c->since_gap > RTPW_LATE_CYCLES)
         c->unpaid = 0;
-    if (c->owed <= -0.5 * cycle && c->unpaid) {
+    if (capture && c->owed <= -0.5 * cycle && c->unpaid) {
         uint64_t excess = (uint64_t)(-c->owed) < moved ? (uint64_t)(-c->owed) : moved;
         excess = excess < c->unpaid ? excess : c->unpaid;
         c->owed += (double)excess;
@@ -80,6 +84,24 @@ static int64_t missed_samples(rtpw_clock *c, const struct spa_io_position *pos, 
     c->unpaid += gap;
     c->since_gap = 0;
     return (int64_t)gap;
+}
+
+/* Keep the stream's place in time after graph cycles it missed (pipewire_cycles.h): capture writes their
+ * span as silence, playback lets as much of its ring go (the sink played silence instead); counted.
+ * Returns missed_samples' answer for a call that moved `samples` with the graph's clock at `pos`. */
+static int64_t keep_place(rtpw_clock *c, const struct spa_io_position *pos, rtp_end *end, uint64_t samples)
+{
+    int record = end->direction == RTP_RECORD;
+    int64_t missed = missed_samples(c, pos, end->rate, samples, record);
+    if (missed > 0) {
+        if (record)
+            end_capture(end, NULL, (uint64_t)missed);
+        else
+            rtp_ring_discard(&end->ring, (uint64_t)missed);
+        bump(&end->gaps, 1);
+        bump(&end->gap_samples, (uint64_t)missed);
+    }
+    return missed;
 }
 
 #endif

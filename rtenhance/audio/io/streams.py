@@ -314,7 +314,7 @@ class FileSink:
         assert endpoint.path is not None
         self.endpoint = endpoint
         self.rate = sample_rate
-        self.status_flags = 0
+        self.status_flags = self.gap_samples = 0
         self.ring: SpscRing | None = None
         self._file: Any = None
 
