@@ -140,4 +140,6 @@ def test_a_capture_stream_held_off_its_cpu_keeps_its_time_line(pipewire_env, tmp
     before, after, c_before, c_after = _delays_ms(noise, got[:count], int(STALL_AT_S * MODEL_RATE))
     assert c_before > 0.9 and c_after > 0.9, (c_before, c_after, before, after, gap_s)
     assert abs(after - before) <= SAME_DELAY_MS, (before, after, gap_s)
-    assert 0.5 * STALL_S <= gap_s <= 1.5 * STALL_S, gap_s
+    # at least the stall was counted (a slow build, such as the sanitizers', misses more cycles around it; that
+    # the delay held shows none was counted that did not happen)
+    assert gap_s >= 0.5 * STALL_S, gap_s
