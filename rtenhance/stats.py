@@ -86,8 +86,8 @@ class StatsSnapshot:
             less the silence inserted at once in a session's first seconds to fill the jitter buffer.
         backlog_ms: stale captured audio dropped since start after the process or a device stalled.
         missed_in_ms, missed_out_ms: PipeWire graph cycles since start that ran without the capture stream
-            (written as silence in their place) or the playback stream (the sink played silence; as much
-            queued output let go), in ms.
+            (written as silence in their place) or the playback stream (the sink waited or played silence),
+            in ms.
         drift_ppm: the playback resampling that takes up the clocks' mismatch, in parts per million.
         jitter_ms: how far the output ring dips below its mean (the jitter buffer's span), in ms.
         device_errors: device losses and stream failures since start.
@@ -172,8 +172,8 @@ def interval_warnings(previous: StatsSnapshot | None, current: StatsSnapshot,
     missed_in, missed_out = grew("missed_in_ms"), grew("missed_out_ms")
     if missed_in > 0 or missed_out > 0:
         messages.append(("missed", f"the sound server ran {missed_in:.0f} ms of cycles without the capture stream "
-                        f"(silence written in their place) and {missed_out:.0f} ms without playback (as much output "
-                        f"let go) in the last {interval_s:g} s (the audio thread woke late)"))
+                        f"(silence written in their place) and {missed_out:.0f} ms without playback in the last "
+                        f"{interval_s:g} s (the audio thread woke late)"))
     if dropped < 0:
         messages.append(("fills", f"inserted {-dropped:.0f} ms of silence in the last {interval_s:g} s to fill the output "
                         f"buffer to the timing seen at the start"))

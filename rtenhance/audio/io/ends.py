@@ -23,9 +23,9 @@ class End(Protocol):
         device: True for a live device (reopened after a fault), False for a file.
         status_flags: xruns the device or the server reported itself, beyond the ring's own counters.
         gap_samples: samples of server cycles that ran without this end since it was made (PipeWire: a
-            graph cycle the stream's thread woke too late for): a source writes them as silence, a sink
-            lets as many of its queued samples go (the device played silence in their place), so that what
-            follows keeps its place in time; 0 where no cycle can run without the stream.
+            graph cycle the stream's thread woke too late for): a source writes them as silence, so that what
+            follows keeps its place in time; for a sink they are only counted (the sink waited for it or
+            played silence); 0 where no cycle can run without the stream.
     """
 
     rate: int

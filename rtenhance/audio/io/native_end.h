@@ -77,8 +77,8 @@ typedef struct {
     _Atomic double played_at_s;         /* playback: CLOCK_MONOTONIC time the latest fragment left the ring, s */
     _Atomic uint64_t played_samples;    /* playback: that fragment's size */
     _Atomic uint64_t latency_count;     /* readings ever taken; the latest are in latency_s[count % SLOTS] */
-    _Atomic uint64_t gaps;              /* graph cycles the server ran without the stream (PipeWire): */
-    _Atomic uint64_t gap_samples;       /* capture wrote their span as silence, playback let it go */
+    _Atomic uint64_t gaps;              /* graph cycles the server ran without the stream (PipeWire; */
+    _Atomic uint64_t gap_samples;       /* capture wrote their span as silence) */
     _Atomic double latency_s[RTP_TIMING_SLOTS];
     _Atomic int32_t failed;             /* the stream or its connection broke: see error (set with release) */
     char error[RTP_ERROR_BYTES];        /* written only while failed is 0, under the main-loop lock */
@@ -164,16 +164,6 @@ uint64_t rtp_ring_read(rtp_ring *r, float *out, uint64_t n)
     uint64_t first = take < r->capacity - start ? take : r->capacity - start;
     memcpy(out, r->data + start, first * sizeof(float));
     memcpy(out + first, r->data, (take - first) * sizeof(float));
-    atomic_store_explicit(&r->read, read + take, memory_order_release);
-    return take;
-}
-
-/* Consumer: let go of up to n of the oldest samples unread. Returns samples let go. */
-uint64_t rtp_ring_discard(rtp_ring *r, uint64_t n)
-{
-    uint64_t read = atomic_load_explicit(&r->read, memory_order_relaxed);
-    uint64_t have = atomic_load_explicit(&r->written, memory_order_acquire) - read;
-    uint64_t take = n < have ? n : have;
     atomic_store_explicit(&r->read, read + take, memory_order_release);
     return take;
 }

@@ -13,9 +13,9 @@
  * each graph cycle's samples into the end's ring and wakes the worker once the ring holds what it waits
  * for; playback fills exactly what the graph asks for this cycle (pw_buffer.requested) from the ring,
  * silence for what the ring lacks (counted). The graph's clock thus paces both streams. A graph cycle that
- * ran without a stream (its thread woke too late; see pipewire_cycles.h) keeps its place in time: capture
- * writes it as silence, playback lets as much of the ring go (counted as gaps). Nothing on the data thread
- * allocates, logs or blocks beyond the end's brief wake-up lock.
+ * ran without the capture stream (its thread woke too late; see pipewire_cycles.h) keeps its place in time:
+ * it is written as silence (counted as gaps). Nothing on the data thread allocates, logs or blocks beyond
+ * the end's brief wake-up lock.
  *
  * Device names are the PulseAudio names rtenhance uses everywhere (a node's node.name): "NAME.monitor"
  * captures what the sink NAME plays (stream.capture.sink). A named device is a fixed target
@@ -63,6 +63,7 @@ struct rtp_conn {
     struct spa_hook core_listener;
     rtp_end *ends[2];           /* by direction; NULL when that stream is closed */
     _Atomic long thread_id;     /* the data thread's kernel id, 0 until its first cycle */
+    rtpw_stall stall;           /* where the playback stream last missed graph cycles */
     int lost;                   /* the server closed the connection */
 };
 
@@ -89,7 +90,8 @@ static void capture_cycle(rtpw_stream *ps, struct spa_data *d)
     uint64_t samples = size / BYTES_PER_SAMPLE;
     if (samples == 0)
         return;
-    int64_t missed = keep_place(&ps->clock, atomic_load_explicit(&ps->position, memory_order_acquire), end, samples);
+    int64_t missed = keep_place(&ps->clock, atomic_load_explicit(&ps->position, memory_order_acquire), end, samples,
+                                &end->conn->stall);
     /* a cycle later than the silence that stood in for it: its place is taken, and what follows is on time */
     uint64_t late = missed < 0 ? (uint64_t)-missed : 0;
     if (late < samples)
@@ -106,7 +108,7 @@ static void playback_cycle(rtpw_stream *ps, struct pw_buffer *b, struct spa_data
     uint64_t samples = d->maxsize / BYTES_PER_SAMPLE;
     if (b->requested && b->requested < samples)
         samples = b->requested;
-    keep_place(&ps->clock, atomic_load_explicit(&ps->position, memory_order_acquire), end, samples);
+    keep_place(&ps->clock, atomic_load_explicit(&ps->position, memory_order_acquire), end, samples, &end->conn->stall);
     end_play(end, d->data, samples);
     d->chunk->offset = 0;
     d->chunk->stride = BYTES_PER_SAMPLE;

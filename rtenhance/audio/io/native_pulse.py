@@ -129,7 +129,7 @@ class _NativeStream:
     @property
     def gap_samples(self) -> int:
         """Samples of graph cycles PipeWire ran without this stream (see pipewire_cycles.h), written to the
-        ring as silence (capture) or let go from it (playback); 0 on PulseAudio."""
+        ring as silence (capture) or only counted (playback); 0 on PulseAudio."""
         return int(self._memory.stats().gap_samples)
 
     @property

@@ -2,14 +2,14 @@
  *
  * PipeWire runs a graph of nodes once per cycle of its driver (a sound card, or a null sink's timer). When
  * a stream's data thread wakes after the next cycle has begun, the stream gets one call for the two
- * cycles: a capture node (last in its cycle, and nothing waits for it) has lost the earlier cycle's audio,
- * and the sink has played silence where a playback node's audio was due. missed_samples tells such a cycle
- * from one that was only late by counting the driver's clock against the samples the stream moved, so
- * that the caller can write the missed span as silence (capture) or let as much of its ring go (playback),
- * and what follows keeps its place in time. Data thread only.
+ * cycles. A capture node comes last in its cycle and nothing waits for it: unless the graph waited for us
+ * too (see keep_place), the earlier cycle's audio is gone. missed_samples tells such a cycle from one that
+ * was only late by counting the driver's clock against the samples the stream moved, so that the capture
+ * can write the missed span as silence and what follows keeps its place in time. Data thread only.
  */
 #ifndef RTENHANCE_PIPEWIRE_CYCLES_H
 #define RTENHANCE_PIPEWIRE_CYCLES_H
+#include <stdatomic.h>
 #include <stdint.h>
 
 #include <spa/node/io.h>
@@ -19,6 +19,7 @@
 #define RTPW_GAP_CONFIRM_CYCLES 2    /* a shortfall still there a cycle later is a missed cycle, not a late one */
 #define RTPW_MAX_GAP_CYCLES 64       /* a larger jump of the graph's clock is a restart: tracking starts over */
 #define RTPW_LATE_CYCLES 16          /* a cycle written as silence may still come this many cycles later */
+#define RTPW_STALL_CYCLES 2          /* capture and playback jumps this close on one clock are one stall of ours */
 
 /* Where a stream stands against the graph's clock (data thread only): see missed_samples. */
 typedef struct {
@@ -28,8 +29,16 @@ typedef struct {
     uint32_t short_cycles;      /* consecutive cycles with at least half a cycle owed */
     uint64_t unpaid;            /* samples written as silence whose audio may still come late */
     uint32_t since_gap;         /* cycles since the latest silence was written */
+    uint64_t jumped_at;         /* the clock's position at the latest call that found it a cycle or more ahead */
     int tracking;               /* position and clock_id are those of a previous cycle */
 } rtpw_clock;
+
+/* Where the playback stream of a connection last found the graph's clock jumped (written by the data
+ * thread, read by it for the capture stream; atomics, as the two streams' ends come and go). */
+typedef struct {
+    _Atomic uint32_t clock_id;
+    _Atomic uint64_t position;  /* 0: none yet */
+} rtpw_stall;
 
 /* Samples (at `rate`) of graph cycles the stream missed, once sure (> 0), given the graph's clock `pos` at
  * this call (NULL: none yet) and the samples the call moved; 0 in the usual cycle; for `capture`, < 0 when
@@ -58,6 +67,8 @@ static int64_t missed_samples(rtpw_clock *c, const struct spa_io_position *pos, 
     }
     double per_tick = (double)rate * pos->clock.rate.num / pos->clock.rate.denom;
     double cycle = (double)duration * per_tick;
+    if (now - c->position > duration)
+        c->jumped_at = now;
     c->owed += (double)(now - c->position) * per_tick - (double)moved;
     c->position = now;
     if (c->unpaid && ++c->since_gap > RTPW_LATE_CYCLES)
@@ -81,26 +92,42 @@ static int64_t missed_samples(rtpw_clock *c, const struct spa_io_position *pos, 
     c->short_cycles = 0;
     uint64_t gap = (uint64_t)c->owed;
     c->owed -= (double)gap;
-    c->unpaid += gap;
-    c->since_gap = 0;
     return (int64_t)gap;
 }
 
-/* Keep the stream's place in time after graph cycles it missed (pipewire_cycles.h): capture writes their
- * span as silence, playback lets as much of its ring go (the sink played silence instead); counted.
- * Returns missed_samples' answer for a call that moved `samples` with the graph's clock at `pos`. */
-static int64_t keep_place(rtpw_clock *c, const struct spa_io_position *pos, rtp_end *end, uint64_t samples)
+/* Keep the stream's place in time after graph cycles it missed; returns missed_samples' answer for a call
+ * that moved `samples` with the graph's clock at `pos`. Capture writes a missed span as silence (counted),
+ * unless the connection's playback stream, on the same clock, missed the same cycles (`stall`): then our
+ * data thread stalled, and everything downstream of our playback waited for it, the sink and whatever
+ * records it included, so those cycles were never played and the capture keeps none of them either (in a
+ * loopback through one sink they were never captured). Playback only counts its missed cycles and marks
+ * them in `stall`: what the sink did meanwhile (wait, as a null sink's graph does, or play silence) is not
+ * known here, and the jitter buffer takes up the delay it added. */
+static int64_t keep_place(rtpw_clock *c, const struct spa_io_position *pos, rtp_end *end, uint64_t samples,
+                          rtpw_stall *stall)
 {
     int record = end->direction == RTP_RECORD;
     int64_t missed = missed_samples(c, pos, end->rate, samples, record);
-    if (missed > 0) {
-        if (record)
-            end_capture(end, NULL, (uint64_t)missed);
-        else
-            rtp_ring_discard(&end->ring, (uint64_t)missed);
-        bump(&end->gaps, 1);
-        bump(&end->gap_samples, (uint64_t)missed);
+    if (!record && c->jumped_at && c->jumped_at != atomic_load_explicit(&stall->position, memory_order_relaxed)) {
+        atomic_store_explicit(&stall->clock_id, c->clock_id, memory_order_relaxed);
+        atomic_store_explicit(&stall->position, c->jumped_at, memory_order_relaxed);
     }
+    if (missed <= 0)
+        return missed;
+    if (record && pos) {
+        uint64_t played = atomic_load_explicit(&stall->position, memory_order_relaxed);
+        uint64_t apart = played > c->jumped_at ? played - c->jumped_at : c->jumped_at - played;
+        if (played && atomic_load_explicit(&stall->clock_id, memory_order_relaxed) == c->clock_id &&
+            apart <= RTPW_STALL_CYCLES * pos->clock.duration) {
+            c->unpaid = 0;
+            return 0;
+        }
+        end_capture(end, NULL, (uint64_t)missed);
+        c->unpaid += (uint64_t)missed;
+        c->since_gap = 0;
+    }
+    bump(&end->gaps, 1);
+    bump(&end->gap_samples, (uint64_t)missed);
     return missed;
 }
 
