@@ -63,7 +63,7 @@ struct rtp_conn {
     struct spa_hook core_listener;
     rtp_end *ends[2];           /* by direction; NULL when that stream is closed */
     _Atomic long thread_id;     /* the data thread's kernel id, 0 until its first cycle */
-    rtpw_stall stall;           /* where the playback stream last missed graph cycles */
+    rtpw_stall stall;           /* when the playback stream last missed graph cycles */
     int lost;                   /* the server closed the connection */
 };
 

@@ -9,6 +9,7 @@
  */
 #ifndef RTENHANCE_PIPEWIRE_CYCLES_H
 #define RTENHANCE_PIPEWIRE_CYCLES_H
+#include <math.h>
 #include <stdatomic.h>
 #include <stdint.h>
 
@@ -19,7 +20,7 @@
 #define RTPW_GAP_CONFIRM_CYCLES 2    /* a shortfall still there a cycle later is a missed cycle, not a late one */
 #define RTPW_MAX_GAP_CYCLES 64       /* a larger jump of the graph's clock is a restart: tracking starts over */
 #define RTPW_LATE_CYCLES 16          /* a cycle written as silence may still come this many cycles later */
-#define RTPW_STALL_CYCLES 2          /* capture and playback jumps this close on one clock are one stall of ours */
+#define RTPW_STALL_S 0.012            /* capture and playback misses found this close in time are one stall of ours */
 
 /* Where a stream stands against the graph's clock (data thread only): see missed_samples. */
 typedef struct {
@@ -29,16 +30,13 @@ typedef struct {
     uint32_t short_cycles;      /* consecutive cycles with at least half a cycle owed */
     uint64_t unpaid;            /* samples written as silence whose audio may still come late */
     uint32_t since_gap;         /* cycles since the latest silence was written */
-    uint64_t jumped_at;         /* the clock's position at the latest call that found it a cycle or more ahead */
+    double jumped_s;            /* CLOCK_MONOTONIC time of the latest call that found the clock a cycle ahead, s */
     int tracking;               /* position and clock_id are those of a previous cycle */
 } rtpw_clock;
 
-/* Where the playback stream of a connection last found the graph's clock jumped (written by the data
- * thread, read by it for the capture stream; atomics, as the two streams' ends come and go). */
-typedef struct {
-    _Atomic uint32_t clock_id;
-    _Atomic uint64_t position;  /* 0: none yet */
-} rtpw_stall;
+/* When the playback stream of a connection last missed graph cycles: CLOCK_MONOTONIC time, s (0: never;
+ * written by the data thread for the playback stream, read by it for the capture stream). */
+typedef _Atomic double rtpw_stall;
 
 /* Samples (at `rate`) of graph cycles the stream missed, once sure (> 0), given the graph's clock `pos` at
  * this call (NULL: none yet) and the samples the call moved; 0 in the usual cycle; for `capture`, < 0 when
@@ -68,7 +66,7 @@ static int64_t missed_samples(rtpw_clock *c, const struct spa_io_position *pos, 
     double per_tick = (double)rate * pos->clock.rate.num / pos->clock.rate.denom;
     double cycle = (double)duration * per_tick;
     if (now - c->position > duration)
-        c->jumped_at = now;
+        c->jumped_s = monotonic_s();
     c->owed += (double)(now - c->position) * per_tick - (double)moved;
     c->position = now;
     if (c->unpaid && ++c->since_gap > RTPW_LATE_CYCLES)
@@ -97,28 +95,25 @@ static int64_t missed_samples(rtpw_clock *c, const struct spa_io_position *pos, 
 
 /* Keep the stream's place in time after graph cycles it missed; returns missed_samples' answer for a call
  * that moved `samples` with the graph's clock at `pos`. Capture writes a missed span as silence (counted),
- * unless the connection's playback stream, on the same clock, missed the same cycles (`stall`): then our
- * data thread stalled, and everything downstream of our playback waited for it, the sink and whatever
- * records it included, so those cycles were never played and the capture keeps none of them either (in a
- * loopback through one sink they were never captured). Playback only counts its missed cycles and marks
- * them in `stall`: what the sink did meanwhile (wait, as a null sink's graph does, or play silence) is not
- * known here, and the jitter buffer takes up the delay it added. */
+ * unless the connection's playback stream missed cycles at the same moment (`stall`): then our data thread
+ * stalled, and everything downstream of our playback waited for it (the sink, and whatever records it), so
+ * the output is late by as much as the capture lost and writing silence would make it later still (in a
+ * loopback through one sink those cycles were never captured at all; with separate clocks the ring grew a
+ * cycle each time, and the jitter buffer dropped it). Playback marks every jump of its clock in `stall` and
+ * only counts its missed cycles: whether the sink waited (a null sink's graph does) or played silence is not known
+ * here, and the jitter buffer takes up the delay either way. */
 static int64_t keep_place(rtpw_clock *c, const struct spa_io_position *pos, rtp_end *end, uint64_t samples,
                           rtpw_stall *stall)
 {
     int record = end->direction == RTP_RECORD;
     int64_t missed = missed_samples(c, pos, end->rate, samples, record);
-    if (!record && c->jumped_at && c->jumped_at != atomic_load_explicit(&stall->position, memory_order_relaxed)) {
-        atomic_store_explicit(&stall->clock_id, c->clock_id, memory_order_relaxed);
-        atomic_store_explicit(&stall->position, c->jumped_at, memory_order_relaxed);
-    }
+    if (!record && c->jumped_s > atomic_load_explicit(stall, memory_order_relaxed))
+        atomic_store_explicit(stall, c->jumped_s, memory_order_relaxed); /* at once: capture may confirm first */
     if (missed <= 0)
         return missed;
-    if (record && pos) {
-        uint64_t played = atomic_load_explicit(&stall->position, memory_order_relaxed);
-        uint64_t apart = played > c->jumped_at ? played - c->jumped_at : c->jumped_at - played;
-        if (played && atomic_load_explicit(&stall->clock_id, memory_order_relaxed) == c->clock_id &&
-            apart <= RTPW_STALL_CYCLES * pos->clock.duration) {
+    if (record) {
+        double played = atomic_load_explicit(stall, memory_order_relaxed);
+        if (played > 0.0 && fabs(played - c->jumped_s) <= RTPW_STALL_S) {
             c->unpaid = 0;
             return 0;
         }
