@@ -25,8 +25,10 @@ from tests.conftest import REPO, SANITIZER_PRELOAD_ENV
 
 pytestmark = [pytest.mark.slow, pytest.mark.sanitizers]
 
+# test_native_pipewire_gaps.py is left out: it measures the time line around a 60 ms stall, and a sanitizer
+# build slows the data thread until it misses cycles all around it (197 ms counted, the delay out of range)
 TESTS = ("tests/audio/test_native_hop.py", "tests/audio/test_native_pulse.py", "tests/audio/test_native_pipewire.py",
-         "tests/audio/test_native_pipewire_gaps.py", "tests/audio/test_pulse_streams.py", "tests/dsp/test_polyphase.py")
+         "tests/audio/test_pulse_streams.py", "tests/dsp/test_polyphase.py")
 LIBRARIES = ("native_hop", "native_pulse", "native_pipewire", "gtcrn_step", "polyphase")  # what those tests build and load
 SELECTION = "not simple"  # the libpulse-simple streams' cases run no C of rtenhance's
 RUN_TIMEOUT_S = 1800.0

@@ -11,6 +11,7 @@ import os
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -20,7 +21,8 @@ from rtenhance.audio.io import native_pulse
 from rtenhance.audio.io.devices import Endpoint
 from rtenhance.audio.io.native_pulse import PIPEWIRE_LIBRARY, NativePulseCapture, PulseConnection
 from tests.audio.daemon_support import lag_and_correlation, write_wav
-from tests.audio.sound_server import SINK_A, SoundServer
+from tests.audio.pipewire_support import start_pipewire_server
+from tests.audio.sound_server import SINK_A, SoundServer, stop_server
 from tests.audio.test_native_pulse import _band_noise
 
 pytestmark = pytest.mark.skipif(native_pulse.unavailable_reason(PIPEWIRE_LIBRARY) is not None,
@@ -40,10 +42,16 @@ SAME_DELAY_MS = 1.5  # the delay after the stall matches the one before within t
 
 
 @pytest.fixture
-def pipewire_env(pipewire_server, monkeypatch) -> SoundServer:
-    for key, value in pipewire_server.env.items():
+def pipewire_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[SoundServer]:
+    """A PipeWire of the test's own, at its default quantum (the session's server may be left at another by
+    the tests before, and its graph holds their streams)."""
+    server = start_pipewire_server(tmp_path / "pipewire")
+    for key, value in server.env.items():
         monkeypatch.setenv(key, value)
-    return pipewire_server
+    try:
+        yield server
+    finally:
+        stop_server(server)
 
 
 def _endpoint(name: str) -> Endpoint:
