@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from rtenhance.audio.realtime.playout import (
-    FILL_WINDOW_S, GENTLE_BAND_S, KP_GENTLE_PER_S, KP_PER_S, XRUN_JUMP_S, PlayoutController,
+    FILL_WINDOW_S, GENTLE_BAND_S, KP_GENTLE_PER_S, KP_PER_S, PEAK_CONFIRM_S, XRUN_JUMP_S, PlayoutController,
 )
 
 HOP_S = 0.016
@@ -212,3 +212,15 @@ def test_our_own_drop_of_a_start_up_backlog_is_not_jitter():
     controller, lows, underflows = simulate(20.0, 0.0, 1, start_s=0.300)
     assert 0.28 <= controller.dropped_s <= 0.3 and controller.span_s < 0.002, controller.span_s
     assert lows[-int(10 / HOP_S):].max() < 0.008 and underflows == 0
+
+
+def test_one_stall_after_the_first_seconds_raises_nothing_and_a_second_within_the_window_does():
+    """A stall of the whole machine (the producer, the server and our thread late at once) took 12 ms from a
+    steady ring: an isolated one is no jitter to hold for (holding for it moved the output 5 ms later by
+    slow resampling in a matrix cell), a second within PEAK_CONFIRM_S is."""
+    once, _, underflows = simulate(60.0, 0.0, 1, start_s=0.020, grabs={30.0: 0.012})
+    assert underflows == 1 and once.margin_s == 0.0 and once.span_s < 0.002, (once.margin_s, once.span_s)
+    twice, _, _ = simulate(60.0, 0.0, 1, start_s=0.020, grabs={30.0: 0.012, 30.0 + PEAK_CONFIRM_S / 2: 0.012})
+    assert twice.margin_s > 0.002 and twice.span_s > 0.003, (twice.margin_s, twice.span_s)
+    apart, _, _ = simulate(90.0, 0.0, 1, start_s=0.020, grabs={30.0: 0.012, 31.0 + PEAK_CONFIRM_S * 2: 0.012})
+    assert apart.margin_s == 0.0 and apart.span_s < 0.002, (apart.margin_s, apart.span_s)

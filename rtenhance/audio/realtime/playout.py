@@ -9,11 +9,17 @@ and keeps, per block, their mean and their minimum:
   wakes late: it rises at once to a block's (mean - minimum) and decays slowly (a jitter buffer's peak
   detector), so that a steady run keeps a steady delay;
 - each underflow of the ring (a dip deeper than the span foresaw) adds to a safety margin that decays
-  slowly too; an xrun of the device or server while the ring held audio (it was handed over too late, on
-  a loaded machine a PulseAudio server's own wake-up) adds none, since a deeper ring would not have
+  slowly too; an xrun of the device or server while the ring held audio (it was handed over too late,
+  on a loaded machine a PulseAudio server's own wake-up) adds none, since a deeper ring would not have
   prevented it: the server's buffer, sized by the stream, does that. The silence it played is delay it
   added, worked off by resampling like any excess, not dropped, however long that takes (``XRUN_HOLD_S``),
   unless xruns pile up more than resampling can work off in 20 s (``XRUN_JUMP_S``): the delay stays bounded;
+- after a session's first ``LEARNING_S``, a dip beyond the span or an underflow raises them only when
+  another came within ``PEAK_CONFIRM_S`` (NetEq's delay peak detector likewise waits for a second peak): one
+  stall of the whole machine (a PipeWire cycle the producer, the server and our thread all missed) is not
+  jitter to hold for. Raising the target for it moved the output 4-8 ms later by resampling, slowly
+  enough to read as a delay that wanders (a matrix cell's spread of 12.9 ms after one 10 ms stall), while
+  the silence the underflow played had already raised the ring by itself;
 - the ring's mean is held at span + headroom + margin (or the user's latency target, when that is more),
   so its lowest point stays ``headroom_s`` above empty: the delay is the smallest the timing allows;
 - the clocks' mismatch is *measured*: the block means, less the resampling already applied, drift at the
@@ -70,6 +76,9 @@ XRUN_JUMP_S = 0.04  # ...unless it is this large (20 s of resampling at MAX_CORR
 STEP_S = 0.1  # a block whose readings span more than this holds a step (a stall), not jitter
 FILL_WINDOW_S = 3.0  # in a session's first seconds a lack of more than FILL_MIN_S is filled with silence at once
 FILL_MIN_S = 0.002
+LEARNING_S = 10.0  # in a session's first seconds every dip and underflow raises the span or the margin at once...
+PEAK_CONFIRM_S = 20.0  # ...afterwards only when another dip that deep, or another underflow, came within this long
+PEAK_EPISODE_S = 2.0  # dips within this long of the one recorded are the same event (a step straddles two blocks)
 
 
 class PlayoutController:
@@ -121,6 +130,9 @@ class PlayoutController:
         self._margin_hold_s = 0.0  # time left in which another underflow adds no margin (the same episode), s
         self.span_s = 0.0
         self._disturbed = False
+        self._peak_s = 0.0  # the deepest recent dip beyond the span (an isolated one raises nothing), s
+        self._peak_at_s = -math.inf  # its block time, s
+        self._underflow_at_s = -math.inf  # block time of the latest underflow episode, s
 
     @property
     def target_s(self) -> float:
@@ -154,12 +166,15 @@ class PlayoutController:
 
     def underflowed(self) -> None:
         """The ring ran dry since the previous hop: expect timing that bad again (raises the margin, once per
-        episode: one late wake-up leaves it short for several hops, and it takes seconds to fill back, while
+        episode, and after ``LEARNING_S`` only when another episode came within ``PEAK_CONFIRM_S``: one late
+        wake-up leaves it short for several hops, and it takes seconds to fill back, while
         the jitter span has already grown by the dip) and fill it at once (a ring left near
         empty until the block ends would run short on every hop). The silence played is a step in the ring's
         level: the drift fit starts over."""
         if self._margin_hold_s <= 0.0:
-            self.margin_s = min(MAX_MARGIN_S, self.margin_s + UNDERFLOW_MARGIN_S)
+            if self._learning or self._clock_s - self._underflow_at_s <= PEAK_CONFIRM_S:
+                self.margin_s = min(MAX_MARGIN_S, self.margin_s + UNDERFLOW_MARGIN_S)
+            self._underflow_at_s = self._clock_s
             self._margin_hold_s = UNDERFLOW_EPISODE_S
         self._correction = MAX_CORRECTION
         self._fit_count = 0
@@ -233,7 +248,7 @@ class PlayoutController:
         # taken again, so the whole step is a dip to foresee (the block's own readings show only part of it)
         if max_s - min_s < STEP_S and not disturbed and not own_step and rose <= DRIFT_STEP_S:
             dip = max(mean_s - min_s, fell if fell > DRIFT_STEP_S else 0.0)
-            self.span_s = max(dip, self.span_s - SPAN_DECAY_PER_S * self._block_s)
+            self.span_s = max(self._confirmed(dip), self.span_s - SPAN_DECAY_PER_S * self._block_s)
         error = mean_s - self.target_s
         self._fit(corrected)
         if own_step:  # levels from before our own drop or fill are no reference for the next blocks' steps
@@ -241,6 +256,24 @@ class PlayoutController:
         self._correction = min(max(-self._proportional(error, min_s), -MAX_CORRECTION), MAX_CORRECTION)
         if self._clock_s <= FILL_WINDOW_S and -error > FILL_MIN_S:
             self._pending_fill_s, self._correction = -error, 0.0
+
+    @property
+    def _learning(self) -> bool:
+        return self._clock_s <= LEARNING_S
+
+    def _confirmed(self, dip_s: float) -> float:
+        """How much of a block's ``dip_s`` (s) the span may rise to: all of it while learning; afterwards as
+        much of it as another dip within ``PEAK_CONFIRM_S`` reached (0 for the first of its depth; dips within
+        ``PEAK_EPISODE_S`` of it are the same event). The deepest recent dip is kept until one as deep comes
+        or it is ``PEAK_CONFIRM_S`` old."""
+        age = self._clock_s - self._peak_at_s
+        if self._learning:
+            confirmed = dip_s
+        else:
+            confirmed = min(dip_s, self._peak_s) if PEAK_EPISODE_S < age <= PEAK_CONFIRM_S else 0.0
+        if dip_s > self.span_s and (dip_s >= self._peak_s or age > PEAK_CONFIRM_S):
+            self._peak_s, self._peak_at_s = dip_s, self._clock_s
+        return confirmed
 
     def _proportional(self, error_s: float, min_s: float) -> float:
         """The proportional correction's size for a block's mean ``error_s`` above target and its lowest reading
