@@ -94,6 +94,7 @@ class QueueSink:
     rate = RATE
     channels = 1
     realtime = True
+    gap_samples = 0  # no server cycle runs without it
 
     def __init__(self) -> None:
         self.queued = 0

@@ -17,3 +17,14 @@ def test_causes_per_hop_and_totals_across_sessions():
     assert tally.totals(0, 0) == (4, 3)  # the new session's counters restart; its start-up is not counted
     assert tally.hop(7, 7) == FIRST
     assert tally.hop(8, 8) == RING and tally.totals(8, 8) == (5, 3)
+
+
+def test_cycles_the_server_ran_without_the_sink_read_as_its_xrun_but_are_no_underflow():
+    """A PipeWire graph cycle our playback missed: the sink played silence while the ring held audio (unless
+    it waited), so the jitter buffer treats the excess it leaves as a server's xrun's (resampled away, not
+    dropped); it is counted as missed, not as an underflow."""
+    tally = UnderflowTally()
+    assert tally.hop(0, 0, 0) == FIRST
+    assert tally.hop(0, 0, 256) == SERVER
+    assert tally.hop(0, 0, 256) == NONE
+    assert tally.totals(0, 0) == (0, 0)

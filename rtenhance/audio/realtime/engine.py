@@ -348,7 +348,7 @@ class Engine:
         fill a lack at a session's start."""
         sink, playout = self.sink, self._playout
         playout.floor_s = self._latency.ring_floor_s(self._cfg.latency.target_ms / 1e3)
-        seen = self._underflows.hop(sink.underflows(), sink.ring_underflows())
+        seen = self._underflows.hop(sink.underflows(), sink.ring_underflows(), sink.gap_samples)
         if seen == FIRST:
             self._prime()
         else:

@@ -16,19 +16,21 @@ class UnderflowTally:
 
     def __init__(self) -> None:
         self._base: tuple[int, int] | None = None  # (underflows, ring's part) at the session's first hop
-        self._seen = (0, 0)  # the same at the previous hop
+        self._seen = (0, 0, 0)  # the same, and the cycles the server ran without the sink, at the previous hop
         self._before = (0, 0)  # (underflows, the server's part) of earlier sessions
 
-    def hop(self, total: int, dry: int) -> int:
-        """Read the sink's counters at a hop: FIRST (the session's first hop), RING (the ring ran dry since
-        the previous hop), SERVER (only the device or server did), else NONE."""
-        seen, self._seen = self._seen, (total, dry)
+    def hop(self, total: int, dry: int, missed: int = 0) -> int:
+        """Read the sink's counters at a hop (``missed``: its ``gap_samples``): FIRST (the session's first
+        hop), RING (the ring ran dry since the previous hop), SERVER (only the device or server did, or the
+        server ran cycles without the sink: the same silence played while the ring held audio, if the sink did
+        not wait for it, though only counted as missed, not as an underflow), else NONE."""
+        seen, self._seen = self._seen, (total, dry, missed)
         if self._base is None:
             self._base = (total, dry)
             return FIRST
         if dry != seen[1]:
             return RING
-        return SERVER if total != seen[0] else NONE
+        return SERVER if total != seen[0] or missed != seen[2] else NONE
 
     def totals(self, total: int, dry: int) -> tuple[int, int]:
         """(underflows, the server's part) since start, given the sink's current counters."""
