@@ -224,3 +224,15 @@ def test_one_stall_after_the_first_seconds_raises_nothing_and_a_second_within_th
     assert twice.margin_s > 0.002 and twice.span_s > 0.003, (twice.margin_s, twice.span_s)
     apart, _, _ = simulate(90.0, 0.0, 1, start_s=0.020, grabs={30.0: 0.012, 31.0 + PEAK_CONFIRM_S * 2: 0.012})
     assert apart.margin_s == 0.0 and apart.span_s < 0.002, (apart.margin_s, apart.span_s)
+
+
+def test_the_excess_a_ring_underflow_leaves_is_resampled_away_not_dropped():
+    """Our worker stalled: the ring ran dry (its silence played is delay added), then the late hops came at
+    once and left 17 ms more queued, beyond the drop threshold: as after a device's xrun it is resampled
+    away (a PipeWire matrix cell dropped 39 ms of it, +78 ms/min)."""
+    controller, lows, _ = simulate(60.0, 0.0, 1, start_s=0.020, grabs={30.0: 0.012, 30.1: -0.017})
+    hop = round(1 / HOP_S)
+    before = lows[28 * hop : 30 * hop].mean()
+    assert lows[30 * hop : 31 * hop].max() > before + 0.012  # the excess is there...
+    assert abs(lows[58 * hop : 60 * hop].mean() - before) < 0.003  # ...and resampled away
+    assert controller.dropped_s <= 0.017  # the start's excess only

@@ -170,7 +170,10 @@ class PlayoutController:
         wake-up leaves it short for several hops, and it takes seconds to fill back, while
         the jitter span has already grown by the dip) and fill it at once (a ring left near
         empty until the block ends would run short on every hop). The silence played is a step in the ring's
-        level: the drift fit starts over."""
+        level (the drift fit starts over) and delay it added: as after a device's xrun, the excess the late
+        hops leave when they come is resampled away, not dropped (up to ``XRUN_JUMP_S``; a 9-hop underflow
+        left 17 ms, and the drop threshold cut 39 ms, +78 ms/min in a PipeWire matrix cell)."""
+        self._xrun_hold_s = XRUN_HOLD_S
         if self._margin_hold_s <= 0.0:
             if self._learning or self._clock_s - self._underflow_at_s <= PEAK_CONFIRM_S:
                 self.margin_s = min(MAX_MARGIN_S, self.margin_s + UNDERFLOW_MARGIN_S)

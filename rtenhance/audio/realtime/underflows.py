@@ -19,7 +19,7 @@ class UnderflowTally:
         self._seen = (0, 0, 0)  # the same, and the cycles the server ran without the sink, at the previous hop
         self._before = (0, 0)  # (underflows, the server's part) of earlier sessions
 
-    def hop(self, total: int, dry: int, missed: int = 0) -> int:
+    def hop(self, total: int, dry: int, missed: int) -> int:
         """Read the sink's counters at a hop (``missed``: its ``gap_samples``): FIRST (the session's first
         hop), RING (the ring ran dry since the previous hop), SERVER (only the device or server did, or the
         server ran cycles without the sink: the same silence played while the ring held audio, if the sink did
