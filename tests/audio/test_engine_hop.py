@@ -95,6 +95,7 @@ class QueueSink:
     channels = 1
     realtime = True
     gap_samples = 0  # no server cycle runs without it
+    cushion_s = 0.0  # a dry ring is heard at once
 
     def __init__(self) -> None:
         self.queued = 0

@@ -30,9 +30,11 @@ def test_each_interval_reports_its_own_mean_plus_the_devices():
 def test_the_ring_floor_is_the_target_less_everything_outside_the_ring():
     meter = LatencyMeter(fixed_s=0.016, hop_s=0.016)
     meter.refresh(ReportingEnd(0.005), ReportingEnd(0.010))  # type: ignore[arg-type]
-    assert meter.ring_floor_s(0.0) == 0.0  # auto: no floor
-    assert meter.ring_floor_s(0.120) == pytest.approx(0.120 - 0.015 - 0.016 - 0.008)
-    assert meter.ring_floor_s(0.020) == 0.0  # a target below what the path needs anyway
+    assert meter.ring_floor_s(0.0, 0.0) == 0.0  # auto: no floor
+    assert meter.ring_floor_s(0.120, 0.0) == pytest.approx(0.120 - 0.015 - 0.016 - 0.008)
+    assert meter.ring_floor_s(0.020, 0.0) == 0.0  # a target below what the path needs anyway
+    # a sink whose server keeps 5 ms when it asks: the ring may run that far below empty, on the same delay
+    assert meter.ring_floor_s(0.120, 0.005) == pytest.approx(0.120 - 0.015 - 0.016 - 0.008 + 0.005)
 
 
 def test_the_ring_floor_follows_the_devices_latency_only_when_it_moved_beyond_the_deadband():
@@ -41,12 +43,12 @@ def test_the_ring_floor_follows_the_devices_latency_only_when_it_moved_beyond_th
     meter.refresh(capture, playback, restart=True)  # type: ignore[arg-type]  # nothing measured yet
     capture.latency_s, playback.latency_s = 0.003, 0.007
     meter.refresh(capture, playback, restart=True)  # type: ignore[arg-type]  # the first audio: taken at once
-    first = meter.ring_floor_s(0.120)
+    first = meter.ring_floor_s(0.120, 0.0)
     assert first == pytest.approx(0.120 - 0.010 - 0.024)
     capture.latency_s = 0.003 + 0.9 * FLOOR_DEADBAND_S  # a reading's usual wander
     meter.refresh(capture, playback)  # type: ignore[arg-type]
-    assert meter.ring_floor_s(0.120) == first
+    assert meter.ring_floor_s(0.120, 0.0) == first
     assert meter.device_s == pytest.approx(0.010 + 0.9 * FLOOR_DEADBAND_S)  # the stats still show the latest
     capture.latency_s = 0.003 + 2 * FLOOR_DEADBAND_S  # a real change
     meter.refresh(capture, playback)  # type: ignore[arg-type]
-    assert meter.ring_floor_s(0.120) == pytest.approx(first - 2 * FLOOR_DEADBAND_S)
+    assert meter.ring_floor_s(0.120, 0.0) == pytest.approx(first - 2 * FLOOR_DEADBAND_S)

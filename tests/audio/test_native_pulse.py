@@ -128,12 +128,17 @@ def test_both_streams_on_one_connection_loop_noise_back(pulse_env) -> None:
         capture.start()
         while count < got.shape[0]:
             while written < tone.shape[0] and playback.ring.available < AHEAD_S * MODEL_RATE:
-                written += playback.ring.write(tone[written : written + HOP])
+                playback.write(tone[written : written + HOP])
+                written = min(written + HOP, tone.shape[0])
                 underflows_while_fed = playback.ring.underflows
             capture.wait_input(HOP, 0.0)
             assert capture.fault(1.0) is None and playback.fault(1.0) is None
-            # the depth the jitter buffer reads: the ring less what of the latest fragment has played
-            assert 0 <= playback.depth_samples() <= playback.ring.capacity
+            # the depth the jitter buffer reads: the ring less what of the latest fragment has played; a fed ring
+            # leaves the server owed nothing, and once the tone has all gone the server waits for more (below 0)
+            if written < tone.shape[0]:
+                assert 0 <= playback.depth_samples() <= playback.ring.capacity
+            else:
+                assert -playback.ring.capacity < playback.depth_samples() <= playback.ring.capacity
             count += capture.ring.read_into(got[count : count + HOP])
         threads = [t.name for t in threading.enumerate()]
     finally:
@@ -150,6 +155,28 @@ def test_both_streams_on_one_connection_loop_noise_back(pulse_env) -> None:
     if playback.server_underflows:  # our ring was fed (asserted above): the server woke too late for its buffer
         pytest.xfail(f"{playback.server_underflows} underflows of the server's with our ring fed (correlation "
                      f"{whole:.3f} whole, {aligned:.3f} window by window)")
+
+
+def test_what_the_ring_lacks_is_owed_to_the_server_and_handed_over_by_the_next_write(pulse_env) -> None:
+    playback = NativePulsePlayback(_endpoint("B"))
+    buffer = 3 * playback.fragment_frames  # the server's buffer (RTP_BUFFER_FRAGMENTS)
+    assert playback.cushion_s == pytest.approx(playback.fragment_frames / MODEL_RATE)  # it asks with 2 left
+    playback.open()
+    try:
+        playback.start(0)  # an empty ring: the server's first request finds nothing
+        owed = -playback.depth_samples()
+        assert 0 < owed <= buffer and playback.ring.underflows == 0  # owed, not read from the ring as silence
+        playback.write(np.full(4 * buffer, 0.1, dtype=np.float32))
+        # handed over within the write (at most the server's buffer, and at least what was owed before), so
+        # nothing is owed: the depth is the rest, less at most that much that has played since
+        assert 4 * buffer - 2 * buffer <= playback.depth_samples() <= 4 * buffer - owed
+        deadline = time.monotonic() + 2.0
+        while playback.ring_underflows() == 0 and time.monotonic() < deadline:
+            time.sleep(0.01)  # nothing more comes: the server plays the 5 buffers, then runs dry while owed
+        assert playback.ring_underflows() == 1 and playback.server_underflows == 0  # the ring's, not the server's
+        assert playback.depth_samples() < 0 and playback.ring.available == 0
+    finally:
+        playback.close()
 
 
 def test_a_lost_server_is_a_fault_not_an_exception(tmp_path, monkeypatch) -> None:

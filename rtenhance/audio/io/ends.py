@@ -75,7 +75,15 @@ class Source(End, Protocol):
 
 
 class Sink(End, Protocol):
-    """Where audio goes: a mono ring the device drains, or a file."""
+    """Where audio goes: a mono ring the device drains, or a file.
+
+    Attributes:
+        cushion_s: how far below empty ``depth_samples`` may fall before anything is heard, in s: audio the
+            server still holds when it asks for more, which covers a write that comes late (libpulse: see
+            ``native_pulse``); 0 where a device plays silence for what the ring lacks when it asks.
+    """
+
+    cushion_s: float
 
     @property
     def realtime(self) -> bool:
@@ -87,7 +95,7 @@ class Sink(End, Protocol):
         ...
 
     def depth_samples(self) -> int:
-        """Samples queued and not yet taken by the device."""
+        """Samples queued and not yet taken by the device (below 0: owed to a device that waits for them)."""
         ...
 
     def underflows(self) -> int:

@@ -76,6 +76,8 @@ typedef struct {
     _Atomic uint64_t play_seq;          /* playback: odd while end_play updates the ring and the two below */
     _Atomic double played_at_s;         /* playback: CLOCK_MONOTONIC time the latest fragment left the ring, s */
     _Atomic uint64_t played_samples;    /* playback: that fragment's size */
+    _Atomic uint64_t owed;              /* playback: samples the server asked for that the ring lacked (a client
+                                           that may write late, libpulse, hands them over at the next write) */
     _Atomic uint64_t latency_count;     /* readings ever taken; the latest are in latency_s[count % SLOTS] */
     _Atomic uint64_t gaps;              /* graph cycles the server ran without the stream (PipeWire; */
     _Atomic uint64_t gap_samples;       /* capture wrote their span as silence) */
@@ -234,15 +236,17 @@ void rtp_end_stats(const rtp_end *end, rtp_stats *out)
 }
 
 /* Playback: the samples in the ring less the part of the latest fragment that has played since it left the
- * ring (at the stream's rate, at most the whole fragment). A device takes the ring's audio a fragment (a
- * graph cycle, a server request) at a time, and that fragment plays over the next cycle: the plain ring
- * depth read just before a write is a sawtooth sampled at the write's phase against the device's cycle, and
- * when the two run in step (one PipeWire graph, or two drivers on one clock) that phase sits still or slips
- * slowly, so the reading jumps by a whole cycle whenever a cycle crosses the write. This reading does not:
- * it falls continuously as audio plays, and it is what will be left when the next fragment is taken (it
- * reaches 0 exactly when the device would find the ring short). Never blocks: retries while end_play is
- * mid-update, and after a few tries returns the plain depth. */
-uint64_t rtp_end_depth(const rtp_end *end)
+ * ring (at the stream's rate, at most the whole fragment), less what the server is owed. A device takes the
+ * ring's audio a fragment (a graph cycle, a server request) at a time, and that fragment plays over the next
+ * cycle: the plain ring depth read just before a write is a sawtooth sampled at the write's phase against the
+ * device's cycle, and when the two run in step (one PipeWire graph, or two drivers on one clock) that phase
+ * sits still or slips slowly, so the reading jumps by a whole cycle whenever a cycle crosses the write. This
+ * reading does not: it falls continuously as audio plays, and it is what will be left when the next fragment
+ * is taken (0 exactly when the device would find the ring short). It goes below 0 while a server that asked
+ * for more than the ring held waits for the rest (libpulse: see feed in native_pulse.c): by how much the
+ * next write comes late. Never blocks: retries while end_play is mid-update, and after a few tries returns
+ * the plain depth less what is owed. */
+int64_t rtp_end_depth(const rtp_end *end)
 {
     for (int attempt = 0; attempt < 8; attempt++) {
         uint64_t seq = atomic_load_explicit(&end->play_seq, memory_order_acquire);
@@ -251,14 +255,35 @@ uint64_t rtp_end_depth(const rtp_end *end)
         uint64_t available = ring_available(&end->ring);
         double played_at = atomic_load_explicit(&end->played_at_s, memory_order_relaxed);
         uint64_t fragment = atomic_load_explicit(&end->played_samples, memory_order_relaxed);
+        uint64_t owed = atomic_load_explicit(&end->owed, memory_order_relaxed);
         atomic_thread_fence(memory_order_acquire);
         if (atomic_load_explicit(&end->play_seq, memory_order_relaxed) != seq)
             continue;
         double since = (monotonic_s() - played_at) * end->rate;
         uint64_t played = since <= 0.0 ? 0 : since >= (double)fragment ? fragment : (uint64_t)since;
-        return available > played ? available - played : 0;
+        return (int64_t)(available > played ? available - played : 0) - (int64_t)owed;
     }
-    return ring_available(&end->ring);
+    return (int64_t)ring_available(&end->ring) - (int64_t)atomic_load_explicit(&end->owed, memory_order_relaxed);
+}
+
+/* Hand what the server is owed over now (the client's lock taken); only called while something is owed.
+ * Defined by the client. */
+static void end_top_up(rtp_end *end);
+
+/* Playback, the worker: append up to n samples to the ring (rtp_ring_write), then hand the server what it is
+ * owed, if anything. Returns the samples written.
+ *
+ * The check cannot miss a debt the client's thread is recording at the same moment: the worker stores
+ * `written`, then loads `owed`; the client (feed in native_pulse.c) stores `owed`, then loads `written`,
+ * each with a sequentially consistent fence between (Dekker's pattern, as in rtp_wait_input): either the
+ * client sees the new samples and takes them, or the worker sees the debt and tops up. */
+uint64_t rtp_end_write(rtp_end *end, const float *samples, uint64_t n)
+{
+    uint64_t wrote = rtp_ring_write(&end->ring, samples, n);
+    atomic_thread_fence(memory_order_seq_cst);
+    if (atomic_load_explicit(&end->owed, memory_order_relaxed))
+        end_top_up(end);
+    return wrote;
 }
 
 /* Copy the latest latency readings (s, oldest slot first as stored, not in time order) into out (room

@@ -19,12 +19,15 @@
  * Capture: the read callback copies each fragment from the server straight into the end's ring and wakes
  * a worker blocked in rtp_wait_input once the ring holds what it waits for. Playback is driven by the
  * server: its write callback asks for what its buffer (tlength, RTP_BUFFER_FRAGMENTS fragments) lacks,
- * in multiples of one fragment (minreq), and gets exactly that from the ring. The server's own clock thus
- * paces playback on PulseAudio and PipeWire alike; the stream's reported latency is only measured, never
- * used to decide when to write (pipewire-pulse reports the graph's delay on top of the stream's buffer,
- * so a writer paced by it fell behind and the server played silence, about 1 % of the time, that the
- * ring never saw). A dry ring plays silence and counts an underflow. Nothing on the audio path allocates, locks a lock another audio
- * thread holds for long, or logs.
+ * in multiples of one fragment (minreq), and gets what the ring holds of it; the rest is owed and goes over
+ * as soon as the worker writes (rtp_end_write takes the main-loop lock, held by this thread only while it
+ * dispatches), so the server's own buffer, not silence, covers a worker a few ms late. The server's clock
+ * thus paces playback on PulseAudio and PipeWire alike; the stream's reported latency is only measured,
+ * never used to decide when to write (pipewire-pulse reports the graph's delay on top of the stream's
+ * buffer, so a writer paced by it fell behind and the server played silence, about 1 % of the time, that
+ * the ring never saw). Silence plays only when the server's buffer runs dry: an underflow, the ring's when
+ * the server was owed audio. Nothing on the audio path allocates, locks a lock another audio thread holds
+ * for long, or logs.
  *
  * libpulse's headers are not needed to build this: the few types, constants and prototypes used are
  * declared in libpulse_api.h (its ABI has been stable since 0.9), and the library is linked as libpulse.so.0.
@@ -104,14 +107,27 @@ static void on_read(pa_stream *s, size_t nbytes, void *userdata)
 
 /* ---- playback ---- */
 
-/* Move `nbytes` (whole samples) from the ring to the server; silence for what the ring lacks. Main-loop thread. */
+/* Move what the server asks for (`nbytes`, whole samples) from the ring, as much as the ring holds; what it
+ * lacks stays owed (`owed`, libpulse's writable size) and goes over with the worker's next write
+ * (rtp_end_write, end_top_up), not as silence now. The server still holds RTP_BUFFER_FRAGMENTS - 1 fragments
+ * when it asks, so a worker a few ms late costs nothing audible; silence written in its place would have
+ * played and delayed everything after it. Only a server that runs dry while owed is the ring's underflow
+ * (on_underflow). Main-loop thread, or the worker holding the main-loop lock. */
 static void feed(rtp_end *end, size_t nbytes)
 {
-    size_t frames = nbytes / BYTES_PER_SAMPLE;
+    uint64_t frames = nbytes == (size_t)-1 ? 0 : nbytes / BYTES_PER_SAMPLE;
     int wrote = 0;
     while (frames > 0) {
+        uint64_t have = ring_available(&end->ring);
+        if (have == 0) {
+            atomic_store_explicit(&end->owed, frames, memory_order_relaxed);
+            atomic_thread_fence(memory_order_seq_cst); /* pairs with rtp_end_write's: see there */
+            if (ring_available(&end->ring) == 0)
+                break;
+            continue;
+        }
         void *buffer = NULL;
-        size_t size = frames * BYTES_PER_SAMPLE;
+        size_t size = (frames < have ? frames : have) * BYTES_PER_SAMPLE;
         if (pa_stream_begin_write(end->stream, &buffer, &size) < 0 || size < BYTES_PER_SAMPLE) {
             fail_end(end, "playback write failed", pa_strerror(pa_context_errno(end->conn->context)));
             return;
@@ -126,13 +142,16 @@ static void feed(rtp_end *end, size_t nbytes)
         frames -= n;
         wrote = 1;
     }
+    if (frames == 0)
+        atomic_store_explicit(&end->owed, 0, memory_order_relaxed);
     if (!wrote)
         return;
     /* time from leaving the ring to the speaker, for the last written sample */
     end_played(end, stream_latency_us(end->stream) / USEC_PER_S);
 }
 
-/* The server asks for `nbytes` more (its buffer is below tlength by at least minreq). Main-loop thread. */
+/* The server asks for `nbytes` more (its buffer is below tlength by at least minreq), with what it is still
+ * owed. Main-loop thread. */
 static void on_write(pa_stream *s, size_t nbytes, void *userdata)
 {
     rtp_end *end = userdata;
@@ -141,14 +160,35 @@ static void on_write(pa_stream *s, size_t nbytes, void *userdata)
         feed(end, nbytes);
 }
 
-/* The server ran out of this stream's audio (it plays silence until a fragment arrives): counted like a
- * fragment the ring could not fill. */
+/* The worker wrote into the ring while the server was owed audio: hand it over now. The worker's thread;
+ * the main-loop lock keeps the stream from closing under it (closing is the same thread's job anyway). */
+static void end_top_up(rtp_end *end)
+{
+    rtp_conn *conn = end->conn;
+    if (!conn)
+        return;
+    pa_threaded_mainloop_lock(conn->loop);
+    if (end->stream && atomic_load(&end->running) && !has_failed(end))
+        feed(end, pa_stream_writable_size(end->stream));
+    pa_threaded_mainloop_unlock(conn->loop);
+}
+
+/* The server ran out of this stream's audio (it plays silence until a fragment arrives). While it was owed
+ * audio the ring lacked, the ring ran dry (rtenhance late): counted as the ring's underflow; otherwise the
+ * audio was there and the server (or this thread) woke too late: a server underflow. */
 static void on_underflow(pa_stream *s, void *userdata)
 {
     rtp_end *end = userdata;
     (void)s;
-    if (atomic_load(&end->running))
+    if (!atomic_load(&end->running))
+        return;
+    uint64_t owed = atomic_load_explicit(&end->owed, memory_order_relaxed);
+    if (owed) {
+        bump(&end->ring.underflows, 1);
+        bump(&end->ring.missing_samples, owed);
+    } else {
         bump(&end->server_underflows, 1);
+    }
 }
 
 /* ---- connection ---- */
@@ -283,6 +323,7 @@ static void disconnect_stream(rtp_conn *conn, rtp_end *end)
     }
     conn->ends[end->direction] = NULL;
     end->conn = NULL;
+    atomic_store(&end->owed, 0);
 }
 
 /* Open `end`'s stream on `device` (NULL: the server's default): mono float32 at the end's rate. Capture
@@ -346,7 +387,8 @@ int rtp_stream_open(rtp_conn *conn, rtp_end *end, const char *device, const char
 }
 
 /* Start moving audio (the ring has been primed): capture drops what the server buffered and uncorks;
- * playback writes its first fragments now. */
+ * playback writes its first fragments now (what the ring lacks of the server's buffer goes over with the
+ * worker's first write: the server starts playing once it holds prebuf). */
 void rtp_stream_start(rtp_end *end)
 {
     rtp_conn *conn = end->conn;
@@ -355,6 +397,7 @@ void rtp_stream_start(rtp_end *end)
     pa_threaded_mainloop_lock(conn->loop);
     atomic_store_explicit(&end->fragments, 0, memory_order_relaxed);
     atomic_store_explicit(&end->latency_count, 0, memory_order_relaxed);
+    atomic_store_explicit(&end->owed, 0, memory_order_relaxed);
     set_last_callback(end);
     atomic_store(&end->running, 1);
     if (!has_failed(end)) {

@@ -27,7 +27,7 @@ import numpy as np
 from rtenhance.audio.io.devices import DeviceError, Endpoint
 from rtenhance.audio.io.native_pulse_lib import (  # noqa: F401  (LIBRARY, _Stats, ARRIVAL_WAIT_US: for callers)
     APP_NAME, ARRIVAL_WAIT_US, ERROR_BYTES, LIBRARY, PIPEWIRE_FRAGMENT_MS, PIPEWIRE_LIBRARY, PLAYBACK,
-    PULSE_FRAGMENT_MS, RECORD, THREAD_NAME, TIMING_SLOTS, NativeRing, _EndMemory, _Stats, unavailable_reason,
+    PULSE_CUSHION_FRAGMENTS, PULSE_FRAGMENT_MS, RECORD, THREAD_NAME, TIMING_SLOTS, NativeRing, _EndMemory, _Stats, unavailable_reason,
 )
 from rtenhance.native_build import CLibrary
 from rtenhance.audio.io.streams import FIRST_CALLBACK_GRACE_S, RING_SECONDS, RingPlayback, prime
@@ -218,18 +218,37 @@ class NativePulseCapture(_NativeStream):
 
 
 class NativePulsePlayback(_NativeStream, RingPlayback):
-    """Mono playback of ``ring`` to a PulseAudio sink; silence when the ring runs dry."""
+    """Mono playback of ``ring`` to a PulseAudio sink or a PipeWire graph.
+
+    Through libpulse the server asks for audio a fragment at a time and gets what the ring holds; what the
+    ring lacked is owed and goes over with the next ``write`` (``rtp_end_write``), so ``depth_samples`` can
+    fall below 0 while the server's own buffer still plays: ``cushion_s`` says how far. A PipeWire cycle
+    plays silence for what the ring lacks (``cushion_s`` 0).
+    """
 
     direction = PLAYBACK
     stream_name = b"rtenhance playback"
 
+    def __init__(self, endpoint: Endpoint, fragment_ms: float = 0.0, connection: PulseConnection | None = None) -> None:
+        super().__init__(endpoint, fragment_ms, connection)
+        self._write_end = self._memory.fast.rtp_end_write
+        waits = self._connection.library is not PIPEWIRE_LIBRARY
+        self.cushion_s = PULSE_CUSHION_FRAGMENTS * self.fragment_frames / self.rate if waits else 0.0
+
     @property
     def server_underflows(self) -> int:
-        """Times the server ran out of this stream's audio since start (not when the ring ran dry: the C
-        thread then writes silence)."""
+        """Times the server ran out of this stream's audio since start while the ring had given all it was
+        asked for (not when the ring ran dry: that is the ring's underflow)."""
         return int(self._memory.stats().server_underflows)
+
+    def write(self, samples: np.ndarray) -> None:
+        """Queue (N,) float32 samples, handing the server at once what it is owed."""
+        if samples.dtype != np.float32 or not samples.flags.c_contiguous:
+            samples = np.ascontiguousarray(samples, dtype=np.float32)
+        self._write_end(self._end, samples.ctypes.data, samples.shape[0])
 
     def depth_samples(self) -> int:
         """Samples queued, less the part of the fragment the device took last that has played since (the
-        server takes a fragment at a time: see ``rtp_end_depth``); 0 when the device would find the ring short."""
+        server takes a fragment at a time: see ``rtp_end_depth``), less what the server is owed: 0 when the
+        device would find the ring short, below 0 while the server waits for a late write."""
         return int(self._read_depth(self._end))

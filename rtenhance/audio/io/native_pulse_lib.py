@@ -21,6 +21,8 @@ from rtenhance.native_build import CLibrary, NativeUnavailable, listed_library
 # 8 ms of node latency (the graph's quantum follows the smallest asked), 43 ms, with 5 ms underflows.
 PULSE_FRAGMENT_MS = 5.0
 PIPEWIRE_FRAGMENT_MS = 8.0
+PULSE_CUSHION_FRAGMENTS = 1  # libpulse asks when its buffer (RTP_BUFFER_FRAGMENTS = 3) is down to 2 fragments: a
+# write may come 1 late and leave it 1 (feed in native_pulse.c); a PipeWire cycle never waits for a late write
 TIMING_SLOTS = 512  # RTP_TIMING_SLOTS: latest latency readings kept per stream
 ERROR_BYTES = 256  # RTP_ERROR_BYTES
 RECORD, PLAYBACK = 0, 1  # RTP_RECORD, RTP_PLAYBACK
@@ -50,7 +52,8 @@ class _Stats(ctypes.Structure):
 
 
 _PTR, _U64 = ctypes.c_void_p, ctypes.c_uint64
-RING_SIGNATURES = {  # short, never blocking: called holding the interpreter lock (see ``_ring_functions``)
+RING_SIGNATURES = {  # short: called holding the interpreter lock (see ``_ring_functions``); only rtp_end_write
+    # may wait, for the main-loop lock while the C thread dispatches a callback (it never needs Python's)
     "rtp_ring_available": ([_PTR], _U64),
     "rtp_ring_free": ([_PTR], _U64),
     "rtp_ring_write": ([_PTR, _PTR, _U64], _U64),
@@ -58,7 +61,8 @@ RING_SIGNATURES = {  # short, never blocking: called holding the interpreter loc
     "rtp_ring_reset": ([_PTR], None),
     "rtp_end_stats": ([_PTR, _PTR], None),
     "rtp_end_latencies": ([_PTR, _PTR, _U64], _U64),
-    "rtp_end_depth": ([_PTR], _U64),
+    "rtp_end_depth": ([_PTR], ctypes.c_int64),
+    "rtp_end_write": ([_PTR, _PTR, _U64], _U64),
     "rtp_end_error": ([_PTR, ctypes.c_char_p, ctypes.c_size_t], ctypes.c_int),
 }
 

@@ -76,6 +76,7 @@ class RingPlayback:
     """What a real-time playback end shows the engine: the worker writes into ``ring``, the device drains it."""
 
     ring: SpscRing
+    cushion_s = 0.0  # the device plays silence for what the ring lacks when it asks
 
     @property
     def realtime(self) -> bool:
@@ -309,6 +310,7 @@ class FileSink:
     """A WAV file as a playback device (mono); no ring, no clock: written as the worker produces."""
 
     device = False
+    cushion_s = 0.0
 
     def __init__(self, endpoint: Endpoint, sample_rate: int) -> None:
         assert endpoint.path is not None

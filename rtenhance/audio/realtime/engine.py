@@ -82,17 +82,14 @@ class Engine:
         """
         self._cfg = cfg
         self.processor = processor
-        self.source = source
-        self.sink = sink
+        self.source, self.sink = source, sink
         self.heartbeat = heartbeat
         self.model_rate = stft_cfg.sample_rate
         self.hop = stft_cfg.hop_samples
         self.hop_s = self.hop / self.model_rate
         self.bypass = cfg.enhance.bypass
-        self.ready = threading.Event()
-        self.finished = threading.Event()
-        self.hop_times = HopTimes()
-        self.skips = SkipCounts()
+        self.ready, self.finished = threading.Event(), threading.Event()
+        self.hop_times, self.skips = HopTimes(), SkipCounts()
         self.mode = "starting"
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -106,15 +103,13 @@ class Engine:
                            + (self._drift.delay_samples / sink.rate if sink.realtime else 0.0))
         self._algorithmic_s = processor.latency_samples / self.model_rate + self._filters_s
         self._pending = np.zeros(self.hop * (MAX_HOPS_PER_READ + 4), dtype=np.float32)
-        self._pending_count = 0
         self._hop_input = self._pending[: self.hop]  # the same array each hop (NativeHop keeps its address)
         self._in_buffer = np.zeros(self._frames_per_read() * source.channels, dtype=np.float32)
         self._limiter_db = cfg.enhance.limiter_knee_dbfs
         self._hop_cfg: RuntimeConfig | None = None  # the configuration the per-hop settings below come from
         self._strength_dry = 0.0  # noisy gain of the strength mix (without bypass)
         self._slow_s = 0.0
-        self._guard = OverloadGuard()
-        self._steps = StepTimes()
+        self._guard, self._steps = OverloadGuard(), StepTimes()
         self._playout = PlayoutController(self.hop_s, cfg.latency.headroom_ms / 1e3)
         self._splice_fade = max(1, int(SPLICE_FADE_S * sink.rate))
         self._latency = LatencyMeter(self._algorithmic_s, self.hop_s)
@@ -122,7 +117,7 @@ class Engine:
         self._silence = np.zeros(int(PRIME_S * sink.rate), dtype=np.float32)
         self._stale = StaleCapture(source.rate, source.channels, hop_frames(self.hop, source.rate, self.model_rate))
         self._aligner = OutputAligner()  # file sinks only
-        self._session_hops = self._frames_in = self._hops_done = 0
+        self._session_hops = self._frames_in = self._hops_done = self._pending_count = 0
         self._cpu = CpuMeter()
 
     # ---- control (any thread) ----
@@ -238,7 +233,7 @@ class Engine:
         if not self.sink.realtime:
             return 0
         # silence until the first hop tops the ring up (``_prime``): more would be delay to work off while measuring
-        return int(self.sink.rate * self._playout.headroom_s)
+        return max(0, int(self.sink.rate * (self._playout.headroom_s - self.sink.cushion_s)))
 
     def _process(self) -> str | None:
         """Process until stop, end of file (None) or a device fault (its description)."""
@@ -313,7 +308,7 @@ class Engine:
         dry = 1.0 if self.bypass else self._strength_dry
         run_model = model_wanted(dry)
         deadline_s = math.inf
-        ring_s = sink.depth_samples() / sink.rate if realtime else math.inf
+        ring_s = self._playable_s() if realtime else math.inf
         if not run_model:
             self.skips.bypass += 1
         elif not self._guard.allow(time.monotonic()):
@@ -347,7 +342,7 @@ class Engine:
         """A real-time chunk through the playout control: observe the ring, resample for drift, drop a stall,
         fill a lack at a session's start."""
         sink, playout = self.sink, self._playout
-        playout.floor_s = self._latency.ring_floor_s(self._cfg.latency.target_ms / 1e3)
+        playout.floor_s = self._latency.ring_floor_s(self._cfg.latency.target_ms / 1e3, sink.cushion_s)
         seen = self._underflows.hop(sink.underflows(), sink.ring_underflows(), sink.gap_samples)
         if seen == FIRST:
             self._prime()
@@ -359,7 +354,7 @@ class Engine:
                     playout.underflowed()
             elif seen == SERVER:
                 playout.device_xrun()
-            playout.observe(sink.depth_samples() / sink.rate)
+            playout.observe(self._playable_s())
         chunk = self._drift.process(chunk, playout.ratio)
         drop_s = playout.take_drop()
         if drop_s > 0:
@@ -376,8 +371,13 @@ class Engine:
         latency target: resampling fills 2 ms a second), from the devices' latency read now (before any audio
         they report 0; see docs/DAEMON.md)."""
         self._latency.refresh(self.source, self.sink, restart=True)
-        self._playout.floor_s = self._latency.ring_floor_s(self._cfg.latency.target_ms / 1e3)
-        self._write_silence(round(self._playout.target_s * self.sink.rate) - self.sink.depth_samples())
+        self._playout.floor_s = self._latency.ring_floor_s(self._cfg.latency.target_ms / 1e3, self.sink.cushion_s)
+        self._write_silence(round((self._playout.target_s - self._playable_s()) * self.sink.rate))
+
+    def _playable_s(self) -> float:
+        """How long the output plays on before a gap is heard, in s: the ring (below 0 while the server waits
+        for a late write) and the cushion the server keeps when it asks (``Sink.cushion_s``)."""
+        return self.sink.depth_samples() / self.sink.rate + self.sink.cushion_s
 
     def _write_silence(self, samples: int) -> int:
         """Write ``samples`` (<= a 2 s target) of silence in PRIME_S chunks; returns how many (0 if <= 0)."""

@@ -55,6 +55,7 @@ class LatencyMeter:
             return None
         return 1e3 * ((total - last_total) / (count - last_count) + self.device_s)
 
-    def ring_floor_s(self, target_s: float) -> float:
-        """The output ring depth that makes the end-to-end delay ``target_s`` (0: no target, auto), s."""
-        return max(0.0, target_s - self._floor_device_s - self._outside_ring_s) if target_s > 0 else 0.0
+    def ring_floor_s(self, target_s: float, cushion_s: float) -> float:
+        """The output's playable depth (the ring plus the sink's ``cushion_s``, s) that makes the end-to-end
+        delay ``target_s`` (0: no target, auto), s."""
+        return max(0.0, target_s - self._floor_device_s - self._outside_ring_s + cushion_s) if target_s > 0 else 0.0
