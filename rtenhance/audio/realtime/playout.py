@@ -65,7 +65,9 @@ DRIFT_SIGNIFICANCE = 3.0  # a fitted slope is taken only when this many standard
 MIN_DRIFT_BLOCKS = 8  # and measured from this many on (4 s: a steady run's bursts then read as up to 750 ppm, hence DRIFT_FLOOR)
 DRIFT_STEP_S = 0.003  # the drift-corrected level moving this much within 1 s is a step (drift moves it < 2 ms/s)
 MAX_DRIFT = 0.002  # the measured mismatch is capped at 0.2 %: real clocks differ by < 0.05 %
-DRIFT_FLOOR = 0.0005  # a fitted slope is taken only when this far from the current value (0.5 ms/s)
+DRIFT_FLOOR = 0.0005  # a fitted slope is taken only when this far from the current value (0.5 ms/s) at MIN_DRIFT_BLOCKS,
+# less over more blocks as a fitted slope's noise is (n^-1.5: 45 ppm over DRIFT_WINDOW_BLOCKS; a first estimate 475 ppm
+# off, taken from the first seconds' blocks, stuck for a whole PulseAudio mismatch cell and moved the delay 17 ms)
 UNDERFLOW_MARGIN_S = 0.004  # an underflow of the ring adds this to the margin, once per episode...
 UNDERFLOW_EPISODE_S = 2.0  # ...(underflows within this long of the one that added it; the ring is still filling)
 MAX_MARGIN_S = 0.04  # ...up to this
@@ -76,6 +78,10 @@ XRUN_JUMP_S = 0.04  # ...unless it is this large (20 s of resampling at MAX_CORR
 STEP_S = 0.1  # a block whose readings span more than this holds a step (a stall), not jitter
 FILL_WINDOW_S = 3.0  # in a session's first seconds a lack of more than FILL_MIN_S is filled with silence at once
 FILL_MIN_S = 0.002
+KP_SETTLE_PER_S = 1.0  # until the session's drift fit first has MIN_DRIFT_BLOCKS, every error is corrected this
+SETTLE_MAX_S = 10.0  # firmly (but no longer than this): what an unmeasured drift moves the ring meanwhile, worked
+# off gently afterwards, made a delay that wandered 4-5 ms over a 0.1 % mismatch cell, and on PulseAudio, where the
+# ring may run below empty into the server's cushion, a slow capture clock drained the server's buffer that low
 LEARNING_S = 10.0  # in a session's first seconds every dip and underflow raises the span or the margin at once...
 PEAK_CONFIRM_S = 20.0  # ...afterwards only when another dip that deep, or another underflow, came within this long
 PEAK_EPISODE_S = 2.0  # dips within this long of the one recorded are the same event (a step straddles two blocks)
@@ -124,6 +130,7 @@ class PlayoutController:
         self._applied_s = 0.0  # what resampling has added to the ring so far (the ratio's integral), s
         self._clock_s = 0.0  # block time, s
         self._fit_count = 0
+        self._fitted = False  # the drift fit has had MIN_DRIFT_BLOCKS blocks in a row this session
         self._recent = [math.nan, math.nan]  # the previous two blocks' drift-corrected levels, newest first, s
         self._own_step_in_block = False  # a drop or fill of ours happened in the current block
         self._xrun_hold_s = 0.0  # time left in which an excess is not dropped (after a device's xrun), s
@@ -221,6 +228,8 @@ class PlayoutController:
         self._own_step_in_block = True
 
     def _end_block(self, mean_s: float, min_s: float, max_s: float, last_s: float) -> None:
+        # resampling added to the ring by the block's middle, where its mean was read, and by its end
+        applied_mid_s = self._applied_s + (self.ratio - 1.0) * self._block_s / 2
         self._applied_s += (self.ratio - 1.0) * self._block_s
         self._clock_s += self._block_s
         self._mean_s = mean_s
@@ -242,7 +251,7 @@ class PlayoutController:
             self._correction = 0.0
             self._fit_count = 0
             return
-        corrected = mean_s - self._applied_s
+        corrected = mean_s - applied_mid_s
         newest, older = self._recent  # NaN before two blocks: max() then keeps the 0.0
         rose = max(0.0, corrected - newest, corrected - older)
         fell = max(0.0, newest - corrected, older - corrected)
@@ -259,6 +268,10 @@ class PlayoutController:
         self._correction = min(max(-self._proportional(error, min_s), -MAX_CORRECTION), MAX_CORRECTION)
         if self._clock_s <= FILL_WINDOW_S and -error > FILL_MIN_S:
             self._pending_fill_s, self._correction = -error, 0.0
+
+    @property
+    def _settling(self) -> bool:
+        return not self._fitted and self._clock_s <= SETTLE_MAX_S
 
     @property
     def _learning(self) -> bool:
@@ -280,7 +293,10 @@ class PlayoutController:
 
     def _proportional(self, error_s: float, min_s: float) -> float:
         """The proportional correction's size for a block's mean ``error_s`` above target and its lowest reading
-        ``min_s`` (s): gentle within the band, firm beyond it or when the ring came close to dry."""
+        ``min_s`` (s): gentle within the band, firm beyond it or when the ring came close to dry, firmer still in
+        a session's first seconds."""
+        if self._settling:
+            return KP_SETTLE_PER_S * error_s
         if error_s < 0.0 and min_s < self.headroom_s:
             return KP_PER_S * error_s
         gentle = min(max(error_s, -GENTLE_BAND_S), GENTLE_BAND_S)
@@ -299,6 +315,7 @@ class PlayoutController:
         n = min(self._fit_count, DRIFT_WINDOW_BLOCKS)
         if n < MIN_DRIFT_BLOCKS:
             return
+        self._fitted = True
         x, y = self._fit_x[:n], self._fit_y[:n]
         dx = x - x.mean()
         sxx = float((dx * dx).sum())
@@ -306,5 +323,6 @@ class PlayoutController:
         residual = y - y.mean() - slope * dx
         standard_error = math.sqrt(float((residual * residual).sum()) / (n - 2) / sxx)
         # the corrected level falls at the rate playback outruns capture: that is the ratio to add
-        if abs(-slope - self._drift) > max(DRIFT_SIGNIFICANCE * standard_error, DRIFT_FLOOR):
+        floor = DRIFT_FLOOR * (MIN_DRIFT_BLOCKS / n) ** 1.5
+        if abs(-slope - self._drift) > max(DRIFT_SIGNIFICANCE * standard_error, floor):
             self._drift = min(max(-slope, -MAX_DRIFT), MAX_DRIFT)
