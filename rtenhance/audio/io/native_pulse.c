@@ -57,7 +57,8 @@
  * wakes late: only what the server already holds plays on. At 2 fragments (10 ms, 5 ms of which are left
  * when it asks) PulseAudio on a 2-core machine ran dry 4-6 times in 30 s while the ring held 20 ms; at 3
  * and at 4, at most once in the same cells. Each fragment more is 5 ms more delay end to end (3: 46 ms
- * over a plain loopback, 4: 49 ms). */
+ * over a plain loopback, 4: 49 ms, when the ring was held above empty; with the last fragment counted as
+ * the ring's cushion, PULSE_CUSHION_FRAGMENTS in native_pulse_lib.py, 3 give 40-42 ms). */
 #define RTP_BUFFER_FRAGMENTS 3
 
 struct rtp_conn {

@@ -17,8 +17,9 @@ from rtenhance.native_abi import check_layout
 from rtenhance.native_build import CLibrary, NativeUnavailable, listed_library
 
 # Default fragments, measured on the live matrix's delay scenario (end to end over a plain loopback): libpulse
-# with 5 ms fragments (a 10 ms server buffer) 41-42 ms, with 8 ms 46-49 ms, with 4 ms underflows; libpipewire asks
-# 8 ms of node latency (the graph's quantum follows the smallest asked), 43 ms, with 5 ms underflows.
+# with 5 ms fragments (a 15 ms server buffer) 45-46 ms, 40-42 ms with the cushion below, with 8 ms 46-49 ms, with
+# 4 ms underflows; libpipewire asks 8 ms of node latency (the graph's quantum follows the smallest asked), 43 ms,
+# with 5 ms underflows.
 PULSE_FRAGMENT_MS = 5.0
 PIPEWIRE_FRAGMENT_MS = 8.0
 PULSE_CUSHION_FRAGMENTS = 1  # libpulse asks when its buffer (RTP_BUFFER_FRAGMENTS = 3) is down to 2 fragments: a

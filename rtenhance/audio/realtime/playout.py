@@ -22,18 +22,19 @@ and keeps, per block, their mean and their minimum:
   the silence the underflow played had already raised the ring by itself;
 - the ring's mean is held at span + headroom + margin (or the user's latency target, when that is more),
   so its lowest point stays ``headroom_s`` above empty: the delay is the smallest the timing allows;
-- the clocks' mismatch is *measured*: the block means, less the resampling already applied, drift at the
-  rate the playback clock outruns the capture clock; a straight line fitted over the last
+- the clocks' mismatch is *measured*: the block means, less the resampling applied by each block's middle,
+  drift at the rate the playback clock outruns the capture clock; a straight line fitted over the last
   ``DRIFT_WINDOW_BLOCKS`` gives it (``drift_ppm``), taken only when it differs significantly from the
-  current value by at least ``DRIFT_FLOOR`` (bursty capture makes the block means noisy; a smaller
-  mismatch costs the proportional correction under 2 ms of offset), and the resampling ratio follows it, so
+  current value, and by at least ``DRIFT_FLOOR`` over the shortest fit, less over longer ones (bursty
+  capture makes the block means noisy), and the resampling ratio follows it, so
   drift does not move the delay; a proportional correction (at most ``MAX_CORRECTION``: 2 ms per second, a
   pitch change of 3.5 cents that nobody hears in speech) removes the rest. It is gentle for an error within
   ``GENTLE_BAND_S`` (``KP_GENTLE_PER_S``: a PipeWire graph's one-cycle step of 5 ms is taken back at
   200 ppm, not 1300: every second the ratio is off, the output is time-warped against its input, which a
   window-by-window comparison reads as 0.5-0.7 correlation at 1000 ppm and 0.97-1.0 below 100 ppm), firmer
   beyond it (``KP_PER_S``), and firm at once when the ring came close to dry (its lowest reading under the
-  headroom): a lack there is an underflow about to happen;
+  headroom): a lack there is an underflow about to happen; and firmer still, both ways
+  (``KP_SETTLE_PER_S``), until the session's first fit: an unmeasured mismatch moves the ring meanwhile;
 - a *step* in that level (the server moved audio between our ring and its own buffer at once, as
   pipewire-pulse does every few seconds, 4-10 ms at a time; an underflow; a drop) is not drift: the fit starts
   over after it, so that a step never reads as a slope;
