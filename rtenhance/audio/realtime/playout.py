@@ -34,7 +34,8 @@ and keeps, per block, their mean and their minimum:
   window-by-window comparison reads as 0.5-0.7 correlation at 1000 ppm and 0.97-1.0 below 100 ppm), firmer
   beyond it (``KP_PER_S``), and firm at once when the ring came close to dry (its lowest reading under the
   headroom): a lack there is an underflow about to happen; and firmer still, both ways
-  (``KP_SETTLE_PER_S``), until the session's first fit: an unmeasured mismatch moves the ring meanwhile;
+  (``KP_SETTLE_PER_S``), until the session's drift fit has measured the mismatch (taken a value, or is
+  precise enough to confirm the one it has): an unmeasured mismatch moves the ring meanwhile;
 - a *step* in that level (the server moved audio between our ring and its own buffer at once, as
   pipewire-pulse does every few seconds, 4-10 ms at a time; an underflow; a drop) is not drift: the fit starts
   over after it, so that a step never reads as a slope;
@@ -79,7 +80,7 @@ XRUN_JUMP_S = 0.04  # ...unless it is this large (20 s of resampling at MAX_CORR
 STEP_S = 0.1  # a block whose readings span more than this holds a step (a stall), not jitter
 FILL_WINDOW_S = 3.0  # in a session's first seconds a lack of more than FILL_MIN_S is filled with silence at once
 FILL_MIN_S = 0.002
-KP_SETTLE_PER_S = 1.0  # until the session's drift fit first has MIN_DRIFT_BLOCKS, every error is corrected this
+KP_SETTLE_PER_S = 1.0  # until the session's drift fit first measures the mismatch, every error is corrected this
 SETTLE_MAX_S = 10.0  # firmly (but no longer than this): what an unmeasured drift moves the ring meanwhile, worked
 # off gently afterwards, made a delay that wandered 4-5 ms over a 0.1 % mismatch cell, and on PulseAudio, where the
 # ring may run below empty into the server's cushion, a slow capture clock drained the server's buffer that low
@@ -131,7 +132,7 @@ class PlayoutController:
         self._applied_s = 0.0  # what resampling has added to the ring so far (the ratio's integral), s
         self._clock_s = 0.0  # block time, s
         self._fit_count = 0
-        self._fitted = False  # the drift fit has had MIN_DRIFT_BLOCKS blocks in a row this session
+        self._fitted = False  # the drift fit has measured the mismatch this session (taken, or precisely confirmed)
         self._recent = [math.nan, math.nan]  # the previous two blocks' drift-corrected levels, newest first, s
         self._own_step_in_block = False  # a drop or fill of ours happened in the current block
         self._xrun_hold_s = 0.0  # time left in which an excess is not dropped (after a device's xrun), s
@@ -316,7 +317,6 @@ class PlayoutController:
         n = min(self._fit_count, DRIFT_WINDOW_BLOCKS)
         if n < MIN_DRIFT_BLOCKS:
             return
-        self._fitted = True
         x, y = self._fit_x[:n], self._fit_y[:n]
         dx = x - x.mean()
         sxx = float((dx * dx).sum())
@@ -327,3 +327,6 @@ class PlayoutController:
         floor = DRIFT_FLOOR * (MIN_DRIFT_BLOCKS / n) ** 1.5
         if abs(-slope - self._drift) > max(DRIFT_SIGNIFICANCE * standard_error, floor):
             self._drift = min(max(-slope, -MAX_DRIFT), MAX_DRIFT)
+            self._fitted = True
+        elif DRIFT_SIGNIFICANCE * standard_error <= floor:  # precise enough to say the drift has not changed
+            self._fitted = True
