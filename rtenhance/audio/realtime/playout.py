@@ -34,8 +34,9 @@ and keeps, per block, their mean and their minimum:
   window-by-window comparison reads as 0.5-0.7 correlation at 1000 ppm and 0.97-1.0 below 100 ppm), firmer
   beyond it (``KP_PER_S``), and firm at once when the ring came close to dry (its lowest reading under the
   headroom): a lack there is an underflow about to happen; and firmer still, both ways
-  (``KP_SETTLE_PER_S``), until the session's drift fit has measured the mismatch (taken a value, or is
-  precise enough to confirm the one it has): an unmeasured mismatch moves the ring meanwhile;
+  (``KP_SETTLE_PER_S``), until the session's drift fit has measured the mismatch (taken a value, or seen
+  no change beyond its floor, or is precise enough to rule one out): an unmeasured mismatch moves the ring
+  meanwhile;
 - a *step* in that level (the server moved audio between our ring and its own buffer at once, as
   pipewire-pulse does every few seconds, 4-10 ms at a time; an underflow; a drop) is not drift: the fit starts
   over after it, so that a step never reads as a slope;
@@ -325,8 +326,9 @@ class PlayoutController:
         standard_error = math.sqrt(float((residual * residual).sum()) / (n - 2) / sxx)
         # the corrected level falls at the rate playback outruns capture: that is the ratio to add
         floor = DRIFT_FLOOR * (MIN_DRIFT_BLOCKS / n) ** 1.5
-        if abs(-slope - self._drift) > max(DRIFT_SIGNIFICANCE * standard_error, floor):
+        change = abs(-slope - self._drift)
+        if change > max(DRIFT_SIGNIFICANCE * standard_error, floor):
             self._drift = min(max(-slope, -MAX_DRIFT), MAX_DRIFT)
             self._fitted = True
-        elif DRIFT_SIGNIFICANCE * standard_error <= floor:  # precise enough to say the drift has not changed
-            self._fitted = True
+        elif change <= floor or DRIFT_SIGNIFICANCE * standard_error <= floor:
+            self._fitted = True  # no change beyond the floor, or a fit precise enough to rule one out
