@@ -153,6 +153,13 @@ def _free_end(lib: ctypes.CDLL, end: int) -> None:
     lib.rtp_end_free(end)
 
 
+def as_float32(samples: np.ndarray) -> np.ndarray:
+    """(N,) samples as contiguous float32 for a C call: the same array when it already is, else a copy."""
+    if samples.dtype != np.float32 or not samples.flags.c_contiguous:
+        return np.ascontiguousarray(samples, dtype=np.float32)
+    return samples
+
+
 class NativeRing:
     """The ``SpscRing`` interface over a ring in C memory (one end's ``rtp_ring``).
 
@@ -207,8 +214,7 @@ class NativeRing:
         Returns:
             The number of samples written.
         """
-        if samples.dtype != np.float32 or not samples.flags.c_contiguous:
-            samples = np.ascontiguousarray(samples, dtype=np.float32)
+        samples = as_float32(samples)
         return int(self._write(self._ring, samples.ctypes.data, samples.shape[0]))
 
     def read_into(self, out: np.ndarray) -> int:
