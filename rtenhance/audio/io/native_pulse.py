@@ -27,7 +27,8 @@ import numpy as np
 from rtenhance.audio.io.devices import DeviceError, Endpoint
 from rtenhance.audio.io.native_pulse_lib import (  # noqa: F401  (LIBRARY, _Stats, ARRIVAL_WAIT_US: for callers)
     APP_NAME, ARRIVAL_WAIT_US, ERROR_BYTES, LIBRARY, PIPEWIRE_FRAGMENT_MS, PIPEWIRE_LIBRARY, PLAYBACK,
-    PULSE_CUSHION_FRAGMENTS, PULSE_FRAGMENT_MS, RECORD, THREAD_NAME, TIMING_SLOTS, NativeRing, _EndMemory, _Stats, as_float32, unavailable_reason,
+    PULSE_CUSHION_FRAGMENTS, PULSE_FRAGMENT_MS, RECORD, THREAD_NAME, TIMING_SLOTS, NativeRing, _EndMemory, _Stats,
+    as_float32, unavailable_reason,
 )
 from rtenhance.native_build import CLibrary
 from rtenhance.audio.io.streams import FIRST_CALLBACK_GRACE_S, RING_SECONDS, RingPlayback, prime
