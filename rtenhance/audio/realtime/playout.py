@@ -39,7 +39,8 @@ and keeps, per block, their mean and their minimum:
   meanwhile;
 - a *step* in that level (the server moved audio between our ring and its own buffer at once, as
   pipewire-pulse does every few seconds, 4-10 ms at a time; an underflow; a drop) is not drift: the fit starts
-  over after it, so that a step never reads as a slope;
+  over after it, so that a step never reads as a slope; nor is a session's first ``FIT_START_S``, while the
+  server's own buffer settles;
 - an excess that gentle resampling would take long to remove (the start, a stalled process, a device
   that stopped) is dropped at once from the next chunks (``take_drop``), counted and logged by the engine;
 - in a session's first ``FILL_WINDOW_S`` a lack is filled at once with silence (``take_fill``), counted as
@@ -67,6 +68,11 @@ DRIFT_WINDOW_BLOCKS = 40  # the drift is fitted over this many blocks (20 s)
 DRIFT_SIGNIFICANCE = 3.0  # a fitted slope is taken only when this many standard errors from the current value
 MIN_DRIFT_BLOCKS = 8  # and measured from this many on (4 s: a steady run's bursts then read as up to 750 ppm, hence DRIFT_FLOOR)
 DRIFT_STEP_S = 0.003  # the drift-corrected level moving this much within 1 s is a step (drift moves it < 2 ms/s)
+FIT_STEP_S = 0.002  # the fit starts over when a block's level, less the measured drift's fall, is this far from
+# either of the previous two blocks' (block-to-block noise is under 0.5 ms: a 2.9 ms step under DRIFT_STEP_S,
+# kept in a first fit, read a 0.1 % mismatch as none, and the delay moved 1 ms a second until a longer fit took it)
+FIT_START_S = 4.0  # blocks before this are not fitted: a PulseAudio server's buffer grows by a few ms as a stream
+# starts (2.7 ms over 4.5 s), which a fit from the first seconds read as +732 ppm of drift
 MAX_DRIFT = 0.002  # the measured mismatch is capped at 0.2 %: real clocks differ by < 0.05 %
 DRIFT_FLOOR = 0.0005  # a fitted slope is taken only when this far from the current value (0.5 ms/s) at MIN_DRIFT_BLOCKS,
 # less over more blocks as a fitted slope's noise is (n^-1.5: 45 ppm over DRIFT_WINDOW_BLOCKS; a first estimate 475 ppm
@@ -310,7 +316,9 @@ class PlayoutController:
         step against either of the previous two blocks (a step may straddle two) starts the fit over."""
         newest, older = self._recent
         self._recent[1], self._recent[0] = newest, corrected_s
-        if abs(corrected_s - newest) > DRIFT_STEP_S or abs(corrected_s - older) > DRIFT_STEP_S:
+        fall = self._drift * self._block_s  # the level falls this much per block at the measured drift
+        if abs(corrected_s + fall - newest) > FIT_STEP_S or abs(corrected_s + 2 * fall - older) > FIT_STEP_S \
+                or self._clock_s < FIT_START_S:
             self._fit_count = 0
         slot = self._fit_count % DRIFT_WINDOW_BLOCKS
         self._fit_x[slot], self._fit_y[slot] = self._clock_s, corrected_s
