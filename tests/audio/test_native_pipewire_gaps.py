@@ -1,8 +1,11 @@
 """Graph cycles PipeWire runs without the capture stream (``missed_samples`` in ``native_pipewire.c``): the
 stream's data thread is held off its CPU for STALL_S, as a loaded machine does, while the private server's
 graph, the producer and the rest of the machine go on. The missed span is written as silence, so that what
-follows keeps its place in time: the delay of the noise after the stall equals the delay before it, and the
-span is counted (``gap_samples``). Without that, the rest of the capture would come out STALL_S early."""
+follows keeps its place in time: the capture's delay behind a recording of the same monitor (parec, which the
+stall leaves alone) is the same after the stall as before it, and the span is counted (``gap_samples``).
+Without that, the rest of the capture would come out STALL_S early. Against the recording, not the noise file:
+a graph cycle the producer itself misses on a busy machine shifts what the monitor carries, for both alike
+(a whole run once read such a shift as a 5.3 ms step of the capture's)."""
 
 from __future__ import annotations
 
@@ -16,13 +19,15 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import soundfile as sf
+from scipy.signal import resample_poly
 
 from rtenhance.audio.io import native_pulse
 from rtenhance.audio.io.devices import Endpoint
 from rtenhance.audio.io.native_pulse import PIPEWIRE_LIBRARY, NativePulseCapture, PulseConnection
 from tests.audio.daemon_support import lag_and_correlation, write_wav
 from tests.audio.pipewire_support import start_pipewire_server
-from tests.audio.sound_server import SINK_A, SoundServer, stop_server
+from tests.audio.sound_server import RATE, SINK_A, SoundServer, stop_recording, stop_server
 from tests.audio.test_native_pulse import _band_noise
 
 pytestmark = pytest.mark.skipif(native_pulse.unavailable_reason(PIPEWIRE_LIBRARY) is not None,
@@ -36,8 +41,9 @@ STALL_AT_S = 2.0
 STALL_S = 0.06  # about 11 graph cycles at PipeWire's default quantum
 STALL_PRIORITY = 50  # SCHED_FIFO priority of the thread that holds the CPU: above the data thread's (10)
 SEGMENT_S = 1.0  # the delay is read on this much noise before the stall and as much after it
-GUARD_S = 0.5  # ... this far from the stall (where it falls in the noise is known to about a producer's start)
-MAX_LAG_S = 0.5  # the producer's start
+GUARD_S = 0.5  # ... this far from the stall
+RECORDER_START_S = 5.0  # the recording has audio within this long, and the capture starts after it has
+MAX_LAG_S = 1.0  # the recording's lead over the capture, at most
 SAME_DELAY_MS = 1.5  # the delay after the stall matches the one before within this (a few samples of resampling)
 
 
@@ -111,14 +117,22 @@ def _server_pids(server: SoundServer) -> list[int]:
     return [process.pid for process in server.processes] + list(server.forked_pids)
 
 
-def _delays_ms(noise: np.ndarray, got: np.ndarray, stall_at: int) -> tuple[float, float, float, float]:
-    """Delay of ``got`` behind ``noise`` (both at MODEL_RATE) on SEGMENT_S of noise ending GUARD_S before sample
-    ``stall_at`` of the noise and on as much starting GUARD_S after it, in ms, with the two correlations."""
+def _wait_for_audio(path: Path) -> None:
+    """Until parec's WAV at ``path`` holds audio past its header (at most RECORDER_START_S)."""
+    deadline = time.monotonic() + RECORDER_START_S
+    while not (path.is_file() and path.stat().st_size > 4096):
+        assert time.monotonic() < deadline, f"parec wrote no audio to {path} within {RECORDER_START_S} s"
+        time.sleep(0.01)
+
+
+def _delays_ms(got: np.ndarray, recording: np.ndarray, stall_at: int) -> tuple[float, float, float, float]:
+    """Delay of ``recording`` behind ``got`` (both at MODEL_RATE) on SEGMENT_S of ``got`` ending GUARD_S before
+    its sample ``stall_at`` and on as much starting GUARD_S after it, in ms, with the two correlations."""
     segment, guard, max_lag = int(SEGMENT_S * MODEL_RATE), int(GUARD_S * MODEL_RATE), int(MAX_LAG_S * MODEL_RATE)
     figures = []
     for start in (stall_at - guard - segment, stall_at + guard):
-        lag, correlation = lag_and_correlation(noise[start : start + segment], got[start : start + segment + max_lag],
-                                               max_lag, MODEL_RATE)
+        lag, correlation = lag_and_correlation(got[start : start + segment],
+                                               recording[start : start + segment + max_lag], max_lag, MODEL_RATE)
         figures += [1e3 * lag / MODEL_RATE, correlation]
     return figures[0], figures[2], figures[1], figures[3]
 
@@ -130,13 +144,17 @@ def test_a_capture_stream_held_off_its_cpu_keeps_its_time_line(pipewire_env, tmp
     capture.open()
     got = np.zeros(int((RUN_S + 1.0) * MODEL_RATE), dtype=np.float32)
     count, holder = 0, None
+    recorder = pipewire_env.record(f"{SINK_A}.monitor", tmp_path / "recording.wav", latency_ms=10)
     try:
+        _wait_for_audio(tmp_path / "recording.wav")
         capture.start()
         player = pipewire_env.play(write_wav(tmp_path / "noise.wav", noise), SINK_A, latency_ms=10)
         started = time.monotonic()
         while count + HOP <= got.shape[0] and player.poll() is None:
             if holder is None and time.monotonic() - started > STALL_AT_S:
-                holder = CpuHold(connection.thread_id, STALL_S, [*_server_pids(pipewire_env), player.pid])
+                holder = CpuHold(connection.thread_id, STALL_S,
+                                 [*_server_pids(pipewire_env), player.pid, recorder.pid])
+                stall_at = count
             capture.wait_input(HOP, 0.0)
             count += capture.ring.read_into(got[count : count + HOP])
         player.wait(timeout=10)
@@ -144,8 +162,12 @@ def test_a_capture_stream_held_off_its_cpu_keeps_its_time_line(pipewire_env, tmp
         gap_s = capture.gap_samples / MODEL_RATE
     finally:
         capture.close()
+        stop_recording(recorder)
     assert holder is not None
-    before, after, c_before, c_after = _delays_ms(noise, got[:count], int(STALL_AT_S * MODEL_RATE))
+    recorded, rate = sf.read(tmp_path / "recording.wav", dtype="float32")
+    assert rate == RATE
+    recording = resample_poly(recorded, MODEL_RATE, RATE).astype(np.float32)
+    before, after, c_before, c_after = _delays_ms(got[:count], recording, stall_at)
     assert c_before > 0.9 and c_after > 0.9, (c_before, c_after, before, after, gap_s)
     assert abs(after - before) <= SAME_DELAY_MS, (before, after, gap_s)
     # at least the stall was counted (a slow build, such as the sanitizers', misses more cycles around it; that
