@@ -43,6 +43,7 @@ STALL_PRIORITY = 50  # SCHED_FIFO priority of the thread that holds the CPU: abo
 SEGMENT_S = 1.0  # the delay is read on this much noise before the stall and as much after it
 GUARD_S = 0.5  # ... this far from the stall
 RECORDER_START_S = 5.0  # the recording has audio within this long, and the capture starts after it has
+RECORDING_STARTED_BYTES = 4096  # a WAV this long holds audio past its header
 MAX_LAG_S = 1.0  # the recording's lead over the capture, at most
 SAME_DELAY_MS = 1.5  # the delay after the stall matches the one before within this (a few samples of resampling)
 
@@ -120,7 +121,7 @@ def _server_pids(server: SoundServer) -> list[int]:
 def _wait_for_audio(path: Path) -> None:
     """Until parec's WAV at ``path`` holds audio past its header (at most RECORDER_START_S)."""
     deadline = time.monotonic() + RECORDER_START_S
-    while not (path.is_file() and path.stat().st_size > 4096):
+    while not (path.is_file() and path.stat().st_size > RECORDING_STARTED_BYTES):
         assert time.monotonic() < deadline, f"parec wrote no audio to {path} within {RECORDER_START_S} s"
         time.sleep(0.01)
 

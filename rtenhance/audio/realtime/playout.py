@@ -69,8 +69,8 @@ DRIFT_SIGNIFICANCE = 3.0  # a fitted slope is taken only when this many standard
 MIN_DRIFT_BLOCKS = 8  # and measured from this many on (4 s: a steady run's bursts then read as up to 750 ppm, hence DRIFT_FLOOR)
 DRIFT_STEP_S = 0.003  # the drift-corrected level moving this much within 1 s is a step (drift moves it < 2 ms/s)
 FIT_STEP_S = 0.002  # the fit starts over when a block's level, less the measured drift's fall, is this far from
-# either of the previous two blocks' (block-to-block noise is under 0.5 ms: a 2.9 ms step under DRIFT_STEP_S,
-# kept in a first fit, read a 0.1 % mismatch as none, and the delay moved 1 ms a second until a longer fit took it)
+# either of the previous two blocks' (measured block to block: 0.4-1.4 ms at the 99th percentile, a 0.1 % mismatch's
+# 0.5 ms included; a 2.9 ms step under DRIFT_STEP_S, kept in a first fit, read that mismatch as none)
 FIT_START_S = 4.0  # blocks before this are not fitted: a PulseAudio server's buffer grows by a few ms as a stream
 # starts (2.7 ms over 4.5 s), which a fit from the first seconds read as +732 ppm of drift
 MAX_DRIFT = 0.002  # the measured mismatch is capped at 0.2 %: real clocks differ by < 0.05 %
@@ -313,12 +313,13 @@ class PlayoutController:
 
     def _fit(self, corrected_s: float) -> None:
         """Add a block to the drift fit; from ``MIN_DRIFT_BLOCKS`` on, the line's slope is the mismatch. A
-        step against either of the previous two blocks (a step may straddle two) starts the fit over."""
+        step against either of the previous two blocks (a step may straddle two) starts the fit over, as does every
+        block of a session's first ``FIT_START_S``."""
         newest, older = self._recent
         self._recent[1], self._recent[0] = newest, corrected_s
         fall = self._drift * self._block_s  # the level falls this much per block at the measured drift
-        if abs(corrected_s + fall - newest) > FIT_STEP_S or abs(corrected_s + 2 * fall - older) > FIT_STEP_S \
-                or self._clock_s < FIT_START_S:
+        stepped = abs(corrected_s + fall - newest) > FIT_STEP_S or abs(corrected_s + 2 * fall - older) > FIT_STEP_S
+        if stepped or self._clock_s < FIT_START_S:
             self._fit_count = 0
         slot = self._fit_count % DRIFT_WINDOW_BLOCKS
         self._fit_x[slot], self._fit_y[slot] = self._clock_s, corrected_s
