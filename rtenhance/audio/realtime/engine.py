@@ -259,7 +259,7 @@ class Engine:
                 available = self._stale.drop(source.ring, available, self._in_buffer, time.monotonic())
             frames = min(available, self._in_buffer.shape[0] // channels)
             block = self._in_buffer[: frames * channels]
-            source.ring.read_into(block)
+            self._stale.read(source.ring, block)
             self._frames_in += frames
             mono = block.reshape(frames, channels).mean(axis=1) if channels > 1 else block  # (frames,)
             self._push(self._down.process(mono))
