@@ -29,6 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import pytest  # noqa: E402
 
+from rtenhance.audio.realtime.huge_pages import disable_huge_pages  # noqa: E402
 from tests.audio.live_scenarios import (  # noqa: E402
     SCENARIOS, SPEECH_S, WARMUP_S, ScenarioResult, loopback_delay_ms, run_scenario,
 )
@@ -71,6 +72,7 @@ def main() -> int:
                         help=f"speech per scenario, s (the first {WARMUP_S:g} s are not measured)")
     parser.add_argument("--keep", type=Path, help="keep the recordings, stats and logs in this folder")
     args = parser.parse_args()
+    disable_huge_pages()  # as the tests do (tests/conftest.py): khugepaged's stalls are not the daemon's
     uptime = subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip()
     print(f"live matrix: {args.seconds:g} s of speech per scenario, {os.cpu_count()} CPUs; {uptime}", flush=True)
     rows: list[tuple[str, ...]] = []

@@ -18,6 +18,7 @@ from typing import Callable
 
 from rtenhance.audio.io.devices import FILE_PREFIX, VIRTUAL_MIC, Endpoint, resolve
 from rtenhance.audio.realtime.engine import Engine, Sink, Source
+from rtenhance.audio.realtime.huge_pages import disable_huge_pages
 from rtenhance.audio.realtime.hop import HopProcessor, make_hop_processor
 from rtenhance.audio.io.native_pulse import (
     LIBRARY, PIPEWIRE_LIBRARY, NativePulseCapture, NativePulsePlayback, PulseConnection,
@@ -100,6 +101,7 @@ class Daemon:
         Raises:
             ConfigError, DeviceError, CheckpointError: bad configuration, device or weights (before any audio).
         """
+        disable_huge_pages()  # before the model's and the buffers' memory is allocated
         cfg = self._load_config()
         if self._fast and not (cfg.audio.input.startswith(FILE_PREFIX) and cfg.audio.output.startswith(FILE_PREFIX)):
             raise ConfigError("--fast needs a file: input and a file: output")

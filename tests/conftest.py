@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from rtenhance.audio.realtime.huge_pages import disable_huge_pages
 from tests.audio.pipewire_support import start_pipewire_server
 from tests.audio.pulse_support import start_pulse_server
 from tests.audio.sound_server import SoundServer, stop_server
@@ -90,6 +91,16 @@ def noise_signal(seconds: float, seed: int = 0, rate: int = 16000):
     voiced = sum(np.sin(2 * np.pi * f * t + rng.uniform(0, 6)) / k for k, f in enumerate((140, 280, 420, 700, 1100), 1))
     x = 0.05 * envelope * voiced + 0.0125 * rng.standard_normal(t.shape[0])
     return x.astype(np.float32)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Keep khugepaged out of the test process's memory, as the daemon keeps it out of its own
+    (``rtenhance.audio.realtime.huge_pages``): every 10 s it collapsed this process's pages (PyTorch's and
+    NumPy's, 18 MB of huge pages) in 5 ms stretches that no real-time thread could preempt, and the live
+    PipeWire tests read the misses of the sound server's and the daemon's audio threads behind it (every
+    10.24 s, in most runs of the steady cell) as the daemon's. The sound servers, producers and daemons the
+    tests start inherit the setting."""
+    disable_huge_pages()
 
 
 @pytest.fixture(autouse=True, scope="session")
