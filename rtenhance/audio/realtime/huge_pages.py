@@ -28,7 +28,7 @@ PR_GET_THP_DISABLE = 42
 def disable_huge_pages() -> bool:
     """Take this process out of transparent huge pages; True when the kernel took it (or had already).
 
-    Logs why not otherwise (a kernel before 3.15, or not Linux), once, at debug level: the daemon runs on.
+    Logs why not otherwise (a kernel before 3.15, or not Linux) at debug level: the daemon runs on.
     """
     try:
         libc = ctypes.CDLL(None, use_errno=True)

@@ -49,7 +49,7 @@ class StaleCapture:
         """A new session: no previous pass to measure a gap from."""
         self._last_pass = 0.0
         self._drain_until = 0.0
-        self._stalled_at = 0.0  # time.monotonic() of the pass that found the stall; 0 when none is counted
+        self._stalled_at = 0.0  # time.monotonic() of the pass that found the latest stall
         self._kept = 0  # frames delivered since the stall and not dropped: read by the worker or in the ring
         self._last_available = 0  # frames in the ring after the previous ``drop``
         self._read = 0  # frames ``read`` took from the ring since the previous ``drop``
