@@ -5,7 +5,10 @@ follows keeps its place in time: the capture's delay behind a recording of the s
 stall leaves alone) is the same after the stall as before it, and the span is counted (``gap_samples``).
 Without that, the rest of the capture would come out STALL_S early. Against the recording, not the noise file:
 a graph cycle the producer itself misses on a busy machine shifts what the monitor carries, for both alike
-(a whole run once read such a shift as a 5.3 ms step of the capture's)."""
+(a whole run once read such a shift as a 5.3 ms step of the capture's). A cycle the recorder or our capture
+misses by itself away from the stall (the machine paused) may still shift one against the other by a cycle:
+the delay is read as the median over short windows, and may move by one cycle, where the stall unhandled
+moves it by all of STALL_S (58.7 ms, measured with the silence taken out)."""
 
 from __future__ import annotations
 
@@ -42,6 +45,11 @@ STALL_S = 0.06  # about 11 graph cycles at PipeWire's default quantum
 STALL_PRIORITY = 50  # SCHED_FIFO priority of the thread that holds the CPU: above the data thread's (10)
 SEGMENT_S = 1.0  # the delay is read on this much noise before the stall and as much after it
 GUARD_S = 0.5  # ... this far from the stall
+WINDOW_S = 0.5  # ... as the median over the windows this long, every WINDOW_STEP_S of each segment, that match the
+WINDOW_STEP_S = 0.25  # recording (two at least; GCC-PHAT over MAX_LAG_S finds no peak on 0.25 s windows)
+MIN_WINDOWS = 2
+MIN_CORRELATION = 0.9  # a window matches at this normalised correlation
+CYCLE_MS = 1e3 * 256 / RATE  # one graph cycle at the quantum this server runs (STALL_S is about 11 of them)
 RECORDER_START_S = 5.0  # the recording has audio within this long, and the capture starts after it has
 RECORDING_STARTED_BYTES = 4096  # a WAV this long holds audio past its header
 MAX_LAG_S = 1.0  # the recording's lead over the capture, at most
@@ -126,16 +134,22 @@ def _wait_for_audio(path: Path) -> None:
         time.sleep(0.01)
 
 
-def _delays_ms(got: np.ndarray, recording: np.ndarray, stall_at: int) -> tuple[float, float, float, float]:
-    """Delay of ``recording`` behind ``got`` (both at MODEL_RATE) on SEGMENT_S of ``got`` ending GUARD_S before
-    its sample ``stall_at`` and on as much starting GUARD_S after it, in ms, with the two correlations."""
+def _delays_ms(got: np.ndarray, recording: np.ndarray, stall_at: int) -> tuple[list[float], list[float]]:
+    """Delays of ``recording`` behind ``got`` (both at MODEL_RATE), in ms, on the windows that match
+    (MIN_CORRELATION) within SEGMENT_S of ``got`` ending GUARD_S before its sample ``stall_at``, and within as
+    much starting GUARD_S after it: (before, after)."""
     segment, guard, max_lag = int(SEGMENT_S * MODEL_RATE), int(GUARD_S * MODEL_RATE), int(MAX_LAG_S * MODEL_RATE)
-    figures = []
+    window, step = int(WINDOW_S * MODEL_RATE), int(WINDOW_STEP_S * MODEL_RATE)
+    sides: list[list[float]] = []
     for start in (stall_at - guard - segment, stall_at + guard):
-        lag, correlation = lag_and_correlation(got[start : start + segment],
-                                               recording[start : start + segment + max_lag], max_lag, MODEL_RATE)
-        figures += [1e3 * lag / MODEL_RATE, correlation]
-    return figures[0], figures[2], figures[1], figures[3]
+        delays = []
+        for first in range(start, start + segment - window + 1, step):
+            lag, correlation = lag_and_correlation(got[first : first + window],
+                                                   recording[first : first + window + max_lag], max_lag, MODEL_RATE)
+            if correlation >= MIN_CORRELATION:
+                delays.append(1e3 * lag / MODEL_RATE)
+        sides.append(delays)
+    return sides[0], sides[1]
 
 
 def test_a_capture_stream_held_off_its_cpu_keeps_its_time_line(pipewire_env, tmp_path: Path) -> None:
@@ -168,9 +182,10 @@ def test_a_capture_stream_held_off_its_cpu_keeps_its_time_line(pipewire_env, tmp
     recorded, rate = sf.read(tmp_path / "recording.wav", dtype="float32")
     assert rate == RATE
     recording = resample_poly(recorded, MODEL_RATE, RATE).astype(np.float32)
-    before, after, c_before, c_after = _delays_ms(got[:count], recording, stall_at)
-    assert c_before > 0.9 and c_after > 0.9, (c_before, c_after, before, after, gap_s)
-    assert abs(after - before) <= SAME_DELAY_MS, (before, after, gap_s)
+    before, after = _delays_ms(got[:count], recording, stall_at)
+    assert len(before) >= MIN_WINDOWS and len(after) >= MIN_WINDOWS, (before, after, gap_s)
+    shift = float(np.median(after) - np.median(before))
+    assert abs(shift) <= SAME_DELAY_MS or abs(abs(shift) - CYCLE_MS) <= SAME_DELAY_MS, (before, after, gap_s)
     # at least the stall was counted (a slow build, such as the sanitizers', misses more cycles around it; that
     # the delay held shows none was counted that did not happen)
     assert gap_s >= 0.5 * STALL_S, gap_s
